@@ -1,0 +1,77 @@
+// The two TorchScript networks behind a models directory, loaded through its manifest.
+//
+//   copgen::ModelOptions o;  o.device = "auto";
+//   copgen::Models models = copgen::Models::load("models/cop-gen-beta", o);
+//   auto eps = models.predict_noise(z, t);     // [B, 4, 4, 32, 32], [B, 4] -> like z
+//   auto mom = models.encode_moments(x);       // [B, 3, 256, 256] in [-1, 1] -> [B, 8, 32, 32]
+//   auto img = models.decode(latent);          // [B, 4, 32, 32] (scaled) -> [B, 3, 256, 256]
+//
+// Loading checks the manifest's format version, each file's SHA-256, that each module
+// has the interface models/README.md documents, and that the dimensions the modules carry
+// agree with the manifest; every failure is a ModelError naming the file.
+// All tensors returned are float32 on the models' device.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "copgen/manifest.hpp"
+#include "copgen/schedule.hpp"
+
+namespace copgen {
+
+enum class Precision { Auto, Fp32, Bf16, Fp16 };
+std::string precision_name(Precision p);          // "auto", "fp32", "bf16", "fp16"
+Precision parse_precision(const std::string& s);  // throws UsageError naming --precision
+
+// "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N". Throws UsageError
+// naming --device when the spec is malformed, the build has no CUDA, or no such GPU.
+torch::Device resolve_device(const std::string& spec);
+// Auto -> bf16 on a CUDA device that supports it (fp16 otherwise), fp32 on CPU.
+// Throws UsageError for bf16/fp16 on CPU.
+torch::ScalarType resolve_precision(Precision p, const torch::Device& device);
+
+struct ModelOptions {
+  std::string device = "auto";        // --device
+  Precision precision = Precision::Auto;  // --precision
+  bool verify_checksums = true;       // compare each file's SHA-256 with the manifest
+};
+
+// The directory used when --models is not given: $COPGEN_MODELS, else the installed one.
+std::string default_models_dir();
+
+class Models {
+ public:
+  static Models load(const std::string& models_dir, const ModelOptions& options);
+
+  const Manifest& manifest() const { return manifest_; }
+  const std::string& directory() const { return dir_; }
+  NoiseSchedule schedule() const;
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+  // Latent shape [C, H, W] and image side, from the manifest.
+  int latent_channels() const { return manifest_.latent_shape[0]; }
+  int latent_size() const { return manifest_.latent_shape[1]; }
+  int image_size() const { return manifest_.image_size; }
+  double scale_factor() const { return manifest_.scale_factor; }
+
+  // Predicted noise of every modality. z: [B, 4, C, h, w], t: [B, 4] labels in [0, N].
+  torch::Tensor predict_noise(const torch::Tensor& z, const torch::Tensor& t);
+  // Autoencoder moments (mean, logvar) of images in model range [-1, 1].
+  torch::Tensor encode_moments(const torch::Tensor& x);
+  // Images in model range (unclamped) from scaled latents.
+  torch::Tensor decode(const torch::Tensor& z);
+
+ private:
+  Manifest manifest_;
+  std::string dir_;
+  torch::Device device_{torch::kCPU};
+  torch::ScalarType dtype_ = torch::kFloat32;
+  std::shared_ptr<torch::jit::Module> backbone_;
+  std::shared_ptr<torch::jit::Module> autoencoder_;
+};
+
+}  // namespace copgen

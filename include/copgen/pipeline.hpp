@@ -1,0 +1,104 @@
+// translate and generate: given images (or latents) of some modalities, sample the
+// others with the backbone and the solver, decode and write them.
+//
+//   copgen::TranslateOptions o;
+//   o.inputs = {{copgen::Modality::S2L1C, "l1c.tif"}};
+//   o.to = {copgen::Modality::S2L2A};
+//   o.output = "l2a.tif";
+//   auto models = copgen::Models::load(dir, o.model);
+//   copgen::RunResult r = copgen::translate(o, models);
+//
+// One timestep per modality at every network call: generated modalities get the solver's
+// latent at t * N, given ones their encoded latent at 0, unused ones Gaussian noise drawn
+// once at N ("absent", as in training; the reference code feeds fresh noise at 0 instead).
+//
+// Randomness: one CPU generator seeded with `seed`, drawn per batch of B samples in this
+// order: (1) the initial noise of the generated modalities, one [G, B, C, h, w] tensor
+// (modality order); (2) for each given modality whose latent is sampled from the
+// autoencoder posterior, in modality order, its eps [B, C, h, w]; (3) for each unused
+// modality, in modality order, its noise [B, C, h, w]. Tensors are drawn on the CPU and
+// moved to the device.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "copgen/modality.hpp"
+#include "copgen/models.hpp"
+#include "copgen/sampler.hpp"
+
+namespace copgen {
+
+enum class CondLatent {
+  Sample,  // z = s * (mean + std * eps), as the reference does (default)
+  Mean,    // z = s * mean, the posterior mean
+};
+std::string cond_latent_name(CondLatent c);
+CondLatent parse_cond_latent(const std::string& s);  // throws UsageError naming --cond-latent
+
+// One given input: a 3-band 8-bit thumbnail in any GDAL format, or a .npy latent
+// [C, h, w] (used as is) or autoencoder moments [2C, h, w].
+struct GivenInput {
+  Modality modality;
+  std::string path;
+};
+
+// Options shared by translate and generate.
+struct RunOptions {
+  std::string output;                     // -o: file, directory, or pattern with {modality}
+  std::string format = "GTiff";           // --format (GDAL driver of the outputs)
+  SamplerOptions sampler;                 // --solver, --steps, --time-grid
+  std::optional<std::uint64_t> seed;      // --seed; unset: a random seed, logged and recorded
+  int samples = 1;                        // --samples / -n: samples per input
+  int batch_size = 1;                     // --batch-size: samples per network call
+  CondLatent cond_latent = CondLatent::Sample;  // --cond-latent
+  std::string save_latents_dir;           // --save-latents: also write latents as .npy
+  bool overwrite = false;                 // --overwrite: replace existing outputs
+};
+
+struct TranslateOptions : RunOptions {
+  std::vector<GivenInput> inputs;  // --from with -i / --input MOD=PATH
+  std::vector<Modality> to;        // --to; empty: every modality not given
+};
+
+struct GenerateOptions : RunOptions {
+  std::vector<Modality> to;  // --to; empty: all four
+};
+
+// Called after every network call with (calls done, calls in total) over the run.
+using ProgressFn = std::function<void(int, int)>;
+
+struct RunResult {
+  std::vector<std::string> outputs;  // written image files, in order
+  std::vector<std::string> latents;  // written .npy files
+  std::uint64_t seed = 0;
+  int network_calls = 0;
+  double seconds = 0.0;
+};
+
+// Validates option combinations (naming both flags on a conflict); throws UsageError.
+void validate(const TranslateOptions& options);
+void validate(const GenerateOptions& options);
+
+// The output file of `modality`, sample k of n, for an -o of `output` when `modalities`
+// are generated: a pattern's {modality} is replaced; a directory (existing, ending in
+// '/', or several modalities) gets "<MODALITY>.tif"; a file name is used as is. With
+// n > 1 "_s<k>" goes before the extension. Throws UsageError for a single file name
+// with several modalities.
+std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
+                        Modality modality, int k, int n);
+
+// Runs a translation. Reads and checks every input and output path before any network
+// call; throws InputError, OutputError, RuntimeError (NaN output) or Interrupted.
+RunResult translate(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
+// Unconditional generation; outputs carry no georeferencing.
+RunResult generate(const GenerateOptions& options, Models& models, const ProgressFn& progress = {});
+
+// A fresh random seed (from std::random_device), for when --seed is not given.
+std::uint64_t random_seed();
+
+}  // namespace copgen

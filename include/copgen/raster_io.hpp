@@ -1,0 +1,80 @@
+// Raster I/O: the only module that talks to GDAL. GDAL handles are RAII-owned inside
+// src/raster_io.cpp, CPLError messages are routed into the log (spdlog), and every
+// failure becomes a copgen::Error that names the file and what was wrong.
+//
+//   auto img = copgen::read_image_u8("l1c.tif", "S2L1C input");  // 3 x H x W Byte
+//   copgen::WriteOptions w; w.metadata["COPGEN_SEED"] = "42";
+//   copgen::write_image_u8("l2a.tif", img, w);  // temporary name, then rename
+//
+// Any GDAL path works: plain files, /vsimem/, /vsizip/, /vsicurl/.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace copgen {
+
+// Georeferencing carried from an input to the outputs.
+struct GeoInfo {
+  bool has_geotransform = false;                       // false: none to write
+  std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};  // GDAL order
+  std::string crs_wkt;                                 // empty: no CRS
+  std::optional<double> nodata;                        // nodata of the first band, if set
+};
+
+// What a raster holds, read without its pixels.
+struct RasterInfo {
+  std::string path;
+  std::string driver;                          // GDAL short name, e.g. "GTiff", "PNG"
+  int width = 0;
+  int height = 0;
+  int bands = 0;
+  std::string data_type;                       // GDAL name of band 1's type, e.g. "Byte"
+  std::vector<std::string> band_descriptions;  // one per band ("" when unset)
+  GeoInfo geo;
+};
+
+// An 8-bit image, band-sequential: pixels[(b * height + y) * width + x].
+struct ImageU8 {
+  int width = 0;
+  int height = 0;
+  int bands = 0;
+  std::vector<std::uint8_t> pixels;
+  GeoInfo geo;
+};
+
+// Reads the header of `path`. Throws InputError "<what> '<path>': ..." when the file
+// is missing, unreadable or not a raster GDAL knows. `what` describes the role, e.g.
+// "S2L1C input".
+RasterInfo probe_raster(const std::string& path, const std::string& what);
+
+// Reads every band of `path` as 8-bit. Throws InputError naming `what` and the path
+// when the file cannot be read or its bands are not of type Byte.
+ImageU8 read_image_u8(const std::string& path, const std::string& what);
+
+// How write_image_u8 writes.
+struct WriteOptions {
+  std::string format = "GTiff";                // GDAL driver; GTiff is tiled + DEFLATE
+  std::map<std::string, std::string> metadata;  // default-domain metadata items
+  std::vector<std::string> band_descriptions;  // optional, one per band
+  bool overwrite = true;                       // false: an existing `path` is an OutputError
+};
+
+// Writes `image` (3 bands get RGB colour interpretation) with its georeferencing, if
+// any, under a temporary name in the same directory, then renames it to `path`. On any
+// failure the temporary file is removed and OutputError names `path` and the cause;
+// `path` itself is never left half-written.
+void write_image_u8(const std::string& path, const ImageU8& image, const WriteOptions& options);
+
+// True when `path` names an existing file (any GDAL virtual file system).
+bool path_exists(const std::string& path);
+
+// Registers GDAL drivers and routes CPLError into the log. Idempotent and thread-safe;
+// every function above calls it.
+void init_gdal();
+
+}  // namespace copgen

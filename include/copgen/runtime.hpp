@@ -1,0 +1,41 @@
+// Process-wide runtime set-up: logging, CPU threads, and the BLAS check.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace copgen {
+
+// spdlog to stderr. verbosity 0: info, 1: debug, 2+: trace; quiet: warnings and errors only.
+void setup_logging(int verbosity, bool quiet);
+
+// Sets torch's intra-op threads (n <= 0: every core). Returns the number in use.
+int configure_threads(int n);
+
+// The shared library that provides sgemm_ to this process (resolved path), or "" if none.
+std::string blas_library();
+// True when that library is the slow reference BLAS (Debian's libblas3), not OpenBLAS/MKL.
+bool is_reference_blas(const std::string& library);
+// Logs a warning when torch runs on the reference BLAS (about 40 times slower here).
+void warn_if_reference_blas();
+
+// Prints "network calls D/T, E s elapsed" lines: on a terminal one line redrawn in place,
+// otherwise a log line at most every few seconds; nothing for runs shorter than
+// `quiet_for` or when disabled.
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled, double quiet_for_seconds = 3.0);
+  ~ProgressLine();
+  void update(int done, int total);
+  void finish();
+
+ private:
+  bool enabled_;
+  bool tty_;
+  bool drawn_ = false;
+  double quiet_for_;
+  double last_print_ = -1e9;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace copgen

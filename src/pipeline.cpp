@@ -1,0 +1,467 @@
+#include "copgen/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "copgen/cancel.hpp"
+#include "copgen/error.hpp"
+#include "copgen/npy.hpp"
+#include "copgen/pixels.hpp"
+#include "copgen/raster_io.hpp"
+#include "copgen/version.hpp"
+
+namespace copgen {
+
+namespace fs = std::filesystem;
+
+std::string cond_latent_name(CondLatent c) { return c == CondLatent::Sample ? "sample" : "mean"; }
+
+CondLatent parse_cond_latent(const std::string& s) {
+  if (s == "sample") return CondLatent::Sample;
+  if (s == "mean") return CondLatent::Mean;
+  throw UsageError("--cond-latent: unknown value '" + s + "' (expected sample or mean)");
+}
+
+std::uint64_t random_seed() {
+  std::random_device rd;
+  const std::uint64_t hi = rd(), lo = rd();
+  return ((hi << 32) | lo) & ((std::uint64_t{1} << 53) - 1);  // exact in JSON and Python floats
+}
+
+namespace {
+
+bool has_suffix_ci(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  return std::equal(suffix.rbegin(), suffix.rend(), s.rbegin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
+}
+
+void validate_common(const RunOptions& o, const std::vector<Modality>& to) {
+  if (o.output.empty()) throw UsageError("-o/--output: an output path is required");
+  if (o.samples < 1) throw UsageError("--samples: must be at least 1, got " + std::to_string(o.samples));
+  if (o.batch_size < 1) {
+    throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch_size));
+  }
+  validate(o.sampler);
+  if (o.format != "GTiff" && o.format != "COG") {
+    throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
+  }
+  std::set<Modality> seen;
+  for (Modality m : to) {
+    if (!seen.insert(m).second) throw UsageError("--to: modality " + modality_name(m) + " is given more than once");
+  }
+}
+
+std::vector<Modality> generated_of(const TranslateOptions& o) {
+  if (!o.to.empty()) return sorted_modalities(o.to);
+  std::vector<Modality> out;
+  for (Modality m : kAllModalities) {
+    bool given = std::any_of(o.inputs.begin(), o.inputs.end(),
+                             [m](const GivenInput& g) { return g.modality == m; });
+    if (!given) out.push_back(m);
+  }
+  return out;
+}
+
+std::string shape_str(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+// A given modality as the pipeline needs it: a latent used as is, or posterior moments.
+struct GivenSource {
+  Modality modality;
+  std::string path;
+  torch::Tensor latent;   // [C, h, w] or undefined
+  torch::Tensor moments;  // [2C, h, w] or undefined (CPU float32)
+  torch::Tensor pixels;   // [3, H, W] uint8 read from a raster, to be encoded
+};
+
+GivenSource load_given(const GivenInput& in, Models& models, GeoInfo* geo) {
+  const std::string what = modality_name(in.modality) + " input";
+  GivenSource src{in.modality, in.path, {}, {}, {}};
+  const int c = models.latent_channels(), h = models.latent_size();
+  if (has_suffix_ci(in.path, ".npy")) {
+    if (!path_exists(in.path)) throw InputError(what + " '" + in.path + "': file not found");
+    torch::Tensor t = read_npy(in.path);
+    if (t.dim() == 3 && t.size(1) == h && t.size(2) == h && (t.size(0) == c || t.size(0) == 2 * c)) {
+      if (!torch::isfinite(t).all().item<bool>()) {
+        throw InputError(what + " '" + in.path + "': contains NaN or infinite values");
+      }
+      (t.size(0) == c ? src.latent : src.moments) = t;
+      return src;
+    }
+    throw InputError(what + " '" + in.path + "': expected a latent [" + std::to_string(c) + ", " +
+                     std::to_string(h) + ", " + std::to_string(h) + "] or autoencoder moments [" +
+                     std::to_string(2 * c) + ", " + std::to_string(h) + ", " + std::to_string(h) +
+                     "], found " + shape_str(t));
+  }
+  const RasterInfo info = probe_raster(in.path, what);
+  const int size = models.image_size();
+  if (info.bands != 3 || info.data_type != "Byte" || info.width != size || info.height != size) {
+    throw InputError(what + " '" + in.path + "': expected a " + std::to_string(size) + " x " +
+                     std::to_string(size) + " thumbnail of 3 Byte bands, found " +
+                     std::to_string(info.width) + " x " + std::to_string(info.height) + " with " +
+                     std::to_string(info.bands) + " band(s) of " + info.data_type);
+  }
+  const ImageU8 img = read_image_u8(in.path, what);
+  if (geo != nullptr) *geo = img.geo;
+  src.pixels = image_to_tensor(img);
+  return src;
+}
+
+// Encodes the images among `given` to posterior moments, one batch for all of them.
+void encode_given(std::vector<GivenSource>& given, Models& models) {
+  std::vector<torch::Tensor> batch;
+  for (const GivenSource& g : given) {
+    if (g.pixels.defined()) batch.push_back(pixels_to_model(g.pixels));
+  }
+  if (batch.empty()) return;
+  const torch::Tensor moments = models.encode_moments(torch::stack(batch, 0)).to(torch::kCPU);
+  int64_t i = 0;
+  for (GivenSource& g : given) {
+    if (g.pixels.defined()) g.moments = moments[i++];
+  }
+}
+
+std::vector<std::string> band_descriptions(Modality m) {
+  switch (m) {
+    case Modality::DEM: return {"hillshade", "hillshade", "hillshade"};
+    case Modality::S1RTC: return {"VV (dB, stretched)", "VV+VH (stretched)", "VH (dB, stretched)"};
+    case Modality::S2L1C:
+    case Modality::S2L2A: return {"B04 (red)", "B03 (green)", "B02 (blue)"};
+  }
+  return {};
+}
+
+std::string insert_sample_suffix(const std::string& path, int k, int n) {
+  if (n <= 1) return path;
+  const fs::path p(path);
+  const std::string suffix = "_s" + std::to_string(k);
+  return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
+}
+
+// Checks an output directory can take new files: creates it if asked, then writes and
+// removes a probe file (a permission check alone says nothing for root).
+void check_output_dir(const std::string& dir, bool create) {
+  std::error_code ec;
+  const std::string d = dir.empty() ? "." : dir;
+  if (create) fs::create_directories(d, ec);
+  if (!fs::is_directory(d, ec)) {
+    throw OutputError("output directory '" + d + "' does not exist or is not a directory");
+  }
+  const std::string probe = (fs::path(d) / (".copgen-probe-" + std::to_string(::getpid()))).string();
+  FILE* f = std::fopen(probe.c_str(), "wb");
+  if (f == nullptr) throw OutputError("output directory '" + d + "' is not writable");
+  std::fclose(f);
+  fs::remove(probe, ec);
+}
+
+struct OutputPlan {
+  // paths[k][g]: sample k, generated modality g
+  std::vector<std::vector<std::string>> images;
+  std::vector<std::vector<std::string>> latents;  // [k][modality index], "" when not saved
+};
+
+OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
+                        const std::vector<Modality>& saved_latent_modalities) {
+  OutputPlan plan;
+  std::set<std::string> all;
+  std::set<std::string> dirs;
+  const bool dir_mode = o.output.find("{modality}") == std::string::npos &&
+                        (o.output.back() == '/' || fs::is_directory(o.output) || generated.size() > 1);
+  for (int k = 0; k < o.samples; ++k) {
+    std::vector<std::string> row;
+    for (Modality m : generated) {
+      const std::string p = output_path(o.output, generated, m, k, o.samples);
+      if (!all.insert(p).second) {
+        throw UsageError("-o '" + o.output + "': two outputs would both be written to '" + p + "'");
+      }
+      if (!o.overwrite && fs::exists(p)) {
+        throw OutputError("output '" + p + "' exists (use --overwrite to replace it)");
+      }
+      dirs.insert(fs::path(p).parent_path().string());
+      row.push_back(p);
+    }
+    plan.images.push_back(row);
+    std::vector<std::string> lrow(kNumModalities);
+    if (!o.save_latents_dir.empty()) {
+      for (Modality m : saved_latent_modalities) {
+        const std::string p = insert_sample_suffix(
+            (fs::path(o.save_latents_dir) / (modality_name(m) + ".npy")).string(), k, o.samples);
+        if (!o.overwrite && fs::exists(p)) {
+          throw OutputError("latent output '" + p + "' exists (use --overwrite to replace it)");
+        }
+        if (!all.insert(p).second) {
+          throw UsageError("--save-latents '" + o.save_latents_dir + "': '" + p + "' collides with another output");
+        }
+        lrow[static_cast<size_t>(modality_index(m))] = p;
+      }
+    }
+    plan.latents.push_back(lrow);
+  }
+  for (const std::string& d : dirs) check_output_dir(d, dir_mode);
+  if (!o.save_latents_dir.empty()) check_output_dir(o.save_latents_dir, true);
+  return plan;
+}
+
+RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::vector<Modality>& generated,
+              const std::optional<GeoInfo>& geo, const OutputPlan& plan, Models& models,
+              const ProgressFn& progress, const std::string& mode) {
+  const auto started = std::chrono::steady_clock::now();
+  RunResult result;
+  result.seed = o.seed.value_or(random_seed());
+  if (!o.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", result.seed, result.seed);
+
+  std::sort(given.begin(), given.end(), [](const GivenSource& a, const GivenSource& b) {
+    return modality_index(a.modality) < modality_index(b.modality);
+  });
+  std::vector<Modality> given_mods, unused;
+  for (const auto& g : given) given_mods.push_back(g.modality);
+  for (Modality m : kAllModalities) {
+    if (std::find(given_mods.begin(), given_mods.end(), m) == given_mods.end() &&
+        std::find(generated.begin(), generated.end(), m) == generated.end()) {
+      unused.push_back(m);
+    }
+  }
+
+  const NoiseSchedule schedule = models.schedule();
+  const int n_t = schedule.num_timesteps();
+  const int64_t c = models.latent_channels(), h = models.latent_size();
+  const int64_t g_count = static_cast<int64_t>(generated.size());
+  const torch::Device device = models.device();
+  const double sf = models.scale_factor();
+  const int chunks = (o.samples + o.batch_size - 1) / o.batch_size;
+  const int calls_total = chunks * o.sampler.steps;
+
+  at::Generator gen = at::detail::createCPUGenerator(result.seed);
+  const auto cpu_f32 = torch::TensorOptions().dtype(torch::kFloat32);
+
+  std::map<std::string, std::string> meta = {
+      {"COPGEN_VERSION", kVersion},
+      {"COPGEN_MODELS_SHA256", models.manifest().sha256},
+      {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
+      {"COPGEN_MODE", mode},
+      {"COPGEN_SEED", std::to_string(result.seed)},
+      {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
+      {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
+      {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
+      {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
+      {"COPGEN_GIVEN", given_mods.empty() ? "none" : join_modalities(given_mods)},
+      {"COPGEN_GENERATED", join_modalities(generated)},
+      {"COPGEN_UNUSED", unused.empty() ? "none" : join_modalities(unused) + " (noise at t=N)"},
+      {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
+      {"COPGEN_SAMPLES", std::to_string(o.samples)},
+  };
+
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    throw_if_stop_requested();
+    const int first = chunk * o.batch_size;
+    const int64_t b = std::min(o.batch_size, o.samples - first);
+    // (1) initial noise of the generated modalities
+    const torch::Tensor x_T = torch::randn({g_count, b, c, h, h}, gen, cpu_f32);
+    // (2) given latents, posterior eps drawn in modality order
+    std::vector<torch::Tensor> given_latents;
+    for (const GivenSource& g : given) {
+      torch::Tensor z;
+      if (g.latent.defined()) {
+        z = g.latent.unsqueeze(0).expand({b, c, h, h}).contiguous();
+      } else {
+        const torch::Tensor mean = g.moments.slice(0, 0, c).unsqueeze(0);
+        const torch::Tensor logvar = g.moments.slice(0, c, 2 * c).unsqueeze(0);
+        if (o.cond_latent == CondLatent::Sample) {
+          const torch::Tensor eps = torch::randn({b, c, h, h}, gen, cpu_f32);
+          z = sf * (mean + torch::exp(0.5 * torch::clamp(logvar, -30.0, 20.0)) * eps);
+        } else {
+          z = (sf * mean).expand({b, c, h, h}).contiguous();
+        }
+      }
+      given_latents.push_back(z.to(device));
+    }
+    // (3) unused modalities: noise drawn once, presented at t = N
+    std::vector<torch::Tensor> unused_noise;
+    for (size_t i = 0; i < unused.size(); ++i) {
+      unused_noise.push_back(torch::randn({b, c, h, h}, gen, cpu_f32).to(device));
+    }
+
+    const NoiseFn noise_fn = [&](const torch::Tensor& x, double t) {
+      std::vector<torch::Tensor> zs(kNumModalities);
+      std::vector<float> ts(kNumModalities);
+      for (size_t i = 0; i < generated.size(); ++i) {
+        const auto m = static_cast<size_t>(modality_index(generated[i]));
+        zs[m] = x[static_cast<int64_t>(i)];
+        ts[m] = static_cast<float>(t * n_t);
+      }
+      for (size_t i = 0; i < given.size(); ++i) {
+        const auto m = static_cast<size_t>(modality_index(given[i].modality));
+        zs[m] = given_latents[i];
+        ts[m] = 0.0f;
+      }
+      for (size_t i = 0; i < unused.size(); ++i) {
+        const auto m = static_cast<size_t>(modality_index(unused[i]));
+        zs[m] = unused_noise[i];
+        ts[m] = static_cast<float>(n_t);
+      }
+      const torch::Tensor z_all = torch::stack(zs, 1);
+      const torch::Tensor t_all = torch::tensor(ts, cpu_f32).unsqueeze(0).expand({b, kNumModalities});
+      const torch::Tensor eps = models.predict_noise(z_all, t_all);
+      std::vector<torch::Tensor> out;
+      for (Modality m : generated) out.push_back(eps.select(1, modality_index(m)));
+      return torch::stack(out, 0);
+    };
+
+    SamplerOptions so = o.sampler;
+    so.on_call = [&](int done, int) {
+      ++result.network_calls;
+      if (progress) progress(chunk * o.sampler.steps + done, calls_total);
+      throw_if_stop_requested();
+    };
+    const torch::Tensor x_0 = sample(noise_fn, schedule, x_T.to(device), so);
+    if (!torch::isfinite(x_0).all().item<bool>()) {
+      std::string inputs;
+      for (const auto& g : given) inputs += (inputs.empty() ? "" : ", ") + g.path;
+      throw RuntimeError("the network produced NaN or infinite values for " +
+                         (inputs.empty() ? std::string("unconditional samples") : "input(s) " + inputs) +
+                         " (samples " + std::to_string(first) + ".." + std::to_string(first + b - 1) +
+                         "); check the models or try --precision fp32");
+    }
+
+    for (int64_t g = 0; g < g_count; ++g) {
+      throw_if_stop_requested();
+      const Modality m = generated[static_cast<size_t>(g)];
+      const torch::Tensor pixels = model_to_pixels(models.decode(x_0[g])).to(torch::kCPU);
+      for (int64_t j = 0; j < b; ++j) {
+        const int k = first + static_cast<int>(j);
+        WriteOptions w;
+        w.format = o.format;
+        w.overwrite = o.overwrite;
+        w.metadata = meta;
+        w.metadata["COPGEN_MODALITY"] = modality_name(m);
+        w.metadata["COPGEN_SAMPLE"] = std::to_string(k);
+        w.band_descriptions = band_descriptions(m);
+        const std::string& path = plan.images[static_cast<size_t>(k)][static_cast<size_t>(g)];
+        write_image_u8(path, tensor_to_image(pixels[j], geo.value_or(GeoInfo{})), w);
+        result.outputs.push_back(path);
+        spdlog::info("wrote {} ({})", path, modality_name(m));
+        const std::string& lp = plan.latents[static_cast<size_t>(k)][static_cast<size_t>(modality_index(m))];
+        if (!lp.empty()) {
+          write_npy(lp, x_0[g][j]);
+          result.latents.push_back(lp);
+        }
+      }
+    }
+    for (size_t i = 0; i < given.size(); ++i) {
+      for (int64_t j = 0; j < b; ++j) {
+        const int k = first + static_cast<int>(j);
+        const std::string& lp =
+            plan.latents[static_cast<size_t>(k)][static_cast<size_t>(modality_index(given[i].modality))];
+        if (!lp.empty()) {
+          write_npy(lp, given_latents[i][j]);
+          result.latents.push_back(lp);
+        }
+      }
+    }
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace
+
+std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
+                        Modality modality, int k, int n) {
+  std::string path;
+  const auto pos = output.find("{modality}");
+  if (pos != std::string::npos) {
+    path = output;
+    for (auto p = path.find("{modality}"); p != std::string::npos; p = path.find("{modality}")) {
+      path.replace(p, 10, modality_name(modality));
+    }
+  } else if (output.back() == '/' || fs::is_directory(output) || modalities.size() > 1) {
+    if (modalities.size() > 1 && output.back() != '/' && !fs::is_directory(output) &&
+        fs::path(output).has_extension()) {
+      throw UsageError("-o '" + output + "': " + std::to_string(modalities.size()) +
+                       " modalities are generated (" + join_modalities(modalities) +
+                       "); give a directory or a pattern with {modality}");
+    }
+    path = (fs::path(output) / (modality_name(modality) + ".tif")).string();
+  } else {
+    path = output;
+  }
+  return insert_sample_suffix(path, k, n);
+}
+
+void validate(const TranslateOptions& o) {
+  if (o.inputs.empty()) throw UsageError("--from: at least one given modality with an input is required");
+  std::set<Modality> given;
+  for (const GivenInput& g : o.inputs) {
+    if (!given.insert(g.modality).second) {
+      throw UsageError("--from: modality " + modality_name(g.modality) + " is given more than once");
+    }
+    if (g.path.empty()) throw UsageError("--input: empty path for " + modality_name(g.modality));
+  }
+  for (Modality m : o.to) {
+    if (given.count(m)) {
+      throw UsageError("--to " + modality_name(m) + " is also given with --from");
+    }
+  }
+  const std::vector<Modality> gen = generated_of(o);
+  if (gen.empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
+  validate_common(o, o.to);
+}
+
+void validate(const GenerateOptions& o) {
+  validate_common(o, o.to);
+  if (o.cond_latent != CondLatent::Sample) {
+    // harmless, but say so: generate has no given modality to encode
+    spdlog::debug("--cond-latent has no effect on generate");
+  }
+}
+
+RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
+  validate(o);
+  const std::vector<Modality> generated = generated_of(o);
+  std::vector<Modality> latent_mods = generated;
+  for (const GivenInput& g : o.inputs) latent_mods.push_back(g.modality);
+
+  // every input is read and checked before any output path is touched
+  std::vector<GivenSource> given;
+  std::optional<GeoInfo> geo;
+  for (size_t i = 0; i < o.inputs.size(); ++i) {
+    GeoInfo gi;
+    given.push_back(load_given(o.inputs[i], models, &gi));
+    if (i == 0) geo = gi;  // outputs take the first input's georeferencing
+  }
+  const OutputPlan plan = plan_outputs(o, generated, sorted_modalities(latent_mods));
+  encode_given(given, models);
+  spdlog::info("translate {} -> {} ({} steps, {}, {} sample(s))",
+               join_modalities(sorted_modalities([&] {
+                 std::vector<Modality> v;
+                 for (const auto& g : o.inputs) v.push_back(g.modality);
+                 return v;
+               }())),
+               join_modalities(generated), o.sampler.steps, solver_name(o.sampler.solver), o.samples);
+  return run(o, std::move(given), generated, geo, plan, models, progress, "translate");
+}
+
+RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& progress) {
+  validate(o);
+  const std::vector<Modality> generated =
+      o.to.empty() ? std::vector<Modality>(kAllModalities.begin(), kAllModalities.end())
+                   : sorted_modalities(o.to);
+  const OutputPlan plan = plan_outputs(o, generated, generated);
+  spdlog::info("generate {} ({} steps, {}, {} sample(s))", join_modalities(generated),
+               o.sampler.steps, solver_name(o.sampler.solver), o.samples);
+  return run(o, {}, generated, std::nullopt, plan, models, progress, "generate");
+}
+
+}  // namespace copgen

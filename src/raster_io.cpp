@@ -1,0 +1,563 @@
+// Raster I/O on GDAL. This is the only translation unit that includes GDAL headers.
+//
+// Conventions:
+//  * GDAL datasets are owned by DatasetPtr (unique_ptr with a GDALClose deleter).
+//  * CPLError messages are routed into spdlog by a process-wide handler (init_gdal), and
+//    each operation runs under an ErrorCapture that records whether GDAL reported a
+//    failure and its message, so the message can be put into the copgen::Error thrown.
+//  * Writes go to a temporary name in the destination directory and are renamed into
+//    place only once GDAL has closed the file without error.
+#include "copgen/raster_io.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+#include <gdal.h>
+#include <gdal_priv.h>
+#include <ogr_spatialref.h>
+#include <spdlog/spdlog.h>
+
+#include "copgen/error.hpp"
+
+namespace copgen {
+namespace {
+
+// ---- GDAL error routing ---------------------------------------------------------------
+
+// A CPLError message without trailing newlines/blanks (some drivers end them with '\n').
+std::string clean_message(const char* message) {
+  std::string msg = message != nullptr ? message : "";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r' || msg.back() == ' ')) {
+    msg.pop_back();
+  }
+  return msg;
+}
+
+// Logs one CPLError. Failures are logged at debug level only: copgen rethrows them as
+// exceptions with context, and the user sees them there.
+void log_cpl_error(CPLErr level, CPLErrorNum number, const char* message) noexcept {
+  try {
+    const std::string msg = clean_message(message);
+    switch (level) {
+      case CE_None:
+        spdlog::trace("GDAL: {}", msg);
+        break;
+      case CE_Debug:
+        spdlog::debug("GDAL: {}", msg);
+        break;
+      case CE_Warning:
+        spdlog::warn("GDAL: {}", msg);
+        break;
+      case CE_Failure:
+      case CE_Fatal:
+      default:
+        spdlog::debug("GDAL error {}: {}", static_cast<int>(number), msg);
+        break;
+    }
+  } catch (...) {
+    // Never let an exception cross into GDAL's C code.
+  }
+}
+
+void CPL_STDCALL global_error_handler(CPLErr level, CPLErrorNum number, const char* message) {
+  log_cpl_error(level, number, message);
+}
+
+// While alive, records the CPLErrors of this thread (and still logs them). GDAL keeps
+// error handlers per thread, so concurrent operations on other threads do not interfere.
+class ErrorCapture {
+ public:
+  ErrorCapture() {
+    CPLErrorReset();
+    CPLPushErrorHandlerEx(&ErrorCapture::handler, this);
+  }
+  ~ErrorCapture() { CPLPopErrorHandler(); }
+  ErrorCapture(const ErrorCapture&) = delete;
+  ErrorCapture& operator=(const ErrorCapture&) = delete;
+
+  bool failed() const { return failed_; }
+  // The last failure message, else the last CPL error message, else `fallback`.
+  std::string message(const std::string& fallback = "unknown GDAL error") const {
+    if (!last_failure_.empty()) return last_failure_;
+    const std::string last = clean_message(CPLGetLastErrorMsg());
+    return last.empty() ? fallback : last;
+  }
+  void reset() {
+    failed_ = false;
+    last_failure_.clear();
+    CPLErrorReset();
+  }
+
+ private:
+  static void CPL_STDCALL handler(CPLErr level, CPLErrorNum number, const char* message) {
+    auto* self = static_cast<ErrorCapture*>(CPLGetErrorHandlerUserData());
+    if (self != nullptr && (level == CE_Failure || level == CE_Fatal)) {
+      self->failed_ = true;
+      self->last_failure_ = clean_message(message);
+    }
+    log_cpl_error(level, number, message);
+  }
+
+  bool failed_ = false;
+  std::string last_failure_;
+};
+
+// ---- RAII ---------------------------------------------------------------------------
+
+struct DatasetCloser {
+  void operator()(GDALDataset* ds) const noexcept {
+    if (ds != nullptr) GDALClose(GDALDataset::ToHandle(ds));
+  }
+};
+using DatasetPtr = std::unique_ptr<GDALDataset, DatasetCloser>;
+
+struct CslDeleter {
+  void operator()(char** list) const noexcept { CSLDestroy(list); }
+};
+using CslPtr = std::unique_ptr<char*, CslDeleter>;
+
+// ---- helpers ------------------------------------------------------------------------
+
+std::string quoted(const std::string& path) { return "'" + path + "'"; }
+
+[[noreturn]] void input_error(const std::string& what, const std::string& path,
+                              const std::string& detail) {
+  throw InputError(what + " " + quoted(path) + ": " + detail);
+}
+
+[[noreturn]] void output_error(const std::string& path, const std::string& detail) {
+  throw OutputError("output " + quoted(path) + ": " + detail);
+}
+
+bool stat_path(const std::string& path, VSIStatBufL* st, int flags) {
+  return VSIStatExL(path.c_str(), st, flags) == 0;
+}
+
+bool is_vsi(const std::string& path) { return path.rfind("/vsi", 0) == 0; }
+
+// Local filesystem paths (not a /vsi... virtual file system).
+bool is_local(const std::string& path) { return !is_vsi(path); }
+
+std::string parent_dir(const std::string& path) {
+  std::string dir = CPLGetPath(path.c_str());  // copy out of CPL's rotating buffer
+  return dir;
+}
+
+std::string file_name(const std::string& path) {
+  std::string name = CPLGetFilename(path.c_str());
+  return name;
+}
+
+// "N band(s) of T" for uniform types, else a per-band list.
+std::string describe_band_types(GDALDataset& ds) {
+  const int n = ds.GetRasterCount();
+  std::vector<std::string> types;
+  bool uniform = true;
+  for (int b = 1; b <= n; ++b) {
+    types.emplace_back(GDALGetDataTypeName(ds.GetRasterBand(b)->GetRasterDataType()));
+    if (types.back() != types.front()) uniform = false;
+  }
+  std::ostringstream s;
+  s << n << (n == 1 ? " band" : " bands");
+  if (uniform) {
+    s << " of " << (types.empty() ? "?" : types.front());
+  } else {
+    s << " (";
+    for (int b = 0; b < n; ++b) s << (b > 0 ? ", " : "") << "band " << (b + 1) << ": " << types[b];
+    s << ")";
+  }
+  return s.str();
+}
+
+GeoInfo read_geo(GDALDataset& ds, const std::string& path) {
+  GeoInfo geo;
+  {
+    // Drivers without georeferencing (e.g. PNG without a world file) report CE_Failure
+    // and leave the default transform; treat both that and an explicit default as none.
+    std::array<double, 6> gt{0, 1, 0, 0, 0, 1};
+    const std::array<double, 6> identity{0, 1, 0, 0, 0, 1};
+    if (ds.GetGeoTransform(gt.data()) == CE_None && gt != identity) {
+      bool finite = true;
+      for (double v : gt) finite = finite && std::isfinite(v);
+      if (finite) {
+        geo.has_geotransform = true;
+        geo.geotransform = gt;
+      }
+    }
+  }
+  if (!geo.has_geotransform && ds.GetGCPCount() > 0) {
+    spdlog::warn(
+        "'{}' is georeferenced by {} ground control points, which copgen does not "
+        "carry to its outputs",
+        path, ds.GetGCPCount());
+  }
+
+  const OGRSpatialReference* srs = ds.GetSpatialRef();
+  if (srs != nullptr && !srs->IsEmpty()) {
+    char* wkt = nullptr;
+    const char* const options[] = {"FORMAT=WKT2", nullptr};
+    if (srs->exportToWkt(&wkt, options) == OGRERR_NONE && wkt != nullptr && *wkt != '\0') {
+      geo.crs_wkt = wkt;
+    }
+    CPLFree(wkt);
+    if (geo.crs_wkt.empty()) {
+      const char* ref = ds.GetProjectionRef();
+      if (ref != nullptr) geo.crs_wkt = ref;
+    }
+  }
+
+  if (ds.GetRasterCount() > 0) {
+    int has_nodata = FALSE;
+    const double nodata = ds.GetRasterBand(1)->GetNoDataValue(&has_nodata);
+    if (has_nodata) geo.nodata = nodata;
+  }
+  return geo;
+}
+
+// Opens `path` read-only as a raster with at least one band; InputError otherwise.
+DatasetPtr open_raster(const std::string& path, const std::string& what) {
+  init_gdal();
+  VSIStatBufL st;
+  if (!stat_path(path, &st, VSI_STAT_EXISTS_FLAG)) input_error(what, path, "file not found");
+
+  ErrorCapture capture;
+  DatasetPtr ds(GDALDataset::FromHandle(
+      GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, nullptr,
+                 nullptr, nullptr)));
+  if (!ds) {
+    input_error(what, path, "not a raster GDAL can read (" + capture.message() + ")");
+  }
+  if (ds->GetRasterCount() == 0) {
+    std::string detail = "not a raster GDAL can read (it has no raster bands";
+    char** subdatasets = ds->GetMetadata("SUBDATASETS");
+    const char* first = CSLFetchNameValue(subdatasets, "SUBDATASET_1_NAME");
+    if (first != nullptr)
+      detail += std::string("; open one of its subdatasets, e.g. '") + first + "'";
+    input_error(what, path, detail + ")");
+  }
+  if (ds->GetRasterXSize() <= 0 || ds->GetRasterYSize() <= 0) {
+    input_error(what, path,
+                "raster has no pixels (" + std::to_string(ds->GetRasterXSize()) + "x" +
+                    std::to_string(ds->GetRasterYSize()) + ")");
+  }
+  return ds;
+}
+
+std::atomic<unsigned long> g_temp_counter{0};
+
+std::string temp_path_for(const std::string& path) {
+  const std::string dir = parent_dir(path);
+  const std::string name = "." + file_name(path) + ".tmp-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(g_temp_counter.fetch_add(1));
+  if (dir.empty()) return name;
+  std::string joined = CPLFormFilename(dir.c_str(), name.c_str(), nullptr);
+  return joined;
+}
+
+// Checks that the directory `path` goes into exists and can be written to.
+void check_destination_dir(const std::string& path) {
+  // Virtual file systems have no (or implicit) directories: /vsimem/ creates them on the
+  // fly, object stores have prefixes. GDAL reports problems there when writing.
+  if (!is_local(path)) return;
+  std::string dir = parent_dir(path);
+  if (dir.empty()) dir = ".";
+  VSIStatBufL st;
+  if (!stat_path(dir, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
+    output_error(path, "directory '" + dir + "' does not exist");
+  }
+  if (!VSI_ISDIR(st.st_mode)) output_error(path, "'" + dir + "' is not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    output_error(path, "directory '" + dir + "' is not writable (" + std::strerror(errno) + ")");
+  }
+}
+
+void validate_image(const std::string& path, const ImageU8& image, const WriteOptions& options) {
+  if (image.bands <= 0 || image.width <= 0 || image.height <= 0) {
+    output_error(path, "invalid image: " + std::to_string(image.bands) + " bands of " +
+                           std::to_string(image.width) + "x" + std::to_string(image.height) +
+                           " pixels");
+  }
+  const std::size_t expected = static_cast<std::size_t>(image.bands) *
+                               static_cast<std::size_t>(image.height) *
+                               static_cast<std::size_t>(image.width);
+  if (image.pixels.size() != expected) {
+    output_error(path, "invalid image: " + std::to_string(image.pixels.size()) +
+                           " pixel values for " + std::to_string(image.bands) + " bands of " +
+                           std::to_string(image.width) + "x" + std::to_string(image.height) +
+                           " (expected " + std::to_string(expected) + ")");
+  }
+  if (!options.band_descriptions.empty() &&
+      options.band_descriptions.size() != static_cast<std::size_t>(image.bands)) {
+    output_error(path, std::to_string(options.band_descriptions.size()) +
+                           " band descriptions for " + std::to_string(image.bands) + " bands");
+  }
+  for (const auto& [key, value] : options.metadata) {
+    if (key.empty() || key.find_first_of("= \t\r\n") != std::string::npos) {
+      output_error(path, "invalid metadata key '" + key + "'");
+    }
+  }
+}
+
+// An in-memory dataset viewing `image.pixels` (no copy), with everything to be written.
+DatasetPtr make_mem_dataset(const std::string& path, const ImageU8& image,
+                            const WriteOptions& options, ErrorCapture& capture) {
+  GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+  if (mem == nullptr) output_error(path, "GDAL's MEM driver is not available");
+  DatasetPtr ds(mem->Create("", image.width, image.height, 0, GDT_Byte, nullptr));
+  if (!ds) output_error(path, "cannot create an in-memory dataset (" + capture.message() + ")");
+
+  const std::size_t band_size =
+      static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
+  for (int b = 0; b < image.bands; ++b) {
+    // MEM only reads through this pointer when copying out; the const_cast is safe.
+    auto* data = const_cast<std::uint8_t*>(image.pixels.data() + band_size * b);
+    char pointer[64] = {};
+    CPLPrintPointer(pointer, data, sizeof(pointer) - 1);
+    const std::string data_option = std::string("DATAPOINTER=") + pointer;
+    const char* const band_options[] = {data_option.c_str(), "PIXELOFFSET=1", nullptr};
+    if (ds->AddBand(GDT_Byte, const_cast<char**>(band_options)) != CE_None) {
+      output_error(path,
+                   "cannot set up band " + std::to_string(b + 1) + " (" + capture.message() + ")");
+    }
+  }
+
+  const GeoInfo& geo = image.geo;
+  if (geo.has_geotransform) {
+    std::array<double, 6> gt = geo.geotransform;
+    if (ds->SetGeoTransform(gt.data()) != CE_None) {
+      output_error(path, "invalid geotransform (" + capture.message() + ")");
+    }
+  }
+  if (!geo.crs_wkt.empty()) {
+    OGRSpatialReference srs;
+    // SetFromUserInput accepts WKT1/WKT2, PROJJSON and "EPSG:n".
+    if (srs.SetFromUserInput(geo.crs_wkt.c_str()) != OGRERR_NONE) {
+      const std::string excerpt =
+          geo.crs_wkt.size() > 60 ? geo.crs_wkt.substr(0, 57) + "..." : geo.crs_wkt;
+      output_error(path, "invalid CRS '" + excerpt + "' (" +
+                             capture.message("not a CRS definition GDAL knows") + ")");
+    }
+    srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    if (ds->SetSpatialRef(&srs) != CE_None) {
+      output_error(path, "cannot set the CRS (" + capture.message() + ")");
+    }
+  }
+
+  for (int b = 1; b <= image.bands; ++b) {
+    GDALRasterBand* band = ds->GetRasterBand(b);
+    if (geo.nodata) band->SetNoDataValue(*geo.nodata);
+    if (!options.band_descriptions.empty()) {
+      band->SetDescription(options.band_descriptions[static_cast<std::size_t>(b - 1)].c_str());
+    }
+    if (image.bands == 3) {
+      static const GDALColorInterp rgb[3] = {GCI_RedBand, GCI_GreenBand, GCI_BlueBand};
+      band->SetColorInterpretation(rgb[b - 1]);
+    } else if (image.bands == 1) {
+      band->SetColorInterpretation(GCI_GrayIndex);
+    }
+  }
+  for (const auto& [key, value] : options.metadata) {
+    ds->SetMetadataItem(key.c_str(), value.c_str());
+  }
+  return ds;
+}
+
+std::vector<std::string> creation_options(const std::string& format, int bands) {
+  std::vector<std::string> opts;
+  if (EQUAL(format.c_str(), "GTiff")) {
+    opts = {"TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"};
+    if (bands == 3) opts.emplace_back("PHOTOMETRIC=RGB");
+  } else if (EQUAL(format.c_str(), "COG")) {
+    opts = {"COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"};
+  }
+  return opts;
+}
+
+// Removes the temporary file and any side-car files GDAL wrote next to it.
+void remove_temp_files(const std::string& temp, const std::vector<std::string>& extra) {
+  VSIStatBufL st;
+  for (const std::string& f : extra) {
+    if (f != temp && stat_path(f, &st, VSI_STAT_EXISTS_FLAG)) VSIUnlink(f.c_str());
+  }
+  if (stat_path(temp, &st, VSI_STAT_EXISTS_FLAG)) VSIUnlink(temp.c_str());
+  const std::string aux = temp + ".aux.xml";
+  if (stat_path(aux, &st, VSI_STAT_EXISTS_FLAG)) VSIUnlink(aux.c_str());
+}
+
+}  // namespace
+
+// ---- public API ---------------------------------------------------------------------
+
+void init_gdal() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    GDALAllRegister();
+    CPLSetErrorHandler(&global_error_handler);
+  });
+}
+
+bool path_exists(const std::string& path) {
+  init_gdal();
+  VSIStatBufL st;
+  return stat_path(path, &st, VSI_STAT_EXISTS_FLAG);
+}
+
+RasterInfo probe_raster(const std::string& path, const std::string& what) {
+  DatasetPtr ds = open_raster(path, what);
+  RasterInfo info;
+  info.path = path;
+  if (GDALDriver* driver = ds->GetDriver(); driver != nullptr) {
+    info.driver = driver->GetDescription();
+  }
+  info.width = ds->GetRasterXSize();
+  info.height = ds->GetRasterYSize();
+  info.bands = ds->GetRasterCount();
+  info.data_type = GDALGetDataTypeName(ds->GetRasterBand(1)->GetRasterDataType());
+  for (int b = 1; b <= info.bands; ++b) {
+    const char* d = ds->GetRasterBand(b)->GetDescription();
+    info.band_descriptions.emplace_back(d != nullptr ? d : "");
+  }
+  info.geo = read_geo(*ds, path);
+  return info;
+}
+
+ImageU8 read_image_u8(const std::string& path, const std::string& what) {
+  DatasetPtr ds = open_raster(path, what);
+  const int bands = ds->GetRasterCount();
+  for (int b = 1; b <= bands; ++b) {
+    if (ds->GetRasterBand(b)->GetRasterDataType() != GDT_Byte) {
+      input_error(what, path, "expected bands of type Byte, found " + describe_band_types(*ds));
+    }
+  }
+
+  ImageU8 image;
+  image.width = ds->GetRasterXSize();
+  image.height = ds->GetRasterYSize();
+  image.bands = bands;
+  const std::size_t band_size =
+      static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
+  try {
+    image.pixels.resize(band_size * static_cast<std::size_t>(bands));
+  } catch (const std::bad_alloc&) {
+    input_error(what, path,
+                "image too large to hold in memory (" + std::to_string(bands) + " bands of " +
+                    std::to_string(image.width) + "x" + std::to_string(image.height) + ")");
+  }
+
+  ErrorCapture capture;
+  const CPLErr err =
+      ds->RasterIO(GF_Read, 0, 0, image.width, image.height, image.pixels.data(), image.width,
+                   image.height, GDT_Byte, bands, nullptr, 1, static_cast<GSpacing>(image.width),
+                   static_cast<GSpacing>(band_size), nullptr);
+  if (err != CE_None || capture.failed()) {
+    input_error(
+        what, path,
+        "cannot read pixels, the file may be truncated or corrupt (" + capture.message() + ")");
+  }
+  image.geo = read_geo(*ds, path);
+  return image;
+}
+
+void write_image_u8(const std::string& path, const ImageU8& image, const WriteOptions& options) {
+  init_gdal();
+  if (path.empty()) throw OutputError("output path is empty");
+  validate_image(path, image, options);
+
+  GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(options.format.c_str());
+  if (driver == nullptr) output_error(path, "unknown GDAL format '" + options.format + "'");
+  if (driver->GetMetadataItem(GDAL_DCAP_CREATECOPY) == nullptr &&
+      driver->GetMetadataItem(GDAL_DCAP_CREATE) == nullptr) {
+    output_error(path, "GDAL format '" + options.format + "' cannot write files");
+  }
+
+  VSIStatBufL st;
+  if (stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
+    if (VSI_ISDIR(st.st_mode)) output_error(path, "is a directory");
+    if (!options.overwrite)
+      throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
+  }
+  check_destination_dir(path);
+
+  const std::string temp = temp_path_for(path);
+  std::vector<std::string> written_files;  // the files GDAL made under the temporary name
+  try {
+    ErrorCapture capture;
+    DatasetPtr mem = make_mem_dataset(path, image, options, capture);
+
+    const std::vector<std::string> opts = creation_options(options.format, image.bands);
+    std::vector<const char*> copts;
+    for (const auto& o : opts) copts.push_back(o.c_str());
+    copts.push_back(nullptr);
+
+    capture.reset();
+    DatasetPtr out(driver->CreateCopy(temp.c_str(), mem.get(), FALSE,
+                                      const_cast<char**>(copts.data()), nullptr, nullptr));
+    if (!out) output_error(path, "cannot write (" + capture.message() + ")");
+    {
+      CslPtr files(out->GetFileList());
+      for (char** f = files.get(); f != nullptr && *f != nullptr; ++f)
+        written_files.emplace_back(*f);
+    }
+    out->FlushCache(true);
+    out.reset();  // GDALClose: writes the remaining tiles and the directory
+    mem.reset();
+    if (capture.failed() || CPLGetLastErrorType() == CE_Failure ||
+        CPLGetLastErrorType() == CE_Fatal) {
+      output_error(path, "cannot write (" + capture.message() + ")");
+    }
+
+    // Side-car files (e.g. PNG's .aux.xml with the CRS) follow the main file's name.
+    std::vector<std::pair<std::string, std::string>> renames;
+    const std::string aux = temp + ".aux.xml";
+    if (stat_path(aux, &st, VSI_STAT_EXISTS_FLAG) &&
+        std::find(written_files.begin(), written_files.end(), aux) == written_files.end()) {
+      written_files.push_back(aux);
+    }
+    for (const std::string& f : written_files) {
+      if (f != temp && f.rfind(temp, 0) == 0 && stat_path(f, &st, VSI_STAT_EXISTS_FLAG)) {
+        renames.emplace_back(f, path + f.substr(temp.size()));
+      }
+    }
+    // A side-car left by an earlier write to `path` would describe the old contents.
+    const std::string old_aux = path + ".aux.xml";
+    bool new_aux = false;
+    for (const auto& r : renames) new_aux = new_aux || r.second == old_aux;
+    if (!new_aux && stat_path(old_aux, &st, VSI_STAT_EXISTS_FLAG)) {
+      spdlog::debug("removing stale '{}'", old_aux);
+      VSIUnlink(old_aux.c_str());
+    }
+    for (const auto& [from, to] : renames) {
+      if (VSIRename(from.c_str(), to.c_str()) != 0) {
+        output_error(path,
+                     "cannot rename '" + from + "' to '" + to + "' (" + std::strerror(errno) + ")");
+      }
+    }
+    if (VSIRename(temp.c_str(), path.c_str()) != 0) {
+      output_error(path, "cannot rename temporary file '" + temp + "' into place (" +
+                             std::strerror(errno) + ")");
+    }
+  } catch (...) {
+    remove_temp_files(temp, written_files);
+    throw;
+  }
+  spdlog::debug("wrote '{}' ({} bands of {}x{}, {})", path, image.bands, image.width, image.height,
+                options.format);
+}
+
+}  // namespace copgen

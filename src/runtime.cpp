@@ -1,0 +1,98 @@
+#include "copgen/runtime.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+namespace copgen {
+
+void setup_logging(int verbosity, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("copgen");
+  logger->set_pattern("%^[copgen %l]%$ %v");
+  spdlog::set_default_logger(logger);
+  if (quiet) {
+    spdlog::set_level(spdlog::level::warn);
+  } else if (verbosity >= 2) {
+    spdlog::set_level(spdlog::level::trace);
+  } else if (verbosity == 1) {
+    spdlog::set_level(spdlog::level::debug);
+  } else {
+    spdlog::set_level(spdlog::level::info);
+  }
+}
+
+int configure_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  return torch::get_num_threads();
+}
+
+std::string blas_library() {
+  void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
+  if (sym == nullptr) return "";
+  Dl_info info{};
+  if (dladdr(sym, &info) == 0 || info.dli_fname == nullptr) return "";
+  char resolved[PATH_MAX];
+  if (realpath(info.dli_fname, resolved) != nullptr) return resolved;
+  return info.dli_fname;
+}
+
+bool is_reference_blas(const std::string& library) {
+  if (library.empty()) return false;
+  if (library.find("openblas") != std::string::npos || library.find("mkl") != std::string::npos ||
+      library.find("blis") != std::string::npos || library.find("atlas") != std::string::npos) {
+    return false;
+  }
+  // Debian's reference implementation: /usr/lib/<triplet>/blas/libblas.so.3.x
+  return library.find("/blas/libblas") != std::string::npos ||
+         library.find("libblas.so") != std::string::npos;
+}
+
+void warn_if_reference_blas() {
+  const std::string lib = blas_library();
+  spdlog::debug("BLAS: {}", lib.empty() ? "(sgemm_ not resolved; torch uses its own kernels)" : lib);
+  if (is_reference_blas(lib)) {
+    spdlog::warn(
+        "torch is using the reference BLAS ({}), about 40 times slower on the CPU; install "
+        "libopenblas0-pthread (scripts/install_deps.sh does)",
+        lib);
+  }
+}
+
+ProgressLine::ProgressLine(bool enabled, double quiet_for_seconds)
+    : enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0), quiet_for_(quiet_for_seconds),
+      start_(std::chrono::steady_clock::now()) {}
+
+ProgressLine::~ProgressLine() { finish(); }
+
+void ProgressLine::update(int done, int total) {
+  if (!enabled_) return;
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (elapsed < quiet_for_ && done < total) return;
+  if (tty_) {
+    std::fprintf(stderr, "\r[copgen] network calls %d/%d, %.1f s elapsed", done, total, elapsed);
+    std::fflush(stderr);
+    drawn_ = true;
+  } else if (elapsed - last_print_ >= 5.0 || done == total) {
+    if (elapsed >= quiet_for_) spdlog::info("network calls {}/{}, {:.1f} s elapsed", done, total, elapsed);
+    last_print_ = elapsed;
+  }
+}
+
+void ProgressLine::finish() {
+  if (drawn_) {
+    std::fputc('\n', stderr);
+    drawn_ = false;
+  }
+}
+
+}  // namespace copgen

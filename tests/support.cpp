@@ -1,0 +1,119 @@
+#include "support.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include <gdal_priv.h>
+#include <ogr_spatialref.h>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+
+namespace copgen::test {
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "copgen-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
+  fs::remove_all(path, ec);
+}
+
+void write_synthetic(const std::string& path, const SyntheticRaster& spec) {
+  GDALAllRegister();
+  GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(spec.format.c_str());
+  if (driver == nullptr) throw std::runtime_error("no GDAL driver " + spec.format);
+  const GDALDataType type = GDALGetDataTypeByName(spec.data_type.c_str());
+  // PNG/WebP cannot be created directly: build in memory and copy.
+  GDALDriver* mem = GetGDALDriverManager()->GetDriverByName("MEM");
+  GDALDataset* ds = mem->Create("", spec.width, spec.height, spec.bands, type, nullptr);
+  std::mt19937 rng(static_cast<unsigned>(spec.seed));
+  std::vector<double> row(static_cast<size_t>(spec.width));
+  for (int b = 1; b <= spec.bands; ++b) {
+    for (int y = 0; y < spec.height; ++y) {
+      for (int x = 0; x < spec.width; ++x) {
+        // a smooth pattern plus noise, within Byte range
+        double v = 128 + 60 * std::sin(0.05 * x + 0.3 * b) * std::cos(0.04 * y) +
+                   static_cast<double>(rng() % 40) - 20;
+        row[static_cast<size_t>(x)] = v;
+      }
+      if (ds->GetRasterBand(b)->RasterIO(GF_Write, 0, y, spec.width, 1, row.data(), spec.width,
+                                         1, GDT_Float64, 0, 0) != CE_None)
+        throw std::runtime_error("RasterIO failed");
+    }
+  }
+  if (spec.georeferenced) {
+    std::array<double, 6> gt = spec.geotransform;
+    ds->SetGeoTransform(gt.data());
+    if (!spec.epsg.empty()) {
+      OGRSpatialReference srs;
+      srs.SetFromUserInput(spec.epsg.c_str());
+      ds->SetSpatialRef(&srs);
+    }
+  }
+  GDALDataset* out = driver->CreateCopy(path.c_str(), ds, FALSE, nullptr, nullptr, nullptr);
+  GDALClose(ds);
+  if (out == nullptr) throw std::runtime_error("CreateCopy failed for " + path);
+  GDALClose(out);
+}
+
+CommandResult run_command(const std::string& command) {
+  CommandResult r;
+  std::string full = command + " 2>&1";
+  FILE* pipe = popen(full.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed");
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+CommandResult run_copgen(const std::string& args) {
+  return run_command("COPGEN_MODELS=" + quote(COPGEN_TEST_MODELS) + " " + quote(COPGEN_BIN) +
+                     " " + args);
+}
+
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool file_exists(const std::string& path) { return fs::exists(path); }
+
+std::vector<std::string> list_dir(const std::string& path) {
+  std::vector<std::string> names;
+  if (!fs::exists(path)) return names;
+  for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace copgen::test

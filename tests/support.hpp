@@ -1,0 +1,56 @@
+// Shared test fixtures: temporary directories, synthetic GeoTIFFs, running the binary.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace copgen::test {
+
+// A fresh empty directory under the system temp dir, removed by the destructor.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path;
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+// A synthetic georeferenced raster written with GDAL directly (independent of the
+// library under test). Pixels are a deterministic pattern of `seed`.
+struct SyntheticRaster {
+  int width = 256;
+  int height = 256;
+  int bands = 3;
+  std::string data_type = "Byte";   // GDAL type name
+  std::string format = "GTiff";
+  std::string epsg = "EPSG:32633";  // empty: no CRS
+  bool georeferenced = true;
+  std::array<double, 6> geotransform{500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0};
+  int seed = 1;
+};
+void write_synthetic(const std::string& path, const SyntheticRaster& spec);
+
+// Runs a shell command; captures combined stdout+stderr.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult run_command(const std::string& command);
+
+// Runs the copgen binary under test with `args` (already shell-quoted where needed),
+// with COPGEN_MODELS pointing at the tiny test models.
+CommandResult run_copgen(const std::string& args);
+
+// Shell-quotes one argument.
+std::string quote(const std::string& s);
+
+// Whole file as bytes ("" if missing).
+std::string read_file_bytes(const std::string& path);
+bool file_exists(const std::string& path);
+// Names in a directory (not recursive), sorted.
+std::vector<std::string> list_dir(const std::string& path);
+
+}  // namespace copgen::test
