@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "copgen/cancel.hpp"
+#include "copgen/conditioning.hpp"
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/pixels.hpp"
@@ -225,26 +226,22 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
   std::sort(given.begin(), given.end(), [](const GivenSource& a, const GivenSource& b) {
     return modality_index(a.modality) < modality_index(b.modality);
   });
-  std::vector<Modality> given_mods, unused;
+  std::vector<Modality> given_mods;
   for (const auto& g : given) given_mods.push_back(g.modality);
-  for (Modality m : kAllModalities) {
-    if (std::find(given_mods.begin(), given_mods.end(), m) == given_mods.end() &&
-        std::find(generated.begin(), generated.end(), m) == generated.end()) {
-      unused.push_back(m);
-    }
-  }
 
   const NoiseSchedule schedule = models.schedule();
-  const int n_t = schedule.num_timesteps();
   const int64_t c = models.latent_channels(), h = models.latent_size();
   const int64_t g_count = static_cast<int64_t>(generated.size());
   const torch::Device device = models.device();
   const double sf = models.scale_factor();
   const int chunks = (o.samples + o.batch_size - 1) / o.batch_size;
+  const int calls_per_step = (o.guidance.scale != 0.0 && !given.empty()) ? 2 : 1;
   const int calls_total = chunks * o.sampler.steps;
+  const Roles roles = Roles::make(given_mods, generated);
+  std::vector<bool> needs_eps;
+  for (const GivenSource& g : given) needs_eps.push_back(!g.latent.defined() && o.cond_latent == CondLatent::Sample);
 
   at::Generator gen = at::detail::createCPUGenerator(result.seed);
-  const auto cpu_f32 = torch::TensorOptions().dtype(torch::kFloat32);
 
   std::map<std::string, std::string> meta = {
       {"COPGEN_VERSION", kVersion},
@@ -255,10 +252,11 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
       {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
       {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
       {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
+      {"COPGEN_GUIDANCE_SCALE", std::to_string(o.guidance.scale)},
       {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
       {"COPGEN_GIVEN", given_mods.empty() ? "none" : join_modalities(given_mods)},
       {"COPGEN_GENERATED", join_modalities(generated)},
-      {"COPGEN_UNUSED", unused.empty() ? "none" : join_modalities(unused) + " (noise at t=N)"},
+      {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
       {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
       {"COPGEN_SAMPLES", std::to_string(o.samples)},
   };
@@ -267,65 +265,27 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
     throw_if_stop_requested();
     const int first = chunk * o.batch_size;
     const int64_t b = std::min(o.batch_size, o.samples - first);
-    // (1) initial noise of the generated modalities
-    const torch::Tensor x_T = torch::randn({g_count, b, c, h, h}, gen, cpu_f32);
-    // (2) given latents, posterior eps drawn in modality order
-    std::vector<torch::Tensor> given_latents;
-    for (const GivenSource& g : given) {
-      torch::Tensor z;
-      if (g.latent.defined()) {
-        z = g.latent.unsqueeze(0).expand({b, c, h, h}).contiguous();
-      } else {
-        const torch::Tensor mean = g.moments.slice(0, 0, c).unsqueeze(0);
-        const torch::Tensor logvar = g.moments.slice(0, c, 2 * c).unsqueeze(0);
-        if (o.cond_latent == CondLatent::Sample) {
-          const torch::Tensor eps = torch::randn({b, c, h, h}, gen, cpu_f32);
-          z = sf * (mean + torch::exp(0.5 * torch::clamp(logvar, -30.0, 20.0)) * eps);
-        } else {
-          z = (sf * mean).expand({b, c, h, h}).contiguous();
-        }
-      }
+    const Draws draws = draw_noise(gen, roles, needs_eps, b, {c, h, h}, calls_per_step == 2);
+    std::vector<torch::Tensor> given_latents, unused_noise, guidance_noise;
+    for (size_t i = 0; i < given.size(); ++i) {
+      const GivenSource& g = given[i];
+      const torch::Tensor z = g.latent.defined()
+                                  ? g.latent.unsqueeze(0).expand({b, c, h, h}).contiguous()
+                                  : latent_from_moments(g.moments.unsqueeze(0).expand({b, 2 * c, h, h}),
+                                                        draws.posterior_eps[i], sf);
       given_latents.push_back(z.to(device));
     }
-    // (3) unused modalities: noise drawn once, presented at t = N
-    std::vector<torch::Tensor> unused_noise;
-    for (size_t i = 0; i < unused.size(); ++i) {
-      unused_noise.push_back(torch::randn({b, c, h, h}, gen, cpu_f32).to(device));
-    }
+    for (const auto& t : draws.unused_noise) unused_noise.push_back(t.to(device));
+    for (const auto& t : draws.guidance_noise) guidance_noise.push_back(t.to(device));
 
-    const NoiseFn noise_fn = [&](const torch::Tensor& x, double t) {
-      std::vector<torch::Tensor> zs(kNumModalities);
-      std::vector<float> ts(kNumModalities);
-      for (size_t i = 0; i < generated.size(); ++i) {
-        const auto m = static_cast<size_t>(modality_index(generated[i]));
-        zs[m] = x[static_cast<int64_t>(i)];
-        ts[m] = static_cast<float>(t * n_t);
-      }
-      for (size_t i = 0; i < given.size(); ++i) {
-        const auto m = static_cast<size_t>(modality_index(given[i].modality));
-        zs[m] = given_latents[i];
-        ts[m] = 0.0f;
-      }
-      for (size_t i = 0; i < unused.size(); ++i) {
-        const auto m = static_cast<size_t>(modality_index(unused[i]));
-        zs[m] = unused_noise[i];
-        ts[m] = static_cast<float>(n_t);
-      }
-      const torch::Tensor z_all = torch::stack(zs, 1);
-      const torch::Tensor t_all = torch::tensor(ts, cpu_f32).unsqueeze(0).expand({b, kNumModalities});
-      const torch::Tensor eps = models.predict_noise(z_all, t_all);
-      std::vector<torch::Tensor> out;
-      for (Modality m : generated) out.push_back(eps.select(1, modality_index(m)));
-      return torch::stack(out, 0);
-    };
-
+    const NoiseFn noise_fn = joint_noise_fn(models, roles, given_latents, unused_noise, o.guidance, guidance_noise);
     SamplerOptions so = o.sampler;
     so.on_call = [&](int done, int) {
-      ++result.network_calls;
+      result.network_calls += calls_per_step;
       if (progress) progress(chunk * o.sampler.steps + done, calls_total);
       throw_if_stop_requested();
     };
-    const torch::Tensor x_0 = sample(noise_fn, schedule, x_T.to(device), so);
+    const torch::Tensor x_0 = sample(noise_fn, schedule, draws.x_T.to(device), so);
     if (!torch::isfinite(x_0).all().item<bool>()) {
       std::string inputs;
       for (const auto& g : given) inputs += (inputs.empty() ? "" : ", ") + g.path;

@@ -17,7 +17,8 @@
 // (modality order); (2) for each given modality whose latent is sampled from the
 // autoencoder posterior, in modality order, its eps [B, C, h, w]; (3) for each unused
 // modality, in modality order, its noise [B, C, h, w]. Tensors are drawn on the CPU and
-// moved to the device.
+// moved to the device. With --guidance-scale, (4) for each given modality the noise that
+// replaces it in the unconditional pass.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "copgen/conditioning.hpp"
 #include "copgen/modality.hpp"
 #include "copgen/models.hpp"
 #include "copgen/sampler.hpp"
@@ -52,6 +54,7 @@ struct RunOptions {
   std::string output;                     // -o: file, directory, or pattern with {modality}
   std::string format = "GTiff";           // --format (GDAL driver of the outputs)
   SamplerOptions sampler;                 // --solver, --steps, --time-grid
+  Guidance guidance;                      // --guidance-scale (0: none, as in the paper)
   std::optional<std::uint64_t> seed;      // --seed; unset: a random seed, logged and recorded
   int samples = 1;                        // --samples / -n: samples per input
   int batch_size = 1;                     // --batch-size: samples per network call

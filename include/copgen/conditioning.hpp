@@ -1,0 +1,78 @@
+// How COP-GEN-Beta is conditioned: one timestep per modality at every network call, and
+// the random draws a batch needs, in the order copgen documents. Everything that samples
+// (translate, generate, scenes, batches, eval) builds on these pieces.
+//
+//   Roles roles = Roles::make({Modality::S2L1C}, {Modality::S2L2A});
+//   Draws d = draw_noise(gen, roles, {true}, b, shape);        // CPU, fixed order
+//   auto given = latent_from_moments(moments, d.posterior_eps[0], sf);
+//   NoiseFn fn = joint_noise_fn(models, roles, {given}, d.unused_noise, guidance);
+//   auto x0 = sample(fn, models.schedule(), d.x_T, sampler_options);  // [G, B, C, h, w]
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <torch/torch.h>
+
+#include "copgen/modality.hpp"
+#include "copgen/sampler.hpp"
+
+namespace copgen {
+
+class Models;
+
+// Which modalities are given (conditioning), generated, and unused, each in modality order.
+struct Roles {
+  std::vector<Modality> given;
+  std::vector<Modality> generated;
+  std::vector<Modality> unused;
+
+  // Throws UsageError if a modality is both given and generated, or nothing is generated.
+  static Roles make(std::vector<Modality> given, std::vector<Modality> generated);
+};
+
+// Latent shape [C, h, w].
+using LatentShape = std::array<std::int64_t, 3>;
+
+// The random tensors one batch of b samples needs, drawn on the CPU from `gen` in this
+// order: (1) x_T [G, b, C, h, w] for the generated modalities; (2) for each given modality
+// i with needs_eps[i], its posterior eps [b, C, h, w]; (3) for each unused modality its
+// noise [b, C, h, w]; (4) only when `guidance` is set, for each given modality, the
+// noise [b, C, h, w] that replaces it in the unconditional pass of guidance.
+struct Draws {
+  torch::Tensor x_T;
+  std::vector<torch::Tensor> posterior_eps;  // one per given modality; undefined where not drawn
+  std::vector<torch::Tensor> unused_noise;   // one per unused modality
+  std::vector<torch::Tensor> guidance_noise;  // one per given modality, or empty
+};
+Draws draw_noise(at::Generator& gen, const Roles& roles, const std::vector<bool>& needs_eps,
+                 std::int64_t b, const LatentShape& shape, bool guidance = false);
+
+// z = s * (mean + exp(0.5 * clamp(logvar, -30, 20)) * eps), or z = s * mean when eps is
+// undefined. moments: [b, 2C, h, w] (or [2C, h, w], broadcast to eps's batch).
+torch::Tensor latent_from_moments(const torch::Tensor& moments, const torch::Tensor& eps, double scale);
+
+// Classifier-free guidance in the UniDiffuser form:
+// eps = (1 + s) eps(x | given) - s eps(x | given replaced by noise at t = N).
+struct Guidance {
+  double scale = 0.0;  // --guidance-scale; 0 is exactly no guidance (one call per step)
+};
+
+// The noise-prediction function of the generated modalities for the solver: x is
+// [G, B, C, h, w]; generated modalities get t * N, given ones their latent at 0, unused
+// ones their noise at N. given_latents / unused_noise / guidance_noise are [B, C, h, w]
+// tensors (on the models' device) in the order of roles.given / roles.unused.
+NoiseFn joint_noise_fn(Models& models, const Roles& roles, std::vector<torch::Tensor> given_latents,
+                       std::vector<torch::Tensor> unused_noise, const Guidance& guidance = {},
+                       std::vector<torch::Tensor> guidance_noise = {});
+
+// One backbone call for all four modalities assembled from the parts above; returns the
+// generated modalities' predicted noise [G, B, C, h, w]. `given_t` is the label the given
+// modalities get (0, or N for the unconditional pass of guidance).
+torch::Tensor predict_generated(Models& models, const Roles& roles, const torch::Tensor& x, double t_label,
+                                const std::vector<torch::Tensor>& given_latents, double given_label,
+                                const std::vector<torch::Tensor>& unused_noise);
+
+}  // namespace copgen

@@ -1,0 +1,44 @@
+#include "common.hpp"
+
+#include "copgen/error.hpp"
+#include "copgen/runtime.hpp"
+
+namespace copgen::cli {
+
+void add_log_flags(CLI::App* cmd, LogFlags& flags) {
+  cmd->add_flag("-v,--verbose", flags.verbosity, "More log output (repeat for more)");
+  cmd->add_flag("-q,--quiet", flags.quiet, "Only warnings and errors");
+}
+
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
+  cmd->add_option("--models", f.models, "Models directory (default: $COPGEN_MODELS, else installed)");
+  cmd->add_option("--device", f.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--precision", f.precision, "auto, fp32, bf16 or fp16 (auto: bf16 on CUDA, fp32 on CPU)")
+      ->capture_default_str();
+  cmd->add_option("--seed", f.seed, "Seed of the one random generator (default: random, logged)");
+  cmd->add_option("--steps", o.sampler.steps, "Network calls per sample")->capture_default_str();
+  cmd->add_option("--solver", f.solver, "dpm-solver-fast (reference), dpm-solver++2m or ddim")
+      ->capture_default_str();
+  cmd->add_option("--time-grid", f.time_grid, "time-uniform (reference) or logSNR")->capture_default_str();
+  cmd->add_option("--guidance-scale", o.guidance.scale,
+                  "Classifier-free guidance scale (0: none, as in the paper; doubles the calls)")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size, "Samples per network call")->capture_default_str();
+  cmd->add_option("--threads", f.threads, "CPU threads (default: every core)");
+}
+
+void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo) {
+  o.sampler.solver = parse_solver(f.solver);
+  o.sampler.grid = parse_time_grid(f.time_grid);
+  if (cmd->count("--seed") > 0) o.seed = f.seed;
+  mo.device = f.device;
+  mo.precision = parse_precision(f.precision);
+  if (f.threads < 0) throw UsageError("--threads: must be positive, got " + std::to_string(f.threads));
+  configure_threads(f.threads);
+}
+
+std::string models_dir(const SamplingFlags& f) {
+  return f.models.empty() ? default_models_dir() : f.models;
+}
+
+}  // namespace copgen::cli

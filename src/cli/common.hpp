@@ -1,0 +1,55 @@
+// Pieces every copgen subcommand shares: the command record main() dispatches on, the
+// logging flags, and the model/sampler flags of the commands that sample.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "copgen/models.hpp"
+#include "copgen/pipeline.hpp"
+
+namespace copgen::cli {
+
+inline constexpr const char* kExitCodes =
+    "Exit codes: 0 success, 1 other failure, 2 usage error, 3 input data error,\n"
+    "4 model error, 5 output error, 130 interrupted (SIGINT/SIGTERM).\n"
+    "Models: --models DIR, else $COPGEN_MODELS, else the installed models directory.";
+
+// Logging flags, added to every subcommand.
+struct LogFlags {
+  int verbosity = 0;
+  bool quiet = false;
+};
+
+// A subcommand: its CLI11 app and what runs it once parsed. run() throws copgen::Error
+// (mapped to exit codes by main) and returns 0 on success.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+void add_log_flags(CLI::App* cmd, LogFlags& flags);
+
+// Model and sampler flags of the commands that sample (translate, generate, eval, ...).
+struct SamplingFlags {
+  std::string models;
+  std::string device = "auto";
+  std::string precision = "auto";
+  std::string solver = "dpm-solver-fast";
+  std::string time_grid = "time-uniform";
+  std::uint64_t seed = 0;
+  int threads = 0;
+};
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o);
+// Converts the flag strings into `o` and `mo`; throws UsageError naming the flag.
+void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo);
+// --models, else $COPGEN_MODELS, else the installed directory.
+std::string models_dir(const SamplingFlags& f);
+
+// The subcommands; each file src/cli/cmd_<name>.cpp defines one.
+Command add_translate(CLI::App& app, LogFlags& log);
+Command add_generate(CLI::App& app, LogFlags& log);
+
+}  // namespace copgen::cli

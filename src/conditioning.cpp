@@ -1,0 +1,105 @@
+#include "copgen/conditioning.hpp"
+
+#include <algorithm>
+
+#include "copgen/error.hpp"
+#include "copgen/models.hpp"
+
+namespace copgen {
+
+Roles Roles::make(std::vector<Modality> given, std::vector<Modality> generated) {
+  Roles r;
+  r.given = sorted_modalities(std::move(given));
+  r.generated = sorted_modalities(std::move(generated));
+  if (r.generated.empty()) throw UsageError("--to: nothing to generate");
+  for (Modality m : r.generated) {
+    if (std::find(r.given.begin(), r.given.end(), m) != r.given.end()) {
+      throw UsageError("--to " + modality_name(m) + " is also given with --from");
+    }
+  }
+  for (Modality m : kAllModalities) {
+    if (std::find(r.given.begin(), r.given.end(), m) == r.given.end() &&
+        std::find(r.generated.begin(), r.generated.end(), m) == r.generated.end()) {
+      r.unused.push_back(m);
+    }
+  }
+  return r;
+}
+
+Draws draw_noise(at::Generator& gen, const Roles& roles, const std::vector<bool>& needs_eps,
+                 std::int64_t b, const LatentShape& s, bool guidance) {
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  Draws d;
+  d.x_T = torch::randn({static_cast<std::int64_t>(roles.generated.size()), b, s[0], s[1], s[2]}, gen, f32);
+  for (size_t i = 0; i < roles.given.size(); ++i) {
+    const bool draw = i < needs_eps.size() && needs_eps[i];
+    d.posterior_eps.push_back(draw ? torch::randn({b, s[0], s[1], s[2]}, gen, f32) : torch::Tensor());
+  }
+  for (size_t i = 0; i < roles.unused.size(); ++i) {
+    d.unused_noise.push_back(torch::randn({b, s[0], s[1], s[2]}, gen, f32));
+  }
+  if (guidance) {
+    for (size_t i = 0; i < roles.given.size(); ++i) {
+      d.guidance_noise.push_back(torch::randn({b, s[0], s[1], s[2]}, gen, f32));
+    }
+  }
+  return d;
+}
+
+torch::Tensor latent_from_moments(const torch::Tensor& moments, const torch::Tensor& eps, double scale) {
+  const int64_t dim = moments.dim() - 3;  // channel dimension
+  const int64_t c = moments.size(dim) / 2;
+  const torch::Tensor mean = moments.narrow(dim, 0, c);
+  if (!eps.defined()) return scale * mean;
+  const torch::Tensor logvar = moments.narrow(dim, c, c);
+  return scale * (mean + torch::exp(0.5 * torch::clamp(logvar, -30.0, 20.0)) * eps);
+}
+
+torch::Tensor predict_generated(Models& models, const Roles& roles, const torch::Tensor& x, double t_label,
+                                const std::vector<torch::Tensor>& given_latents, double given_label,
+                                const std::vector<torch::Tensor>& unused_noise) {
+  const int64_t b = x.size(1);
+  const double n = models.schedule().num_timesteps();
+  std::vector<torch::Tensor> zs(kNumModalities);
+  std::vector<float> ts(kNumModalities);
+  for (size_t i = 0; i < roles.generated.size(); ++i) {
+    const auto m = static_cast<size_t>(modality_index(roles.generated[i]));
+    zs[m] = x[static_cast<int64_t>(i)];
+    ts[m] = static_cast<float>(t_label);
+  }
+  for (size_t i = 0; i < roles.given.size(); ++i) {
+    const auto m = static_cast<size_t>(modality_index(roles.given[i]));
+    zs[m] = given_latents[i];
+    ts[m] = static_cast<float>(given_label);
+  }
+  for (size_t i = 0; i < roles.unused.size(); ++i) {
+    const auto m = static_cast<size_t>(modality_index(roles.unused[i]));
+    zs[m] = unused_noise[i];
+    ts[m] = static_cast<float>(n);
+  }
+  const torch::Tensor z_all = torch::stack(zs, 1);
+  const torch::Tensor t_all =
+      torch::tensor(ts, torch::kFloat32).unsqueeze(0).expand({b, kNumModalities}).contiguous();
+  const torch::Tensor eps = models.predict_noise(z_all, t_all);
+  std::vector<torch::Tensor> out;
+  for (Modality m : roles.generated) out.push_back(eps.select(1, modality_index(m)));
+  return torch::stack(out, 0);
+}
+
+NoiseFn joint_noise_fn(Models& models, const Roles& roles, std::vector<torch::Tensor> given_latents,
+                       std::vector<torch::Tensor> unused_noise, const Guidance& guidance,
+                       std::vector<torch::Tensor> guidance_noise) {
+  const double n = models.schedule().num_timesteps();
+  if (guidance.scale != 0.0 && guidance_noise.size() != roles.given.size()) {
+    throw std::invalid_argument("joint_noise_fn: guidance needs one noise tensor per given modality");
+  }
+  return [&models, roles, given_latents = std::move(given_latents), unused_noise = std::move(unused_noise),
+          guidance, guidance_noise = std::move(guidance_noise), n](const torch::Tensor& x, double t) {
+    const torch::Tensor cond = predict_generated(models, roles, x, t * n, given_latents, 0.0, unused_noise);
+    if (guidance.scale == 0.0 || roles.given.empty()) return cond;
+    const torch::Tensor uncond = predict_generated(models, roles, x, t * n, guidance_noise, n, unused_noise);
+    return (1.0 + guidance.scale) * cond - guidance.scale * uncond;
+  };
+}
+
+}  // namespace copgen
