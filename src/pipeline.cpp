@@ -12,6 +12,7 @@
 
 #include "copgen/cancel.hpp"
 #include "copgen/conditioning.hpp"
+#include "copgen/tuples.hpp"
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/pixels.hpp"
@@ -21,14 +22,6 @@
 namespace copgen {
 
 namespace fs = std::filesystem;
-
-std::string cond_latent_name(CondLatent c) { return c == CondLatent::Sample ? "sample" : "mean"; }
-
-CondLatent parse_cond_latent(const std::string& s) {
-  if (s == "sample") return CondLatent::Sample;
-  if (s == "mean") return CondLatent::Mean;
-  throw UsageError("--cond-latent: unknown value '" + s + "' (expected sample or mean)");
-}
 
 std::uint64_t random_seed() {
   std::random_device rd;
@@ -78,7 +71,8 @@ std::string shape_str(const torch::Tensor& t) {
   return s + "]";
 }
 
-// A given modality as the pipeline needs it: a latent used as is, or posterior moments.
+// A given modality as read from disk: a latent used as is, posterior moments, or pixels
+// (encoded to moments once, before sampling).
 struct GivenSource {
   Modality modality;
   std::string path;
@@ -229,17 +223,22 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
   std::vector<Modality> given_mods;
   for (const auto& g : given) given_mods.push_back(g.modality);
 
-  const NoiseSchedule schedule = models.schedule();
-  const int64_t c = models.latent_channels(), h = models.latent_size();
-  const int64_t g_count = static_cast<int64_t>(generated.size());
-  const torch::Device device = models.device();
-  const double sf = models.scale_factor();
   const int chunks = (o.samples + o.batch_size - 1) / o.batch_size;
   const int calls_per_step = (o.guidance.scale != 0.0 && !given.empty()) ? 2 : 1;
   const int calls_total = chunks * o.sampler.steps;
   const Roles roles = Roles::make(given_mods, generated);
-  std::vector<bool> needs_eps;
-  for (const GivenSource& g : given) needs_eps.push_back(!g.latent.defined() && o.cond_latent == CondLatent::Sample);
+
+  // the tuple every sample of this run shares
+  TupleInputs tuple;
+  for (const GivenSource& g : given) {
+    tuple.label += (tuple.label.empty() ? "" : ", ") + g.path;
+    tuple.given[g.modality] = g.pixels.defined() ? GivenData{{}, g.moments, {}} : GivenData{{}, g.moments, g.latent};
+  }
+  if (tuple.label.empty()) tuple.label = "unconditional samples";
+  SamplingSettings settings;
+  settings.sampler = o.sampler;
+  settings.guidance = o.guidance;
+  settings.cond_latent = o.cond_latent;
 
   at::Generator gen = at::detail::createCPUGenerator(result.seed);
 
@@ -265,42 +264,19 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
     throw_if_stop_requested();
     const int first = chunk * o.batch_size;
     const int64_t b = std::min(o.batch_size, o.samples - first);
-    const Draws draws = draw_noise(gen, roles, needs_eps, b, {c, h, h}, calls_per_step == 2);
-    std::vector<torch::Tensor> given_latents, unused_noise, guidance_noise;
-    for (size_t i = 0; i < given.size(); ++i) {
-      const GivenSource& g = given[i];
-      const torch::Tensor z = g.latent.defined()
-                                  ? g.latent.unsqueeze(0).expand({b, c, h, h}).contiguous()
-                                  : latent_from_moments(g.moments.unsqueeze(0).expand({b, 2 * c, h, h}),
-                                                        draws.posterior_eps[i], sf);
-      given_latents.push_back(z.to(device));
-    }
-    for (const auto& t : draws.unused_noise) unused_noise.push_back(t.to(device));
-    for (const auto& t : draws.guidance_noise) guidance_noise.push_back(t.to(device));
+    const std::vector<TupleOutputs> outs = sample_tuples(
+        models, roles, std::vector<TupleInputs>(static_cast<size_t>(b), tuple), settings, gen, [&](int done, int) {
+          result.network_calls += calls_per_step;
+          if (progress) progress(chunk * o.sampler.steps + done, calls_total);
+          throw_if_stop_requested();
+        });
 
-    const NoiseFn noise_fn = joint_noise_fn(models, roles, given_latents, unused_noise, o.guidance, guidance_noise);
-    SamplerOptions so = o.sampler;
-    so.on_call = [&](int done, int) {
-      result.network_calls += calls_per_step;
-      if (progress) progress(chunk * o.sampler.steps + done, calls_total);
-      throw_if_stop_requested();
-    };
-    const torch::Tensor x_0 = sample(noise_fn, schedule, draws.x_T.to(device), so);
-    if (!torch::isfinite(x_0).all().item<bool>()) {
-      std::string inputs;
-      for (const auto& g : given) inputs += (inputs.empty() ? "" : ", ") + g.path;
-      throw RuntimeError("the network produced NaN or infinite values for " +
-                         (inputs.empty() ? std::string("unconditional samples") : "input(s) " + inputs) +
-                         " (samples " + std::to_string(first) + ".." + std::to_string(first + b - 1) +
-                         "); check the models or try --precision fp32");
-    }
-
-    for (int64_t g = 0; g < g_count; ++g) {
-      throw_if_stop_requested();
-      const Modality m = generated[static_cast<size_t>(g)];
-      const torch::Tensor pixels = model_to_pixels(models.decode(x_0[g])).to(torch::kCPU);
-      for (int64_t j = 0; j < b; ++j) {
-        const int k = first + static_cast<int>(j);
+    for (int64_t j = 0; j < b; ++j) {
+      const int k = first + static_cast<int>(j);
+      const TupleOutputs& out = outs[static_cast<size_t>(j)];
+      for (size_t g = 0; g < generated.size(); ++g) {
+        throw_if_stop_requested();
+        const Modality m = generated[g];
         WriteOptions w;
         w.format = o.format;
         w.overwrite = o.overwrite;
@@ -308,24 +284,15 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
         w.metadata["COPGEN_MODALITY"] = modality_name(m);
         w.metadata["COPGEN_SAMPLE"] = std::to_string(k);
         w.band_descriptions = band_descriptions(m);
-        const std::string& path = plan.images[static_cast<size_t>(k)][static_cast<size_t>(g)];
-        write_image_u8(path, tensor_to_image(pixels[j], geo.value_or(GeoInfo{})), w);
+        const std::string& path = plan.images[static_cast<size_t>(k)][g];
+        write_image_u8(path, tensor_to_image(out.images.at(m), geo.value_or(GeoInfo{})), w);
         result.outputs.push_back(path);
         spdlog::info("wrote {} ({})", path, modality_name(m));
+      }
+      for (const auto& [m, latent] : out.latents) {
         const std::string& lp = plan.latents[static_cast<size_t>(k)][static_cast<size_t>(modality_index(m))];
         if (!lp.empty()) {
-          write_npy(lp, x_0[g][j]);
-          result.latents.push_back(lp);
-        }
-      }
-    }
-    for (size_t i = 0; i < given.size(); ++i) {
-      for (int64_t j = 0; j < b; ++j) {
-        const int k = first + static_cast<int>(j);
-        const std::string& lp =
-            plan.latents[static_cast<size_t>(k)][static_cast<size_t>(modality_index(given[i].modality))];
-        if (!lp.empty()) {
-          write_npy(lp, given_latents[i][j]);
+          write_npy(lp, latent);
           result.latents.push_back(lp);
         }
       }

@@ -29,18 +29,12 @@
 #include <vector>
 
 #include "copgen/conditioning.hpp"
+#include "copgen/tuples.hpp"
 #include "copgen/modality.hpp"
 #include "copgen/models.hpp"
 #include "copgen/sampler.hpp"
 
 namespace copgen {
-
-enum class CondLatent {
-  Sample,  // z = s * (mean + std * eps), as the reference does (default)
-  Mean,    // z = s * mean, the posterior mean
-};
-std::string cond_latent_name(CondLatent c);
-CondLatent parse_cond_latent(const std::string& s);  // throws UsageError naming --cond-latent
 
 // One given input: a 3-band 8-bit thumbnail in any GDAL format, or a .npy latent
 // [C, h, w] (used as is) or autoencoder moments [2C, h, w].

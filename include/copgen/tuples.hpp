@@ -1,0 +1,69 @@
+// Sampling a batch of tuples in memory: the step every front end shares (translate of a
+// tile with N samples, the batch runner's batches of tiles, eval's test set). Given
+// images are encoded, latents drawn, the solver run once for the whole batch, and the
+// generated latents decoded; nothing is read from or written to disk here.
+//
+//   TupleInputs t;  t.label = "433U_1043R";
+//   t.given[Modality::S2L1C].pixels = thumbnail;          // uint8 [3, 256, 256]
+//   auto out = sample_tuples(models, roles, {t}, settings, gen);
+//   out[0].images.at(Modality::S2L2A);                     // uint8 [3, 256, 256]
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <torch/torch.h>
+
+#include "copgen/conditioning.hpp"
+#include "copgen/modality.hpp"
+#include "copgen/sampler.hpp"
+
+namespace copgen {
+
+class Models;
+
+enum class CondLatent {
+  Sample,  // z = s * (mean + std * eps), as the reference does (default)
+  Mean,    // z = s * mean, the posterior mean
+};
+std::string cond_latent_name(CondLatent c);
+CondLatent parse_cond_latent(const std::string& s);  // throws UsageError naming --cond-latent
+
+// One given modality of one tuple: exactly one of the three is defined (CPU tensors).
+struct GivenData {
+  torch::Tensor pixels;   // uint8 [3, H, W] thumbnail, encoded by the autoencoder
+  torch::Tensor moments;  // float [2C, h, w] posterior moments (mean, logvar)
+  torch::Tensor latent;   // float [C, h, w] scaled latent, used as is
+};
+
+struct TupleInputs {
+  std::string label;                    // names the tuple in messages (a path, a cell id)
+  std::map<Modality, GivenData> given;  // must hold exactly roles.given
+};
+
+struct SamplingSettings {
+  SamplerOptions sampler;               // solver, steps, grid (on_call is ignored)
+  Guidance guidance;                    // classifier-free guidance
+  CondLatent cond_latent = CondLatent::Sample;
+  bool decode = true;                   // false: latents only
+};
+
+struct TupleOutputs {
+  std::map<Modality, torch::Tensor> images;   // generated: uint8 [3, H, W] (CPU)
+  std::map<Modality, torch::Tensor> latents;  // given and generated: float [C, h, w] (CPU)
+};
+
+// Samples all tuples together as one batch (B = tuples.size()) with draws from `gen` in
+// the documented order. `on_call(done, total)` is called after every solver step.
+// Throws RuntimeError naming the tuples when the network output is not finite.
+std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
+                                        const SamplingSettings& settings, at::Generator& gen,
+                                        const CallCallback& on_call = {});
+
+// Posterior moments [N, 2C, h, w] (CPU float) of uint8 images [N, 3, H, W], encoded in
+// chunks of at most `batch` images.
+torch::Tensor encode_images(Models& models, const torch::Tensor& pixels, int batch = 8);
+
+}  // namespace copgen

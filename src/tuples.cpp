@@ -1,0 +1,113 @@
+#include "copgen/tuples.hpp"
+
+#include "copgen/error.hpp"
+#include "copgen/models.hpp"
+#include "copgen/pixels.hpp"
+
+namespace copgen {
+
+std::string cond_latent_name(CondLatent c) { return c == CondLatent::Sample ? "sample" : "mean"; }
+
+CondLatent parse_cond_latent(const std::string& s) {
+  if (s == "sample") return CondLatent::Sample;
+  if (s == "mean") return CondLatent::Mean;
+  throw UsageError("--cond-latent: unknown value '" + s + "' (expected sample or mean)");
+}
+
+torch::Tensor encode_images(Models& models, const torch::Tensor& pixels, int batch) {
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < pixels.size(0); i += batch) {
+    const int64_t n = std::min<int64_t>(batch, pixels.size(0) - i);
+    parts.push_back(models.encode_moments(pixels_to_model(pixels.narrow(0, i, n))).to(torch::kCPU));
+  }
+  return torch::cat(parts, 0);
+}
+
+std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
+                                        const SamplingSettings& settings, at::Generator& gen,
+                                        const CallCallback& on_call) {
+  const auto b = static_cast<int64_t>(tuples.size());
+  if (b == 0) return {};
+  const int64_t c = models.latent_channels(), h = models.latent_size();
+  const double sf = models.scale_factor();
+  const torch::Device device = models.device();
+
+  // Encode every given image of the batch in one go, modality by modality.
+  std::vector<std::vector<torch::Tensor>> moments(roles.given.size(), std::vector<torch::Tensor>(tuples.size()));
+  std::vector<bool> needs_eps(roles.given.size(), false);
+  for (size_t gi = 0; gi < roles.given.size(); ++gi) {
+    const Modality m = roles.given[gi];
+    std::vector<torch::Tensor> images;
+    std::vector<size_t> owners;
+    for (size_t k = 0; k < tuples.size(); ++k) {
+      auto it = tuples[k].given.find(m);
+      if (it == tuples[k].given.end()) {
+        throw std::invalid_argument("sample_tuples: tuple '" + tuples[k].label + "' lacks given " + modality_name(m));
+      }
+      const GivenData& d = it->second;
+      if (d.pixels.defined()) {
+        images.push_back(d.pixels);
+        owners.push_back(k);
+      } else if (d.moments.defined()) {
+        moments[gi][k] = d.moments.to(torch::kFloat32);
+      }
+      if (!d.latent.defined() && settings.cond_latent == CondLatent::Sample) needs_eps[gi] = true;
+    }
+    if (!images.empty()) {
+      const torch::Tensor enc = encode_images(models, torch::stack(images, 0));
+      for (size_t j = 0; j < owners.size(); ++j) moments[gi][owners[j]] = enc[static_cast<int64_t>(j)];
+    }
+  }
+
+  const bool guided = settings.guidance.scale != 0.0 && !roles.given.empty();
+  const Draws draws = draw_noise(gen, roles, needs_eps, b, {c, h, h}, guided);
+
+  std::vector<torch::Tensor> given_latents, unused_noise, guidance_noise;
+  for (size_t gi = 0; gi < roles.given.size(); ++gi) {
+    std::vector<torch::Tensor> zs;
+    for (size_t k = 0; k < tuples.size(); ++k) {
+      const GivenData& d = tuples[k].given.at(roles.given[gi]);
+      if (d.latent.defined()) {
+        zs.push_back(d.latent.to(torch::kFloat32));
+      } else {
+        const torch::Tensor eps = draws.posterior_eps[gi].defined() && settings.cond_latent == CondLatent::Sample
+                                      ? draws.posterior_eps[gi][static_cast<int64_t>(k)]
+                                      : torch::Tensor();
+        zs.push_back(latent_from_moments(moments[gi][k], eps, sf));
+      }
+    }
+    given_latents.push_back(torch::stack(zs, 0).to(device));
+  }
+  for (const auto& t : draws.unused_noise) unused_noise.push_back(t.to(device));
+  for (const auto& t : draws.guidance_noise) guidance_noise.push_back(t.to(device));
+
+  const NoiseFn fn = joint_noise_fn(models, roles, given_latents, unused_noise, settings.guidance, guidance_noise);
+  SamplerOptions so = settings.sampler;
+  so.on_call = on_call;
+  const torch::Tensor x_0 = sample(fn, models.schedule(), draws.x_T.to(device), so);
+  if (!torch::isfinite(x_0).all().item<bool>()) {
+    std::string labels;
+    for (const auto& t : tuples) labels += (labels.empty() ? "" : ", ") + t.label;
+    throw RuntimeError("the network produced NaN or infinite values for " + labels +
+                       "; check the models or try --precision fp32");
+  }
+
+  std::vector<TupleOutputs> out(tuples.size());
+  for (size_t gi = 0; gi < roles.generated.size(); ++gi) {
+    const Modality m = roles.generated[gi];
+    const torch::Tensor lat = x_0[static_cast<int64_t>(gi)].to(torch::kCPU);
+    torch::Tensor pixels;
+    if (settings.decode) pixels = model_to_pixels(models.decode(x_0[static_cast<int64_t>(gi)])).to(torch::kCPU);
+    for (size_t k = 0; k < tuples.size(); ++k) {
+      out[k].latents[m] = lat[static_cast<int64_t>(k)];
+      if (settings.decode) out[k].images[m] = pixels[static_cast<int64_t>(k)];
+    }
+  }
+  for (size_t gi = 0; gi < roles.given.size(); ++gi) {
+    const torch::Tensor lat = given_latents[gi].to(torch::kCPU);
+    for (size_t k = 0; k < tuples.size(); ++k) out[k].latents[roles.given[gi]] = lat[static_cast<int64_t>(k)];
+  }
+  return out;
+}
+
+}  // namespace copgen
