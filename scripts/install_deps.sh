@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config ccache
   libtorch-dev libopenblas0-pthread
   libgdal-dev gdal-bin
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
