@@ -79,6 +79,14 @@ std::vector<Modality> parse_modality_list(const std::vector<std::string>& items,
   return out;
 }
 
+std::pair<Modality, std::string> parse_input_spec(std::string_view spec, std::string_view flag) {
+  const auto eq = spec.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == spec.size()) {
+    throw UsageError(std::string(flag) + " '" + std::string(spec) + "': expected MODALITY=PATH");
+  }
+  return {parse_modality(spec.substr(0, eq), flag), std::string(spec.substr(eq + 1))};
+}
+
 std::string join_modalities(const std::vector<Modality>& ms, std::string_view sep) {
   std::string out;
   for (size_t i = 0; i < ms.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -59,11 +60,31 @@ torch::Device resolve_device(const std::string& spec) {
   throw UsageError("--device: malformed device '" + spec + "' (expected auto, cpu, cuda or cuda:N)");
 }
 
+bool cpu_has_native_bf16() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+    }
+  }
+  return false;
+}
+
 torch::ScalarType resolve_precision(Precision p, const torch::Device& device) {
   if (p == Precision::Fp32) return torch::kFloat32;
   if (device.is_cpu()) {
     if (p == Precision::Auto) return torch::kFloat32;
-    throw UsageError("--precision " + precision_name(p) + ": reduced precision is only offered on CUDA devices; use fp32 on the CPU");
+    if (p == Precision::Bf16) {
+      // oneDNN runs bf16 matrix products on AMX / AVX512-BF16 (several times fp32's rate);
+      // elsewhere it emulates them, slower than fp32.
+      if (!cpu_has_native_bf16()) {
+        spdlog::warn("--precision bf16: this CPU has no native bf16 (AMX or AVX512-BF16); fp32 is likely faster");
+      }
+      return torch::kBFloat16;
+    }
+    throw UsageError("--precision " + precision_name(p) +
+                     ": half precision is only offered on CUDA devices; use fp32 or bf16 on the CPU");
   }
   if (p == Precision::Fp16) return torch::kFloat16;
   // bf16 needs compute capability 8.0 or later; older GPUs get fp16 under auto.
@@ -180,11 +201,14 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
     mod->eval();
     mod->to(m.device_, m.dtype_);
   }
-  spdlog::debug("loaded models from '{}' on {} in {} (backbone {} M parameters, {})", models_dir,
+  if (options.cuda_graphs && m.device_.is_cuda() && built_with_cuda()) {
+    m.graphs_ = std::make_shared<GraphCache>(m.device_);
+  }
+  spdlog::debug("loaded models from '{}' on {} in {}{} (backbone {} M parameters, {})", models_dir,
                 m.device_.str(), precision_name(m.dtype_ == torch::kFloat32    ? Precision::Fp32
                                                 : m.dtype_ == torch::kBFloat16 ? Precision::Bf16
                                                                                : Precision::Fp16),
-                mf.backbone.parameters / 1000000, mf.backbone.source);
+                m.graphs_ ? " with CUDA graphs" : "", mf.backbone.parameters / 1000000, mf.backbone.source);
   return m;
 }
 
@@ -195,19 +219,27 @@ NoiseSchedule Models::schedule() const {
 
 torch::Tensor Models::predict_noise(const torch::Tensor& z, const torch::Tensor& t) {
   c10::InferenceMode guard;
-  auto out = backbone_->forward({z.to(device_, dtype_), t.to(device_, torch::kFloat32)});
-  return out.toTensor().to(torch::kFloat32);
+  ++backbone_calls_;
+  const torch::Tensor z_in = to_device(z, device_).to(dtype_);
+  const torch::Tensor t_in = to_device(t, device_).to(torch::kFloat32);
+  if (graphs_) {
+    const torch::Tensor out = graphs_->run(
+        [this](const torch::Tensor& a, const torch::Tensor& b) { return backbone_->forward({a, b}).toTensor(); },
+        z_in, t_in);
+    if (out.defined()) return out.to(torch::kFloat32);
+  }
+  return backbone_->forward({z_in, t_in}).toTensor().to(torch::kFloat32);
 }
 
 torch::Tensor Models::encode_moments(const torch::Tensor& x) {
   c10::InferenceMode guard;
-  auto out = autoencoder_->get_method("encode_moments")({x.to(device_, dtype_)});
+  auto out = autoencoder_->get_method("encode_moments")({to_device(x, device_).to(dtype_)});
   return out.toTensor().to(torch::kFloat32);
 }
 
 torch::Tensor Models::decode(const torch::Tensor& z) {
   c10::InferenceMode guard;
-  auto out = autoencoder_->get_method("decode")({z.to(device_, dtype_)});
+  auto out = autoencoder_->get_method("decode")({to_device(z, device_).to(dtype_)});
   return out.toTensor().to(torch::kFloat32);
 }
 

@@ -215,6 +215,7 @@ torch::Tensor read_npy(const std::string& path) {
   if (fs::is_directory(status)) input_error(path, "is a directory, not a .npy file");
   const std::uintmax_t file_size = fs::file_size(path, ec);
   if (ec) input_error(path, "cannot read (" + ec.message() + ")");
+  if (file_size == 0) input_error(path, "file is empty (0 bytes)");
 
   std::ifstream in(path, std::ios::binary);
   if (!in) input_error(path, "cannot open (" + std::string(std::strerror(errno)) + ")");

@@ -18,6 +18,7 @@
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/version.hpp"
+#include "pipeline_detail.hpp"
 
 namespace copgen {
 
@@ -29,7 +30,7 @@ std::uint64_t random_seed() {
   return ((hi << 32) | lo) & ((std::uint64_t{1} << 53) - 1);  // exact in JSON and Python floats
 }
 
-namespace {
+namespace detail {
 
 bool has_suffix_ci(const std::string& s, const std::string& suffix) {
   if (s.size() < suffix.size()) return false;
@@ -161,11 +162,6 @@ void check_output_dir(const std::string& dir, bool create) {
   fs::remove(probe, ec);
 }
 
-struct OutputPlan {
-  // paths[k][g]: sample k, generated modality g
-  std::vector<std::vector<std::string>> images;
-  std::vector<std::vector<std::string>> latents;  // [k][modality index], "" when not saved
-};
 
 OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
                         const std::vector<Modality>& saved_latent_modalities) {
@@ -209,6 +205,29 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
   return plan;
 }
 
+std::map<std::string, std::string> run_metadata(const RunOptions& o, const Models& models, std::uint64_t seed,
+                                                const std::string& mode, const std::vector<Modality>& given_mods,
+                                                const Roles& roles) {
+  const std::vector<Modality>& generated = roles.generated;
+  return {
+      {"COPGEN_VERSION", kVersion},
+      {"COPGEN_MODELS_SHA256", models.manifest().sha256},
+      {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
+      {"COPGEN_MODE", mode},
+      {"COPGEN_SEED", std::to_string(seed)},
+      {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
+      {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
+      {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
+      {"COPGEN_GUIDANCE_SCALE", std::to_string(o.guidance.scale)},
+      {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
+      {"COPGEN_GIVEN", given_mods.empty() ? "none" : join_modalities(given_mods)},
+      {"COPGEN_GENERATED", join_modalities(generated)},
+      {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
+      {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
+      {"COPGEN_SAMPLES", std::to_string(o.samples)},
+  };
+}
+
 RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::vector<Modality>& generated,
               const std::optional<GeoInfo>& geo, const OutputPlan& plan, Models& models,
               const ProgressFn& progress, const std::string& mode) {
@@ -242,23 +261,7 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
 
   at::Generator gen = at::detail::createCPUGenerator(result.seed);
 
-  std::map<std::string, std::string> meta = {
-      {"COPGEN_VERSION", kVersion},
-      {"COPGEN_MODELS_SHA256", models.manifest().sha256},
-      {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
-      {"COPGEN_MODE", mode},
-      {"COPGEN_SEED", std::to_string(result.seed)},
-      {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
-      {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
-      {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
-      {"COPGEN_GUIDANCE_SCALE", std::to_string(o.guidance.scale)},
-      {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
-      {"COPGEN_GIVEN", given_mods.empty() ? "none" : join_modalities(given_mods)},
-      {"COPGEN_GENERATED", join_modalities(generated)},
-      {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
-      {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
-      {"COPGEN_SAMPLES", std::to_string(o.samples)},
-  };
+  const std::map<std::string, std::string> meta = run_metadata(o, models, result.seed, mode, given_mods, roles);
 
   for (int chunk = 0; chunk < chunks; ++chunk) {
     throw_if_stop_requested();
@@ -302,7 +305,9 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
   return result;
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
                         Modality modality, int k, int n) {
@@ -354,8 +359,29 @@ void validate(const GenerateOptions& o) {
   }
 }
 
+namespace {
+
+// True when every input is a .npy latent or a 256 x 256 (image_size) 3-band Byte
+// thumbnail: those are sampled as tiles; anything else is a scene.
+bool all_tiles(const TranslateOptions& o, const Models& models) {
+  if (o.scene.force) return false;
+  for (const GivenInput& g : o.inputs) {
+    if (has_suffix_ci(g.path, ".npy")) continue;
+    std::error_code ec;
+    if (fs::is_directory(g.path, ec) || (g.path.find(',') != std::string::npos && !path_exists(g.path))) return false;
+    const RasterInfo info = probe_raster(g.path, modality_name(g.modality) + " input");
+    const bool tile = info.bands == 3 && info.data_type == "Byte" && info.width == models.image_size() &&
+                      info.height == models.image_size() && o.scene.input_kind != InputKind::Physical;
+    if (!tile) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   validate(o);
+  if (!all_tiles(o, models)) return translate_scene(o, models, progress);
   const std::vector<Modality> generated = generated_of(o);
   std::vector<Modality> latent_mods = generated;
   for (const GivenInput& g : o.inputs) latent_mods.push_back(g.modality);

@@ -34,135 +34,12 @@
 #include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
+#include "gdal_support.hpp"
 
 namespace copgen {
 namespace {
 
-// ---- GDAL error routing ---------------------------------------------------------------
-
-// A CPLError message without trailing newlines/blanks (some drivers end them with '\n').
-std::string clean_message(const char* message) {
-  std::string msg = message != nullptr ? message : "";
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r' || msg.back() == ' ')) {
-    msg.pop_back();
-  }
-  return msg;
-}
-
-// Logs one CPLError. Failures are logged at debug level only: copgen rethrows them as
-// exceptions with context, and the user sees them there.
-void log_cpl_error(CPLErr level, CPLErrorNum number, const char* message) noexcept {
-  try {
-    const std::string msg = clean_message(message);
-    switch (level) {
-      case CE_None:
-        spdlog::trace("GDAL: {}", msg);
-        break;
-      case CE_Debug:
-        spdlog::debug("GDAL: {}", msg);
-        break;
-      case CE_Warning:
-        spdlog::warn("GDAL: {}", msg);
-        break;
-      case CE_Failure:
-      case CE_Fatal:
-      default:
-        spdlog::debug("GDAL error {}: {}", static_cast<int>(number), msg);
-        break;
-    }
-  } catch (...) {
-    // Never let an exception cross into GDAL's C code.
-  }
-}
-
-void CPL_STDCALL global_error_handler(CPLErr level, CPLErrorNum number, const char* message) {
-  log_cpl_error(level, number, message);
-}
-
-// While alive, records the CPLErrors of this thread (and still logs them). GDAL keeps
-// error handlers per thread, so concurrent operations on other threads do not interfere.
-class ErrorCapture {
- public:
-  ErrorCapture() {
-    CPLErrorReset();
-    CPLPushErrorHandlerEx(&ErrorCapture::handler, this);
-  }
-  ~ErrorCapture() { CPLPopErrorHandler(); }
-  ErrorCapture(const ErrorCapture&) = delete;
-  ErrorCapture& operator=(const ErrorCapture&) = delete;
-
-  bool failed() const { return failed_; }
-  // The last failure message, else the last CPL error message, else `fallback`.
-  std::string message(const std::string& fallback = "unknown GDAL error") const {
-    if (!last_failure_.empty()) return last_failure_;
-    const std::string last = clean_message(CPLGetLastErrorMsg());
-    return last.empty() ? fallback : last;
-  }
-  void reset() {
-    failed_ = false;
-    last_failure_.clear();
-    CPLErrorReset();
-  }
-
- private:
-  static void CPL_STDCALL handler(CPLErr level, CPLErrorNum number, const char* message) {
-    auto* self = static_cast<ErrorCapture*>(CPLGetErrorHandlerUserData());
-    if (self != nullptr && (level == CE_Failure || level == CE_Fatal)) {
-      self->failed_ = true;
-      self->last_failure_ = clean_message(message);
-    }
-    log_cpl_error(level, number, message);
-  }
-
-  bool failed_ = false;
-  std::string last_failure_;
-};
-
-// ---- RAII ---------------------------------------------------------------------------
-
-struct DatasetCloser {
-  void operator()(GDALDataset* ds) const noexcept {
-    if (ds != nullptr) GDALClose(GDALDataset::ToHandle(ds));
-  }
-};
-using DatasetPtr = std::unique_ptr<GDALDataset, DatasetCloser>;
-
-struct CslDeleter {
-  void operator()(char** list) const noexcept { CSLDestroy(list); }
-};
-using CslPtr = std::unique_ptr<char*, CslDeleter>;
-
-// ---- helpers ------------------------------------------------------------------------
-
-std::string quoted(const std::string& path) { return "'" + path + "'"; }
-
-[[noreturn]] void input_error(const std::string& what, const std::string& path,
-                              const std::string& detail) {
-  throw InputError(what + " " + quoted(path) + ": " + detail);
-}
-
-[[noreturn]] void output_error(const std::string& path, const std::string& detail) {
-  throw OutputError("output " + quoted(path) + ": " + detail);
-}
-
-bool stat_path(const std::string& path, VSIStatBufL* st, int flags) {
-  return VSIStatExL(path.c_str(), st, flags) == 0;
-}
-
-bool is_vsi(const std::string& path) { return path.rfind("/vsi", 0) == 0; }
-
-// Local filesystem paths (not a /vsi... virtual file system).
-bool is_local(const std::string& path) { return !is_vsi(path); }
-
-std::string parent_dir(const std::string& path) {
-  std::string dir = CPLGetPath(path.c_str());  // copy out of CPL's rotating buffer
-  return dir;
-}
-
-std::string file_name(const std::string& path) {
-  std::string name = CPLGetFilename(path.c_str());
-  return name;
-}
+using namespace gdal_detail;
 
 // "N band(s) of T" for uniform types, else a per-band list.
 std::string describe_band_types(GDALDataset& ds) {
@@ -234,13 +111,22 @@ GeoInfo read_geo(GDALDataset& ds, const std::string& path) {
 DatasetPtr open_raster(const std::string& path, const std::string& what) {
   init_gdal();
   VSIStatBufL st;
-  if (!stat_path(path, &st, VSI_STAT_EXISTS_FLAG)) input_error(what, path, "file not found");
+  if (!stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG | VSI_STAT_SIZE_FLAG)) {
+    input_error(what, path, "file not found");
+  }
+  if (VSI_ISREG(st.st_mode) && st.st_size == 0) input_error(what, path, "file is empty (0 bytes)");
 
   ErrorCapture capture;
   DatasetPtr ds(GDALDataset::FromHandle(
       GDALOpenEx(path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR, nullptr,
                  nullptr, nullptr)));
   if (!ds) {
+    // Some rasters are directories (e.g. an Arc/Info grid), so only a failed open says
+    // a directory or an unreadable file is the problem.
+    if (VSI_ISDIR(st.st_mode)) input_error(what, path, "is a directory, not a raster GDAL can read");
+    if (is_local(path) && ::access(path.c_str(), R_OK) != 0) {
+      input_error(what, path, std::string("cannot be read (") + std::strerror(errno) + ")");
+    }
     input_error(what, path, "not a raster GDAL can read (" + capture.message() + ")");
   }
   if (ds->GetRasterCount() == 0) {
@@ -452,6 +338,16 @@ ImageU8 read_image_u8(const std::string& path, const std::string& what) {
   image.bands = bands;
   const std::size_t band_size =
       static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
+  // Checked before allocating: a small (sparse or forged) file can claim any size.
+  const auto bytes = static_cast<std::uint64_t>(band_size) * static_cast<std::uint64_t>(bands);
+  if (bytes > kMaxImageBytes) {
+    input_error(what, path,
+                "image too large (" + std::to_string(bands) + " band(s) of " +
+                    std::to_string(image.width) + " x " + std::to_string(image.height) + " = " +
+                    std::to_string(bytes) + " bytes; copgen reads at most " +
+                    std::to_string(kMaxImageBytes >> 30) +
+                    " GiB per image: crop or tile it, e.g. with gdal_translate -srcwin)");
+  }
   try {
     image.pixels.resize(band_size * static_cast<std::size_t>(bands));
   } catch (const std::bad_alloc&) {
@@ -471,6 +367,34 @@ ImageU8 read_image_u8(const std::string& path, const std::string& what) {
         "cannot read pixels, the file may be truncated or corrupt (" + capture.message() + ")");
   }
   image.geo = read_geo(*ds, path);
+
+  // An image whose every pixel is nodata holds nothing to translate or compare.
+  bool all_nodata = true;
+  std::vector<int> values;  // each band's nodata value
+  for (int b = 1; b <= bands && all_nodata; ++b) {
+    int has_nodata = FALSE;
+    const double nodata = ds->GetRasterBand(b)->GetNoDataValue(&has_nodata);
+    if (!has_nodata || !(nodata >= 0 && nodata <= 255) || nodata != std::floor(nodata)) {
+      all_nodata = false;
+      break;
+    }
+    const auto value = static_cast<std::uint8_t>(nodata);
+    const auto first = image.pixels.begin() + static_cast<std::ptrdiff_t>(band_size * (b - 1));
+    all_nodata = std::all_of(first, first + static_cast<std::ptrdiff_t>(band_size),
+                             [value](std::uint8_t p) { return p == value; });
+    values.push_back(value);
+  }
+  if (all_nodata) {
+    std::string listed;
+    const bool same = std::all_of(values.begin(), values.end(), [&](int v) { return v == values.front(); });
+    if (same) {
+      listed = "nodata value " + std::to_string(values.front());
+    } else {
+      listed = "nodata values";
+      for (size_t i = 0; i < values.size(); ++i) listed += (i ? ", " : " ") + std::to_string(values[i]);
+    }
+    input_error(what, path, "every pixel is nodata (" + listed + "); there is nothing to read");
+  }
   return image;
 }
 
@@ -559,5 +483,13 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
   spdlog::debug("wrote '{}' ({} bands of {}x{}, {})", path, image.bands, image.width, image.height,
                 options.format);
 }
+
+// Entry points for the rest of the GDAL module (src/raster_scene.cpp).
+namespace gdal_detail {
+DatasetPtr open_dataset(const std::string& path, const std::string& what) { return open_raster(path, what); }
+std::string temporary_path(const std::string& path) { return temp_path_for(path); }
+void check_output_dir(const std::string& path) { check_destination_dir(path); }
+GeoInfo geo_of(GDALDataset& ds, const std::string& path) { return read_geo(ds, path); }
+}  // namespace gdal_detail
 
 }  // namespace copgen

@@ -1,5 +1,9 @@
 #include "copgen/tuples.hpp"
 
+#include <algorithm>
+#include <new>
+
+#include "copgen/cuda.hpp"
 #include "copgen/error.hpp"
 #include "copgen/models.hpp"
 #include "copgen/pixels.hpp"
@@ -18,14 +22,37 @@ torch::Tensor encode_images(Models& models, const torch::Tensor& pixels, int bat
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < pixels.size(0); i += batch) {
     const int64_t n = std::min<int64_t>(batch, pixels.size(0) - i);
-    parts.push_back(models.encode_moments(pixels_to_model(pixels.narrow(0, i, n))).to(torch::kCPU));
+    parts.push_back(to_host(models.encode_moments(pixels_to_model(pixels.narrow(0, i, n)))));
   }
   return torch::cat(parts, 0);
 }
 
-std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
-                                        const SamplingSettings& settings, at::Generator& gen,
-                                        const CallCallback& on_call) {
+bool is_out_of_memory(const std::string& message) {
+  return message.find("out of memory") != std::string::npos ||
+         message.find("can't allocate memory") != std::string::npos;
+}
+
+std::string out_of_memory_message(const std::vector<std::string>& labels, std::int64_t batch,
+                                  const std::string& device) {
+  std::vector<std::string> unique;
+  for (const std::string& l : labels) {
+    if (std::find(unique.begin(), unique.end(), l) == unique.end()) unique.push_back(l);
+  }
+  std::string named;
+  const size_t shown = std::min<size_t>(unique.size(), 5);
+  for (size_t i = 0; i < shown; ++i) named += (i ? ", " : "") + unique[i];
+  if (unique.size() > shown) named += " and " + std::to_string(unique.size() - shown) + " more";
+  std::string msg = "out of memory on " + device + " while sampling a batch of " + std::to_string(batch) +
+                    (batch == 1 ? " sample" : " samples") + (named.empty() ? "" : " (" + named + ")");
+  if (batch > 1) return msg + "; try --batch-size " + std::to_string(batch / 2);
+  return msg + "; the batch size is already 1: free memory, or use another --device (or --precision fp16/bf16 on a GPU)";
+}
+
+namespace {
+
+std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
+                                       const SamplingSettings& settings, at::Generator& gen,
+                                       const CallCallback& on_call) {
   const auto b = static_cast<int64_t>(tuples.size());
   if (b == 0) return {};
   const int64_t c = models.latent_channels(), h = models.latent_size();
@@ -76,15 +103,15 @@ std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, cons
         zs.push_back(latent_from_moments(moments[gi][k], eps, sf));
       }
     }
-    given_latents.push_back(torch::stack(zs, 0).to(device));
+    given_latents.push_back(to_device(torch::stack(zs, 0), device));
   }
-  for (const auto& t : draws.unused_noise) unused_noise.push_back(t.to(device));
-  for (const auto& t : draws.guidance_noise) guidance_noise.push_back(t.to(device));
+  for (const auto& t : draws.unused_noise) unused_noise.push_back(to_device(t, device));
+  for (const auto& t : draws.guidance_noise) guidance_noise.push_back(to_device(t, device));
 
   const NoiseFn fn = joint_noise_fn(models, roles, given_latents, unused_noise, settings.guidance, guidance_noise);
   SamplerOptions so = settings.sampler;
   so.on_call = on_call;
-  const torch::Tensor x_0 = sample(fn, models.schedule(), draws.x_T.to(device), so);
+  const torch::Tensor x_0 = sample(fn, models.schedule(), to_device(draws.x_T, device), so);
   if (!torch::isfinite(x_0).all().item<bool>()) {
     std::string labels;
     for (const auto& t : tuples) labels += (labels.empty() ? "" : ", ") + t.label;
@@ -95,19 +122,48 @@ std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, cons
   std::vector<TupleOutputs> out(tuples.size());
   for (size_t gi = 0; gi < roles.generated.size(); ++gi) {
     const Modality m = roles.generated[gi];
-    const torch::Tensor lat = x_0[static_cast<int64_t>(gi)].to(torch::kCPU);
+    const torch::Tensor lat = to_host(x_0[static_cast<int64_t>(gi)]);
     torch::Tensor pixels;
-    if (settings.decode) pixels = model_to_pixels(models.decode(x_0[static_cast<int64_t>(gi)])).to(torch::kCPU);
+    if (settings.decode) pixels = to_host(model_to_pixels(models.decode(x_0[static_cast<int64_t>(gi)])));
     for (size_t k = 0; k < tuples.size(); ++k) {
       out[k].latents[m] = lat[static_cast<int64_t>(k)];
       if (settings.decode) out[k].images[m] = pixels[static_cast<int64_t>(k)];
     }
   }
   for (size_t gi = 0; gi < roles.given.size(); ++gi) {
-    const torch::Tensor lat = given_latents[gi].to(torch::kCPU);
+    const torch::Tensor lat = to_host(given_latents[gi]);
     for (size_t k = 0; k < tuples.size(); ++k) out[k].latents[roles.given[gi]] = lat[static_cast<int64_t>(k)];
   }
   return out;
+}
+
+std::vector<std::string> labels_of(const std::vector<TupleInputs>& tuples) {
+  std::vector<std::string> labels;
+  for (const auto& t : tuples) labels.push_back(t.label);
+  return labels;
+}
+
+}  // namespace
+
+std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
+                                        const SamplingSettings& settings, at::Generator& gen,
+                                        const CallCallback& on_call) {
+  const auto batch = static_cast<std::int64_t>(tuples.size());
+  try {
+    return sample_batch(models, roles, tuples, settings, gen, on_call);
+  } catch (const Error&) {
+    throw;  // copgen's own (Interrupted, NaN output, ...)
+  } catch (const c10::Error& e) {
+    if (!is_out_of_memory(e.what_without_backtrace())) throw;
+    throw RuntimeError(out_of_memory_message(labels_of(tuples), batch, models.device().str()));
+  } catch (const std::bad_alloc&) {
+    throw RuntimeError(out_of_memory_message(labels_of(tuples), batch, models.device().str()));
+  } catch (const std::exception& e) {
+    // The TorchScript interpreter rethrows the errors of its ops as std::runtime_error
+    // with a traceback, so the message decides.
+    if (!is_out_of_memory(e.what())) throw;
+    throw RuntimeError(out_of_memory_message(labels_of(tuples), batch, models.device().str()));
+  }
 }
 
 }  // namespace copgen

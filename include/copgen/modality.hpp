@@ -10,6 +10,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace copgen {
@@ -33,6 +34,11 @@ Modality parse_modality(std::string_view text, std::string_view flag = "modality
 // unknown or repeated modality. Order is kept as given.
 std::vector<Modality> parse_modality_list(const std::vector<std::string>& items,
                                           std::string_view flag);
+// One "MODALITY=PATH" item of --input: the modality (any name parse_modality accepts)
+// and the path after the first '='. Throws UsageError naming `flag` and the item when
+// there is no '=', the modality is unknown, or either side is empty.
+std::pair<Modality, std::string> parse_input_spec(std::string_view spec,
+                                                  std::string_view flag = "--input");
 // Joined canonical names, e.g. "DEM,S2L2A".
 std::string join_modalities(const std::vector<Modality>& ms, std::string_view sep = ",");
 inline std::ostream& operator<<(std::ostream& os, Modality m) { return os << modality_name(m); }

@@ -18,6 +18,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "copgen/cuda.hpp"
 #include "copgen/manifest.hpp"
 #include "copgen/schedule.hpp"
 
@@ -30,14 +31,19 @@ Precision parse_precision(const std::string& s);  // throws UsageError naming --
 // "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N". Throws UsageError
 // naming --device when the spec is malformed, the build has no CUDA, or no such GPU.
 torch::Device resolve_device(const std::string& spec);
-// Auto -> bf16 on a CUDA device that supports it (fp16 otherwise), fp32 on CPU.
-// Throws UsageError for bf16/fp16 on CPU.
+// Auto -> bf16 on a CUDA device that supports it (fp16 otherwise), fp32 on CPU. bf16 on
+// the CPU is offered (the reference runs the CPU in bf16; with AMX or AVX512-BF16 its
+// matrix products are several times faster) and warns where the CPU lacks native bf16.
+// Throws UsageError for fp16 on CPU.
 torch::ScalarType resolve_precision(Precision p, const torch::Device& device);
+// True when /proc/cpuinfo lists avx512_bf16 or amx_bf16.
+bool cpu_has_native_bf16();
 
 struct ModelOptions {
   std::string device = "auto";        // --device
   Precision precision = Precision::Auto;  // --precision
   bool verify_checksums = true;       // compare each file's SHA-256 with the manifest
+  bool cuda_graphs = true;            // --cuda-graphs: replay the backbone call as a CUDA graph (CUDA only)
 };
 
 // The directory used when --models is not given: $COPGEN_MODELS, else the installed one.
@@ -59,7 +65,13 @@ class Models {
   double scale_factor() const { return manifest_.scale_factor; }
 
   // Predicted noise of every modality. z: [B, 4, C, h, w], t: [B, 4] labels in [0, N].
+  // On CUDA with cuda_graphs, each shape is captured once and replayed (see cuda.hpp).
   torch::Tensor predict_noise(const torch::Tensor& z, const torch::Tensor& t);
+  // predict_noise calls made through this object (each one backbone call of a batch).
+  std::int64_t backbone_calls() const { return backbone_calls_; }
+  // Whether backbone calls go through CUDA graphs, and how many shapes were captured.
+  bool cuda_graphs() const { return graphs_ != nullptr; }
+  int cuda_graphs_captured() const { return graphs_ ? graphs_->captured() : 0; }
   // Autoencoder moments (mean, logvar) of images in model range [-1, 1].
   torch::Tensor encode_moments(const torch::Tensor& x);
   // Images in model range (unclamped) from scaled latents.
@@ -72,6 +84,8 @@ class Models {
   torch::ScalarType dtype_ = torch::kFloat32;
   std::shared_ptr<torch::jit::Module> backbone_;
   std::shared_ptr<torch::jit::Module> autoencoder_;
+  std::shared_ptr<GraphCache> graphs_;  // null: eager calls
+  std::int64_t backbone_calls_ = 0;
 };
 
 }  // namespace copgen

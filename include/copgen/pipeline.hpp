@@ -33,6 +33,7 @@
 #include "copgen/modality.hpp"
 #include "copgen/models.hpp"
 #include "copgen/sampler.hpp"
+#include "copgen/scene.hpp"
 
 namespace copgen {
 
@@ -60,6 +61,7 @@ struct RunOptions {
 struct TranslateOptions : RunOptions {
   std::vector<GivenInput> inputs;  // --from with -i / --input MOD=PATH
   std::vector<Modality> to;        // --to; empty: every modality not given
+  SceneOptions scene;              // inputs other than 256 x 256 thumbnails (scene.hpp)
 };
 
 struct GenerateOptions : RunOptions {
@@ -89,9 +91,16 @@ void validate(const GenerateOptions& options);
 std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
                         Modality modality, int k, int n);
 
-// Runs a translation. Reads and checks every input and output path before any network
+// Runs a translation. 256 x 256 thumbnails and .npy latents are sampled as tiles; any other
+// input (larger or smaller scenes, physical bands, product folders) goes through the scene
+// path (translate_scene). Reads and checks every input and output path before any network
 // call; throws InputError, OutputError, RuntimeError (NaN output) or Interrupted.
 RunResult translate(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
+// The scene path: inputs resolved and aligned onto one grid, rendered, windowed, sampled
+// with fused or independent tiling, written window by window with the grid's
+// georeferencing and the inputs' nodata.
+RunResult translate_scene(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
+
 // Unconditional generation; outputs carry no georeferencing.
 RunResult generate(const GenerateOptions& options, Models& models, const ProgressFn& progress = {});
 

@@ -52,8 +52,13 @@ struct ImageU8 {
 // "S2L1C input".
 RasterInfo probe_raster(const std::string& path, const std::string& what);
 
+// The largest image read_image_u8 reads (bands x width x height bytes): 4 GiB.
+inline constexpr std::uint64_t kMaxImageBytes = std::uint64_t{4} << 30;
+
 // Reads every band of `path` as 8-bit. Throws InputError naming `what` and the path
-// when the file cannot be read or its bands are not of type Byte.
+// when the file is missing, empty, unreadable or corrupt, its bands are not of type
+// Byte, it is larger than kMaxImageBytes (checked before allocating), or every pixel of
+// every band equals that band's nodata value.
 ImageU8 read_image_u8(const std::string& path, const std::string& what);
 
 // How write_image_u8 writes.

@@ -9,6 +9,7 @@
 //   out[0].images.at(Modality::S2L2A);                     // uint8 [3, 256, 256]
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -57,10 +58,21 @@ struct TupleOutputs {
 
 // Samples all tuples together as one batch (B = tuples.size()) with draws from `gen` in
 // the documented order. `on_call(done, total)` is called after every solver step.
-// Throws RuntimeError naming the tuples when the network output is not finite.
+// Throws RuntimeError naming the tuples when the network output is not finite, and when
+// the device (or host) runs out of memory, with a batch size that may fit (see
+// out_of_memory_message).
 std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
                                         const SamplingSettings& settings, at::Generator& gen,
                                         const CallCallback& on_call = {});
+
+// True when `message` (of a c10::Error) reports a failed allocation: CUDA's "out of
+// memory" or the CPU allocator's "can't allocate memory".
+bool is_out_of_memory(const std::string& message);
+// The message of the RuntimeError for running out of memory on `device` while sampling
+// the tuples `labels` (repeats listed once, at most five named) as one batch of `batch`:
+// it suggests --batch-size batch/2, or other remedies when the batch is already 1.
+std::string out_of_memory_message(const std::vector<std::string>& labels, std::int64_t batch,
+                                  const std::string& device);
 
 // Posterior moments [N, 2C, h, w] (CPU float) of uint8 images [N, 3, H, W], encoded in
 // chunks of at most `batch` images.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common.hpp"
+#include "copgen/batch.hpp"
 #include "copgen/error.hpp"
 #include "copgen/runtime.hpp"
 
@@ -28,16 +29,12 @@ std::vector<GivenInput> parse_inputs(const std::vector<std::string>& from, const
   if (!specs.empty()) {
     std::vector<Modality> named;
     for (const std::string& s : specs) {
-      const auto eq = s.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == s.size()) {
-        throw UsageError("--input '" + s + "': expected MODALITY=PATH");
-      }
-      const Modality m = parse_modality(s.substr(0, eq), "--input");
+      auto [m, path] = parse_input_spec(s, "--input");
       if (std::find(named.begin(), named.end(), m) != named.end()) {
         throw UsageError("--input: modality " + modality_name(m) + " is given more than once");
       }
       named.push_back(m);
-      inputs.push_back({m, s.substr(eq + 1)});
+      inputs.push_back({m, std::move(path)});
     }
     if (!mods.empty() && sorted_modalities(mods) != sorted_modalities(named)) {
       throw UsageError("--from " + join_modalities(mods) + " does not match the modalities of --input (" +
@@ -55,7 +52,120 @@ std::vector<GivenInput> parse_inputs(const std::vector<std::string>& from, const
   return inputs;
 }
 
+// ---- batch mode (--input-dir / --inputs-from): copgen/batch.hpp does the work ----------
+
+struct BatchFlags {
+  BatchOptions options;
+  std::string shard;
+  std::vector<CLI::Option*> batch_only;  // meaningless without --input-dir/--inputs-from
+  CLI::Option* input_dir = nullptr;
+  CLI::Option* inputs_from = nullptr;
+  bool requested() const { return input_dir->count() > 0 || inputs_from->count() > 0; }
+};
+
+std::shared_ptr<BatchFlags> add_batch_flags(CLI::App* cmd) {
+  auto b = std::make_shared<BatchFlags>();
+  BatchOptions& o = b->options;
+  const std::string group = "Batch (a folder tree or list of tuples; docs/batch.md)";
+  b->input_dir = cmd->add_option("--input-dir", o.input_dir,
+                                 "Translate every tuple under DIR: a Major TOM tree (Core-<MOD>/<row>/<cell>/<product>) "
+                                 "or one folder per modality")->group(group);
+  b->inputs_from = cmd->add_option("--inputs-from", o.inputs_from,
+                                   "Translate the tuples listed in FILE (lines of MOD=PATH fields)")->group(group);
+  b->batch_only = {
+      cmd->add_option("--output-dir", o.output, "Output tree (mirrors the input layout)")->group(group),
+      cmd->add_option("--shard", b->shard, "Process shard I of N (I/N, by a hash of each tuple's key)")->group(group),
+      cmd->add_option("--report", o.report, "JSON run report (default: OUT/copgen-report.json)")->group(group),
+      cmd->add_flag("--fail-fast", o.fail_fast, "Stop at the first failed tuple")->group(group),
+      cmd->add_option("--readers", o.readers, "Reader threads prefetching the next batches")
+          ->capture_default_str()->group(group)};
+  cmd->get_option("--output")->required(false);  // batch mode writes to --output-dir
+  return b;
+}
+
+int run_batch_mode(const CLI::App* cmd, TranslateFlags& flags, BatchFlags& batch) {
+  if (!flags.paths.empty() || !flags.specs.empty()) {
+    throw UsageError("--input-dir/--inputs-from cannot be used with -i/--input");
+  }
+  if (!flags.options.output.empty()) throw UsageError("-o/--output: use --output-dir with --input-dir/--inputs-from");
+  BatchOptions& o = batch.options;
+  ModelOptions mo;
+  apply_sampling_flags(cmd, flags.sampling, flags.options, mo);
+  const std::string output_dir = o.output;
+  static_cast<RunOptions&>(o) = static_cast<const RunOptions&>(flags.options);
+  o.output = output_dir;
+  o.cond_latent = parse_cond_latent(flags.cond_latent);
+  o.scene = flags.options.scene;
+  o.from = parse_modality_list(flags.from, "--from");
+  o.to = parse_modality_list(flags.to, "--to");
+  if (!batch.shard.empty()) o.shard = parse_shard(batch.shard);
+  validate(o);
+  Models models = Models::load(models_dir(flags.sampling), mo);
+  BatchProgressLine line(spdlog::get_level() <= spdlog::level::info);
+  const BatchResult r = run_batch(o, models, [&](const BatchProgress& p) { line.update(p); });
+  line.finish();
+  if (r.interrupted) throw Interrupted();
+  return r.exit_code();
+}
+
 }  // namespace
+
+// ---- scenes (inputs other than 256 x 256 thumbnails): copgen/scene.hpp does the work ----
+
+struct SceneFlags {
+  std::string input_kind = "auto", tiling = "fused", grid_from, extent = "intersection",
+              output_kind = "thumbnail", summary;
+  bool l2a_offset = false;
+};
+
+std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
+  auto f = std::make_shared<SceneFlags>();
+  const std::string group = "Scenes (any size, physical bands; docs/scenes.md)";
+  cmd->add_option("--input-kind", f->input_kind, "auto, thumbnail or physical (auto: from bands, type, names)")
+      ->capture_default_str()->group(group);
+  cmd->add_option("--tiling", f->tiling, "fused (one coherent sample) or independent (windows alone, blended)")
+      ->capture_default_str()->group(group);
+  cmd->add_option("--overlap", s.overlap, "Window overlap in pixels (multiple of 8)")->capture_default_str()->group(group);
+  cmd->add_option("--grid-from", f->grid_from, "Modality whose input grid is the target (default: first 10 m input)")
+      ->group(group);
+  cmd->add_option("--target-crs", s.target_crs, "Target CRS (any GDAL SRS, e.g. EPSG:32633)")->group(group);
+  cmd->add_option("--target-res", s.target_resolution, "Target resolution in metres")->capture_default_str()->group(group);
+  cmd->add_option("--extent", f->extent, "intersection or union of the inputs")->capture_default_str()->group(group);
+  cmd->add_flag("--fill-nodata", s.fill_nodata, "Generate where inputs are nodata instead of masking")->group(group);
+  cmd->add_flag("--l2a-offset", f->l2a_offset,
+                "S2L2A inputs carry the +1000 DN offset (processing baseline >= 04.00, from 2022-01-25)")
+      ->group(group);
+  cmd->add_option("--output-kind", f->output_kind, "thumbnail, or physical (S2 only: uint16 B04,B03,B02 DNs)")
+      ->capture_default_str()->group(group);
+  cmd->add_option("--summary", f->summary, "With --samples N: also write per-pixel mean and/or std (mean,std)")
+      ->group(group);
+  return f;
+}
+
+void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
+  s.input_kind = parse_input_kind(f.input_kind);
+  s.tiling = parse_tiling(f.tiling);
+  if (!f.grid_from.empty()) s.grid_from = parse_modality(f.grid_from, "--grid-from");
+  if (f.extent != "intersection" && f.extent != "union") {
+    throw UsageError("--extent: expected intersection or union, got '" + f.extent + "'");
+  }
+  s.union_extent = f.extent == "union";
+  s.output_kind = parse_output_kind(f.output_kind);
+  s.s2l2a_offset = f.l2a_offset ? 1000.0 : 0.0;
+  if (!f.summary.empty()) {
+    size_t start = 0;
+    while (start <= f.summary.size()) {
+      size_t c = f.summary.find(',', start);
+      if (c == std::string::npos) c = f.summary.size();
+      const std::string item = f.summary.substr(start, c - start);
+      if (item == "mean") s.summary_mean = true;
+      else if (item == "std") s.summary_std = true;
+      else throw UsageError("--summary: unknown statistic '" + item + "' (expected mean, std or mean,std)");
+      start = c + 1;
+    }
+  }
+  validate(s);
+}
 
 Command add_translate(CLI::App& app, LogFlags& log) {
   auto flags = std::make_shared<TranslateFlags>();
@@ -75,13 +185,20 @@ Command add_translate(CLI::App& app, LogFlags& log) {
   cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
   add_sampling_flags(cmd, flags->sampling, o);
   add_log_flags(cmd, log);
+  auto batch = add_batch_flags(cmd);
+  auto scene = add_scene_flags(cmd, o.scene);
   cmd->footer(kExitCodes);
 
-  return {cmd, [cmd, flags]() {
+  return {cmd, [cmd, flags, batch, scene]() {
+            if (batch->requested()) return run_batch_mode(cmd, *flags, *batch);
+            for (const CLI::Option* opt : batch->batch_only) {
+              if (opt->count() > 0) throw UsageError(opt->get_name() + " needs --input-dir or --inputs-from");
+            }
             TranslateOptions& o = flags->options;
             ModelOptions mo;
             apply_sampling_flags(cmd, flags->sampling, o, mo);
             o.cond_latent = parse_cond_latent(flags->cond_latent);
+            apply_scene_flags(*scene, o.scene);
             o.inputs = parse_inputs(flags->from, flags->paths, flags->specs);
             o.to = parse_modality_list(flags->to, "--to");
             validate(o);

@@ -13,7 +13,7 @@ void add_log_flags(CLI::App* cmd, LogFlags& flags) {
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
   cmd->add_option("--models", f.models, "Models directory (default: $COPGEN_MODELS, else installed)");
   cmd->add_option("--device", f.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--precision", f.precision, "auto, fp32, bf16 or fp16 (auto: bf16 on CUDA, fp32 on CPU)")
+  cmd->add_option("--precision", f.precision, "auto, fp32, bf16 or fp16 (auto: bf16 on CUDA, fp32 on CPU; fp16 CUDA only)")
       ->capture_default_str();
   cmd->add_option("--seed", f.seed, "Seed of the one random generator (default: random, logged)");
   cmd->add_option("--steps", o.sampler.steps, "Network calls per sample")->capture_default_str();
@@ -25,6 +25,8 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
       ->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size, "Samples per network call")->capture_default_str();
   cmd->add_option("--threads", f.threads, "CPU threads (default: every core)");
+  cmd->add_option("--cuda-graphs", f.cuda_graphs, "on or off: replay the backbone call as a CUDA graph (CUDA only)")
+      ->capture_default_str();
 }
 
 void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo) {
@@ -33,6 +35,10 @@ void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOption
   if (cmd->count("--seed") > 0) o.seed = f.seed;
   mo.device = f.device;
   mo.precision = parse_precision(f.precision);
+  if (f.cuda_graphs != "on" && f.cuda_graphs != "off") {
+    throw UsageError("--cuda-graphs: expected on or off, got '" + f.cuda_graphs + "'");
+  }
+  mo.cuda_graphs = f.cuda_graphs == "on";
   if (f.threads < 0) throw UsageError("--threads: must be positive, got " + std::to_string(f.threads));
   configure_threads(f.threads);
 }

@@ -41,6 +41,7 @@ struct SamplingFlags {
   std::string time_grid = "time-uniform";
   std::uint64_t seed = 0;
   int threads = 0;
+  std::string cuda_graphs = "on";
 };
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o);
 // Converts the flag strings into `o` and `mo`; throws UsageError naming the flag.
@@ -51,5 +52,9 @@ std::string models_dir(const SamplingFlags& f);
 // The subcommands; each file src/cli/cmd_<name>.cpp defines one.
 Command add_translate(CLI::App& app, LogFlags& log);
 Command add_generate(CLI::App& app, LogFlags& log);
+Command add_metrics(CLI::App& app, LogFlags& log);
+Command add_eval(CLI::App& app, LogFlags& log);
+Command add_bench(CLI::App& app, LogFlags& log);
+Command add_render(CLI::App& app, LogFlags& log);
 
 }  // namespace copgen::cli

@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
   const std::vector<cli::Command> commands = {
       cli::add_translate(app, log),
       cli::add_generate(app, log),
+      cli::add_render(app, log),
+      cli::add_metrics(app, log),
+      cli::add_eval(app, log),
+      cli::add_bench(app, log),
   };
 
   try {

@@ -169,6 +169,7 @@ TEST_CASE("models: device and precision flags are checked", "[models]") {
     CHECK(resolve_device("auto").is_cpu());
   }
   CHECK(resolve_precision(Precision::Auto, torch::Device(torch::kCPU)) == torch::kFloat32);
-  CHECK_THROWS_AS(resolve_precision(Precision::Bf16, torch::Device(torch::kCPU)), UsageError);
+  CHECK(resolve_precision(Precision::Bf16, torch::Device(torch::kCPU)) == torch::kBFloat16);
+  CHECK_THROWS_AS(resolve_precision(Precision::Fp16, torch::Device(torch::kCPU)), UsageError);
   CHECK_THROWS_WITH(parse_precision("fp8"), Catch::Contains("--precision"));
 }

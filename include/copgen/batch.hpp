@@ -1,0 +1,137 @@
+// The batch runner: translates every tuple of a folder tree or a list, resumably, with
+// reading and writing on worker threads beside the sampling, one shard of N at a time.
+//
+//   copgen::BatchOptions o;
+//   o.input_dir = "/data/majortom";  o.output = "/out";
+//   o.from = {Modality::S2L1C};  o.to = {Modality::S2L2A};
+//   o.batch_size = 8;  o.seed = 42;  o.shard = copgen::parse_shard("1/4");
+//   auto models = copgen::Models::load(dir, model_options);
+//   copgen::BatchResult r = copgen::run_batch(o, models);   // also writes the JSON report
+//   return r.exit_code();
+//
+// How it runs: tuples are found (discovery.hpp), sorted by key and filtered to the shard;
+// consecutive groups of batch_size of that list are the batches. A tuple is complete when
+// all its output files exist (outputs appear atomically by rename); a batch whose tuples
+// are all complete is skipped. Reader threads load the next batches into a bounded
+// queue; the calling thread samples each batch with sample_tuples (256 x 256 3-band Byte
+// thumbnails or .npy latents/moments) or, for any other input (scenes, physical bands,
+// Major TOM product folders without such a thumbnail), calls translate() per tuple; a
+// writer thread writes the images under temporary names and renames them.
+//
+// Randomness: batch k is sampled from a generator seeded with
+// batch_seed(seed, key of its first tuple), a per-tuple translate() with
+// batch_seed(seed, tuple key). A batch's composition is fixed by the sorted, sharded
+// tuple list and batch_size (not by what is already done), so a resumed run writes the
+// same bytes as an uninterrupted one; a partly complete batch is sampled whole and only
+// its missing outputs are written. Results depend on the batch composition: the same
+// seed with another batch size, shard count or set of tuples gives other samples, except
+// with batch size 1, where a tuple's result depends only on (seed, key).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "copgen/discovery.hpp"
+#include "copgen/error.hpp"
+#include "copgen/models.hpp"
+#include "copgen/pipeline.hpp"
+#include "copgen/scene.hpp"
+
+namespace copgen {
+
+// RunOptions' output is the output directory; samples must be 1 and save_latents_dir
+// empty; seed unset draws a random one (logged and in the report).
+struct BatchOptions : RunOptions {
+  std::string input_dir;         // --input-dir: a Major TOM tree or one folder per modality
+  std::string inputs_from;       // --inputs-from: a list file (read_tuple_list)
+  std::vector<Modality> from;    // --from: the given modalities every tuple must have
+  std::vector<Modality> to;      // --to; empty: every modality not in from
+  Shard shard;                   // --shard I/N
+  bool fail_fast = false;        // --fail-fast: stop at the first failed tuple
+  std::string report;            // --report; empty: default_report_path()
+  int readers = 2;               // --readers: reader threads
+  int prefetch = 0;              // batches read ahead of the one sampled; 0: readers + 1
+  SceneOptions scene;            // the scene flags, for tuples that go through translate(); with
+                                 // --input-kind physical, --output-kind physical or force, every
+                                 // tuple does
+};
+
+// Throws UsageError naming the flags in conflict.
+void validate(const BatchOptions& options);
+
+// <output>/copgen-report.json, or <output>/copgen-report.shard-I-of-N.json with N > 1.
+std::string default_report_path(const BatchOptions& options);
+
+// The generator seed of a batch (or per-tuple run) whose first tuple has `key`: a
+// SplitMix64 mix of seed and tuple_key_hash(key), kept below 2^53.
+std::uint64_t batch_seed(std::uint64_t seed, const std::string& key);
+
+struct TupleFailure {
+  std::string key;
+  std::string reason;  // the error message (names the file and what was wrong)
+  ErrorKind kind = ErrorKind::Runtime;
+};
+
+struct BatchProgress {
+  int done = 0;       // tuples written or failed in this run
+  int total = 0;      // tuples this run has to do (complete ones excluded)
+  int failed = 0;
+  int skipped = 0;    // complete before the run
+  double elapsed = 0.0;  // seconds since the run started
+};
+using BatchProgressFn = std::function<void(const BatchProgress&)>;
+
+struct BatchResult {
+  std::string layout;          // layout_name() of the input
+  int found = 0;               // tuples with every --from modality
+  int incomplete = 0;          // locations lacking some --from modality (not processed)
+  int in_shard = 0;            // tuples of this shard
+  int skipped = 0;             // complete before the run
+  int written = 0;             // tuples whose outputs this run wrote
+  int failed = 0;
+  int not_done = 0;            // left for a later run (interrupted or --fail-fast)
+  int batches = 0;             // batches sampled
+  std::vector<TupleFailure> failures;
+  bool interrupted = false;    // SIGINT/SIGTERM
+  bool stopped_early = false;  // --fail-fast after a failure
+  std::uint64_t seed = 0;
+  double wall_seconds = 0.0;
+  double sampling_seconds = 0.0;   // inside sample_tuples (the network)
+  double translate_seconds = 0.0;  // per-tuple translate() calls (read + network + write)
+  double read_seconds = 0.0;       // summed over reader threads
+  double write_seconds = 0.0;      // the writer thread
+  double read_wait_seconds = 0.0;  // the sampling thread waiting for a reader
+  std::string report_path;
+
+  // 0 when nothing failed; 3 when every failure was an input error; else the exit code
+  // of the first failure of another kind. (Interruption is left to the caller: 130.)
+  int exit_code() const;
+};
+
+// Runs the batch and writes the JSON report (also when interrupted or stopped early).
+// Throws UsageError/InputError before any work when the options or the input tree are
+// wrong, OutputError when the output directory or the report cannot be written; a
+// tuple's own failure is recorded, not thrown. Interruption returns with interrupted set.
+BatchResult run_batch(const BatchOptions& options, Models& models, const BatchProgressFn& progress = {});
+
+// Prints batch progress: on a terminal one line redrawn in place (a bar, tuples done of
+// total, tuples per second, ETA), otherwise a log line at most every `log_every` seconds.
+// Thread-compatible: run_batch calls its callback under one lock.
+class BatchProgressLine {
+ public:
+  explicit BatchProgressLine(bool enabled, double log_every_seconds = 10.0);
+  ~BatchProgressLine();
+  void update(const BatchProgress& p);
+  void finish();
+
+ private:
+  bool enabled_;
+  bool tty_;
+  bool drawn_ = false;
+  double log_every_;
+  double last_log_ = -1e9;
+};
+
+}  // namespace copgen

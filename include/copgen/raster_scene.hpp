@@ -1,0 +1,128 @@
+// Windowed raster access for scenes of any size (part of the GDAL module; see
+// raster_io.hpp for whole-image reads): a target grid, sources read window by window and
+// optionally warped onto that grid (a GDAL warped VRT, so nothing is read until asked),
+// and sinks written window by window under a temporary name and renamed on commit.
+//
+//   Grid g = grid_of(src);                                   // or choose_grid(...)
+//   auto dem = src.warped(g, "bilinear");                    // lazily resampled
+//   torch::Tensor win = dem.read({1}, x, y, 256, 256);       // float32 [1, 256, 256]
+//   RasterSink out = RasterSink::create("out.tif", spec);
+//   out.write(pixels_u8, x, y); out.commit();
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "copgen/raster_io.hpp"
+
+namespace copgen {
+
+// A raster grid: size, geotransform and CRS (WKT). Without georeferencing the grid is
+// just a pixel size.
+struct Grid {
+  int width = 0;
+  int height = 0;
+  bool georeferenced = false;
+  std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
+  std::string crs_wkt;
+
+  double resolution() const { return std::abs(geotransform[1]); }
+};
+
+// An opened raster (shared handle; GDAL datasets are not thread-safe, so one
+// RasterSource is used by one thread at a time).
+class RasterSource {
+ public:
+  // Throws InputError naming `what` and the path (missing, not a raster, zero size).
+  static RasterSource open(const std::string& path, const std::string& what);
+
+  const RasterInfo& info() const { return info_; }
+  Grid grid() const;
+  const std::string& path() const { return info_.path; }
+  // Nodata of `band` (1-based), if set.
+  std::optional<double> nodata(int band) const;
+  // The GDAL data type name of `band`.
+  std::string band_type(int band) const;
+
+  // This raster resampled onto `target` ("nearest", "bilinear", "cubic", "average"):
+  // pixels outside the source read as its nodata (or NaN for float, 0 for integers) and
+  // are invalid in read_valid(). Throws InputError when the source has no georeferencing
+  // or its CRS cannot be transformed into the target's.
+  RasterSource warped(const Grid& target, const std::string& resampling) const;
+
+  // Reads `bands` (1-based) of the window as float32 [bands.size(), h, w]. The window may
+  // extend past the raster; outside cells read as NaN.
+  torch::Tensor read(const std::vector<int>& bands, int x, int y, int w, int h) const;
+  // Validity of the window's cells (bool [h, w]): inside the raster, and valid in the mask
+  // of every band in `bands` (nodata, alpha or per-dataset masks, as GDAL reports them).
+  torch::Tensor read_valid(const std::vector<int>& bands, int x, int y, int w, int h) const;
+
+ private:
+  struct Handle;
+  std::shared_ptr<Handle> handle_;
+  RasterInfo info_;
+};
+
+// The grid of a source.
+Grid grid_of(const RasterSource& source);
+
+// How the target grid is chosen (the --grid-from / --target-crs / --target-res / --extent
+// flags).
+struct GridOptions {
+  int reference = 0;                 // index of the input whose CRS and alignment define the grid
+  std::string target_crs;            // overrides the reference's CRS (any GDAL SRS string)
+  double target_resolution = 10.0;   // metres (target CRS units)
+  bool union_extent = false;         // false: intersection of the inputs
+};
+
+// The target grid for `inputs` (named by `labels` in messages): the reference input's
+// CRS (or target_crs) at target_resolution, aligned to the reference's pixel corners,
+// over the intersection (or union) of the inputs' extents. Throws InputError when an
+// input has no georeferencing while others differ, a CRS cannot be transformed, or the
+// inputs do not overlap.
+Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& options);
+
+// What a RasterSink writes.
+struct SinkSpec {
+  Grid grid;                                    // size and georeferencing
+  int bands = 3;
+  std::string data_type = "Byte";               // GDAL type name
+  std::string format = "GTiff";                 // GTiff or COG (COG: converted on commit, with overviews)
+  std::optional<double> nodata;                 // set on every band
+  bool mask = false;                            // write an internal per-dataset mask band
+  std::vector<std::string> band_descriptions;   // optional, one per band
+  bool rgb = true;                              // colour interpretation R, G, B for 3 bands
+  std::map<std::string, std::string> metadata;  // default-domain items
+  bool overwrite = false;
+};
+
+// A raster written window by window. Nothing appears at `path` until commit(); a sink
+// destroyed without commit() removes its temporary files.
+class RasterSink {
+ public:
+  static RasterSink create(const std::string& path, const SinkSpec& spec);
+  RasterSink(RasterSink&&) noexcept;
+  RasterSink& operator=(RasterSink&&) noexcept;
+  ~RasterSink();
+
+  // data [bands, h, w] (any dtype; converted to the sink's type) at column x, row y.
+  void write(const torch::Tensor& data, int x, int y);
+  // mask [h, w]: nonzero = valid. Only with spec.mask.
+  void write_mask(const torch::Tensor& mask, int x, int y);
+  // Flushes, converts (COG), renames into place. Throws OutputError.
+  void commit();
+  const std::string& path() const;
+
+ private:
+  RasterSink() = default;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace copgen

@@ -1,0 +1,79 @@
+// Scenes of any size: physical bands or thumbnails, aligned onto one grid, rendered the
+// way Major TOM rendered its thumbnails, encoded window by window, sampled as one
+// coherent canvas (MultiDiffusion-style latent fusion) or window by window, decoded
+// window by window and written with the inputs' georeferencing.
+//
+// Memory grows with the latent canvas (1/8 of the scene per side) and the batch of
+// windows, not with the scene: inputs are rendered to a temporary tiled GeoTIFF and read
+// back window by window, outputs are written window by window.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "copgen/modality.hpp"
+#include "copgen/raster_scene.hpp"
+
+namespace copgen {
+
+enum class InputKind { Auto, Thumbnail, Physical };
+std::string input_kind_name(InputKind k);
+InputKind parse_input_kind(const std::string& s);  // throws UsageError naming --input-kind
+
+enum class Tiling {
+  Fused,        // all windows advance together; overlapping predictions averaged every call
+  Independent,  // each window sampled alone, latents blended with feathered weights
+};
+std::string tiling_name(Tiling t);
+Tiling parse_tiling(const std::string& s);  // throws UsageError naming --tiling
+
+enum class OutputKind { Thumbnail, Physical };
+OutputKind parse_output_kind(const std::string& s);  // throws UsageError naming --output-kind
+
+struct SceneOptions {
+  InputKind input_kind = InputKind::Auto;  // --input-kind
+  Tiling tiling = Tiling::Fused;           // --tiling
+  int overlap = 64;                        // --overlap, pixels (a multiple of 8, below 256)
+  std::optional<Modality> grid_from;       // --grid-from: the input whose grid is used
+  std::string target_crs;                  // --target-crs
+  double target_resolution = 10.0;         // --target-res, metres
+  bool union_extent = false;               // --extent union (default: intersection)
+  bool fill_nodata = false;                // --fill-nodata: generate where inputs are nodata
+  double s2l2a_offset = 0.0;               // --l2a-offset: DN offset of L2A inputs (1000 for baseline >= 04.00)
+  OutputKind output_kind = OutputKind::Thumbnail;  // --output-kind
+  bool summary_mean = false;               // --summary mean
+  bool summary_std = false;                // --summary std
+  bool force = false;                      // use the scene path even for 256 x 256 thumbnails (tests)
+};
+
+// Validates the scene flags (naming the flag); throws UsageError.
+void validate(const SceneOptions& options);
+
+// One modality's input resolved to files: a thumbnail, or the physical bands (S2: B04,
+// B03, B02; S1: VV, VH; DEM: elevation), each (file, band) pair.
+struct ModalityInput {
+  Modality modality;
+  std::string label;  // the path as given
+  InputKind kind = InputKind::Thumbnail;
+  std::vector<std::string> files;  // one per band or a single multi-band file
+  std::vector<int> bands;          // 1-based band in the corresponding file (files.size() == bands.size()),
+                                   // or all three bands of files[0] for a thumbnail
+};
+
+// Finds out what `path` holds for `modality`: a Major TOM product folder, a multi-band
+// file with named (B04/B03/B02, VV/VH) or ordered bands, single-band files joined with
+// ',' (S2: "B04.tif,B03.tif,B02.tif"; S1: "vv.tif,vh.tif"), or a 3-band Byte thumbnail.
+// The detected kind is logged. Throws InputError naming the path and what was found.
+ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested);
+
+// Renders `input` onto `grid` as the 8-bit thumbnail the model sees and writes it to
+// `path` (a 3-band Byte GeoTIFF with an internal validity mask). Statistics (S1 dB range,
+// hillshade range) are taken per scene, or per 1068-pixel cell for larger scenes.
+void render_to_file(const ModalityInput& input, const Grid& grid, const std::string& path,
+                    const SceneOptions& options, const std::string& format = "GTiff", bool overwrite = true);
+
+// The target grid of resolved inputs (see choose_grid) and the index of the reference.
+Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& options);
+
+}  // namespace copgen

@@ -1,0 +1,56 @@
+// copgen render: what an input is rendered to, the thumbnail the model sees.
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "common.hpp"
+#include "copgen/error.hpp"
+#include "copgen/scene.hpp"
+
+namespace copgen::cli {
+
+namespace {
+struct RenderFlags {
+  std::string modality, input, output, input_kind = "auto", format = "GTiff", target_crs;
+  double target_res = 10.0;
+  bool l2a_offset = false, overwrite = false;
+};
+}  // namespace
+
+Command add_render(CLI::App& app, LogFlags& log) {
+  auto f = std::make_shared<RenderFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "render", "Write the 8-bit thumbnail an input is rendered to (as Major TOM rendered), georeferenced");
+  cmd->add_option("--modality", f->modality, "DEM, S1RTC, S2L1C or S2L2A")->required();
+  cmd->add_option("-i,--input", f->input,
+                  "Physical bands (file, 'B04.tif,B03.tif,B02.tif', 'vv.tif,vh.tif', product folder) or a thumbnail")
+      ->required();
+  cmd->add_option("-o,--output", f->output, "Output GeoTIFF")->required();
+  cmd->add_option("--input-kind", f->input_kind, "auto, thumbnail or physical")->capture_default_str();
+  cmd->add_option("--target-crs", f->target_crs, "Target CRS (default: the input's)");
+  cmd->add_option("--target-res", f->target_res, "Target resolution in metres")->capture_default_str();
+  cmd->add_flag("--l2a-offset", f->l2a_offset, "S2L2A input carries the +1000 DN offset (baseline >= 04.00)");
+  cmd->add_option("--format", f->format, "GTiff or COG")->capture_default_str();
+  cmd->add_flag("--overwrite", f->overwrite, "Replace an existing output");
+  add_log_flags(cmd, log);
+  cmd->footer(kExitCodes);
+  return {cmd, [f]() {
+            const Modality m = parse_modality(f->modality, "--modality");
+            SceneOptions o;
+            o.input_kind = parse_input_kind(f->input_kind);
+            o.target_crs = f->target_crs;
+            o.target_resolution = f->target_res;
+            o.s2l2a_offset = f->l2a_offset ? 1000.0 : 0.0;
+            validate(o);
+            if (f->format != "GTiff" && f->format != "COG") {
+              throw UsageError("--format: unknown format '" + f->format + "' (expected GTiff or COG)");
+            }
+            const ModalityInput in = resolve_input(m, f->input, o.input_kind);
+            const Grid grid = scene_grid({in}, o);
+            render_to_file(in, grid, f->output, o, f->format, f->overwrite);
+            spdlog::info("wrote {} ({} x {}, {} rendering)", f->output, grid.width, grid.height, modality_name(m));
+            return 0;
+          }};
+}
+
+}  // namespace copgen::cli

@@ -1,0 +1,424 @@
+// Windowed reads, warping onto a target grid and windowed writes (GDAL module).
+#include "copgen/raster_scene.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <atomic>
+#include <limits>
+
+#include <gdal_utils.h>
+#include <ogr_spatialref.h>
+
+#include "gdal_support.hpp"
+
+namespace copgen {
+
+using namespace gdal_detail;
+
+namespace {
+
+std::string wkt_of(const OGRSpatialReference& srs) {
+  char* wkt = nullptr;
+  const char* opts[] = {"FORMAT=WKT2_2018", nullptr};
+  srs.exportToWkt(&wkt, opts);
+  std::string out = wkt != nullptr ? wkt : "";
+  CPLFree(wkt);
+  return out;
+}
+
+bool parse_srs(const std::string& text, OGRSpatialReference& srs) {
+  srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  return srs.SetFromUserInput(text.c_str()) == OGRERR_NONE;
+}
+
+void check_resampling(const std::string& name) {
+  for (const char* ok : {"nearest", "bilinear", "cubic", "average"}) {
+    if (name == ok) return;
+  }
+  throw std::invalid_argument("unknown resampling '" + name + "'");
+}
+
+}  // namespace
+
+struct RasterSource::Handle {
+  DatasetPtr ds;
+  std::string vsimem_path;  // the warped VRT's in-memory file, if any
+  std::shared_ptr<Handle> parent;  // keeps the source of a warped VRT open
+  ~Handle() {
+    ds.reset();
+    if (!vsimem_path.empty()) VSIUnlink(vsimem_path.c_str());
+  }
+};
+
+RasterSource RasterSource::open(const std::string& path, const std::string& what) {
+  init_gdal();
+  RasterSource s;
+  s.handle_ = std::make_shared<Handle>();
+  s.handle_->ds = open_dataset(path, what);
+  s.info_ = probe_raster(path, what);
+  return s;
+}
+
+std::optional<double> RasterSource::nodata(int band) const {
+  int has = 0;
+  const double v = handle_->ds->GetRasterBand(band)->GetNoDataValue(&has);
+  if (has) return v;
+  return std::nullopt;
+}
+
+std::string RasterSource::band_type(int band) const {
+  return GDALGetDataTypeName(handle_->ds->GetRasterBand(band)->GetRasterDataType());
+}
+
+Grid RasterSource::grid() const { return grid_of(*this); }
+
+Grid grid_of(const RasterSource& source) {
+  Grid g;
+  g.width = source.info().width;
+  g.height = source.info().height;
+  g.georeferenced = source.info().geo.has_geotransform;
+  g.geotransform = source.info().geo.geotransform;
+  g.crs_wkt = source.info().geo.crs_wkt;
+  return g;
+}
+
+RasterSource RasterSource::warped(const Grid& target, const std::string& resampling) const {
+  const std::string what = "input";
+  if (!info_.geo.has_geotransform || info_.geo.crs_wkt.empty()) {
+    throw InputError(what + " '" + info_.path +
+                     "': has no georeferencing (geotransform and CRS), so it cannot be aligned with the other inputs");
+  }
+  if (!target.georeferenced) throw std::invalid_argument("warped: target grid has no georeferencing");
+  OGRSpatialReference src_srs, dst_srs;
+  if (!parse_srs(info_.geo.crs_wkt, src_srs) || !parse_srs(target.crs_wkt, dst_srs)) {
+    throw InputError("input '" + info_.path + "': its CRS cannot be read");
+  }
+  {
+    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src_srs, &dst_srs));
+    if (!ct) {
+      throw InputError("input '" + info_.path + "': its CRS cannot be transformed into the target CRS");
+    }
+  }
+  static std::atomic<unsigned long> counter{0};
+  RasterSource out;
+  out.handle_ = std::make_shared<Handle>();
+  out.handle_->parent = handle_;
+  out.handle_->vsimem_path = "/vsimem/copgen-warp-" + std::to_string(counter.fetch_add(1)) + ".vrt";
+  const auto& gt = target.geotransform;
+  const double xmin = gt[0], xmax = gt[0] + gt[1] * target.width;
+  const double ymax = gt[3], ymin = gt[3] + gt[5] * target.height;
+  std::vector<std::string> args = {"-of", "VRT", "-t_srs", target.crs_wkt, "-te", std::to_string(xmin),
+                                   std::to_string(ymin), std::to_string(xmax), std::to_string(ymax), "-ts",
+                                   std::to_string(target.width), std::to_string(target.height), "-r", resampling};
+  check_resampling(resampling);
+  // Cells outside the source must be recognisable: give sources without nodata an alpha band.
+  bool has_nodata = false;
+  for (int b = 1; b <= info_.bands; ++b) has_nodata = has_nodata || nodata(b).has_value();
+  if (!has_nodata) args.push_back("-dstalpha");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ErrorCapture capture;
+  GDALWarpAppOptions* opts = GDALWarpAppOptionsNew(argv.data(), nullptr);
+  if (opts == nullptr) throw InputError("input '" + info_.path + "': cannot set up warping (" + capture.message() + ")");
+  GDALDatasetH src = GDALDataset::ToHandle(handle_->ds.get());
+  int usage_error = 0;
+  GDALDatasetH dst = GDALWarp(out.handle_->vsimem_path.c_str(), nullptr, 1, &src, opts, &usage_error);
+  GDALWarpAppOptionsFree(opts);
+  if (dst == nullptr) {
+    throw InputError("input '" + info_.path + "': cannot be warped onto the target grid (" + capture.message() + ")");
+  }
+  out.handle_->ds.reset(GDALDataset::FromHandle(dst));
+  out.info_ = info_;
+  out.info_.width = target.width;
+  out.info_.height = target.height;
+  out.info_.geo.has_geotransform = true;
+  out.info_.geo.geotransform = target.geotransform;
+  out.info_.geo.crs_wkt = target.crs_wkt;
+  return out;
+}
+
+torch::Tensor RasterSource::read(const std::vector<int>& bands, int x, int y, int w, int h) const {
+  torch::Tensor out = torch::full({static_cast<int64_t>(bands.size()), h, w},
+                                  std::numeric_limits<float>::quiet_NaN(), torch::kFloat32);
+  const int x0 = std::max(0, x), y0 = std::max(0, y);
+  const int x1 = std::min(info_.width, x + w), y1 = std::min(info_.height, y + h);
+  if (x1 <= x0 || y1 <= y0) return out;
+  std::vector<float> buf(static_cast<size_t>(x1 - x0) * static_cast<size_t>(y1 - y0));
+  for (size_t i = 0; i < bands.size(); ++i) {
+    ErrorCapture capture;
+    GDALRasterBand* band = handle_->ds->GetRasterBand(bands[i]);
+    if (band == nullptr || band->RasterIO(GF_Read, x0, y0, x1 - x0, y1 - y0, buf.data(), x1 - x0, y1 - y0,
+                                          GDT_Float32, 0, 0) != CE_None ||
+        capture.failed()) {
+      throw InputError("input '" + info_.path + "': cannot read band " + std::to_string(bands[i]) +
+                       " at window (" + std::to_string(x0) + ", " + std::to_string(y0) +
+                       "); the file may be truncated or corrupt (" + capture.message() + ")");
+    }
+    auto dst = out[static_cast<int64_t>(i)].narrow(0, y0 - y, y1 - y0).narrow(1, x0 - x, x1 - x0);
+    dst.copy_(torch::from_blob(buf.data(), {y1 - y0, x1 - x0}, torch::kFloat32));
+  }
+  return out;
+}
+
+torch::Tensor RasterSource::read_valid(const std::vector<int>& bands, int x, int y, int w, int h) const {
+  torch::Tensor valid = torch::zeros({h, w}, torch::kBool);
+  const int x0 = std::max(0, x), y0 = std::max(0, y);
+  const int x1 = std::min(info_.width, x + w), y1 = std::min(info_.height, y + h);
+  if (x1 <= x0 || y1 <= y0) return valid;
+  auto region = valid.narrow(0, y0 - y, y1 - y0).narrow(1, x0 - x, x1 - x0);
+  region.fill_(true);
+  std::vector<std::uint8_t> buf(static_cast<size_t>(x1 - x0) * static_cast<size_t>(y1 - y0));
+  for (int b : bands) {
+    GDALRasterBand* band = handle_->ds->GetRasterBand(b);
+    if (band->GetMaskFlags() & GMF_ALL_VALID) continue;
+    ErrorCapture capture;
+    if (band->GetMaskBand()->RasterIO(GF_Read, x0, y0, x1 - x0, y1 - y0, buf.data(), x1 - x0, y1 - y0, GDT_Byte,
+                                      0, 0) != CE_None) {
+      throw InputError("input '" + info_.path + "': cannot read the validity mask of band " + std::to_string(b) +
+                       " (" + capture.message() + ")");
+    }
+    region.logical_and_(torch::from_blob(buf.data(), {y1 - y0, x1 - x0}, torch::kUInt8).ne(0));
+  }
+  return valid;
+}
+
+Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& o) {
+  if (inputs.empty()) throw std::invalid_argument("choose_grid: no inputs");
+  const size_t ref = static_cast<size_t>(o.reference);
+  if (ref >= inputs.size()) throw std::invalid_argument("choose_grid: reference out of range");
+  const bool all_geo = std::all_of(inputs.begin(), inputs.end(),
+                                   [](const Grid& g) { return g.georeferenced && !g.crs_wkt.empty(); });
+  if (!all_geo) {
+    // Without georeferencing nothing can be aligned: every input must share one pixel grid.
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].width != inputs[0].width || inputs[i].height != inputs[0].height) {
+        const size_t bad = inputs[i].georeferenced ? 0 : i;
+        throw InputError("input '" + labels[bad] + "': has no georeferencing, and inputs of different sizes (" +
+                         std::to_string(inputs[0].width) + "x" + std::to_string(inputs[0].height) + " and " +
+                         std::to_string(inputs[i].width) + "x" + std::to_string(inputs[i].height) +
+                         ") cannot be aligned without it");
+      }
+    }
+    if (!o.target_crs.empty()) {
+      throw InputError("--target-crs: input '" + labels[0] + "' has no georeferencing to reproject from");
+    }
+    Grid g = inputs[ref];
+    for (const Grid& in : inputs) {
+      if (!in.georeferenced) {
+        // outputs carry the georeferencing only if every input agrees on it
+        g = inputs[ref];
+      }
+    }
+    return g;
+  }
+  OGRSpatialReference dst;
+  const std::string crs_text = o.target_crs.empty() ? inputs[ref].crs_wkt : o.target_crs;
+  if (!parse_srs(crs_text, dst)) {
+    throw UsageError("--target-crs: '" + o.target_crs + "' is not a CRS GDAL understands");
+  }
+  if (!(o.target_resolution > 0)) throw UsageError("--target-res: must be positive");
+  double xmin = -HUGE_VAL, ymin = -HUGE_VAL, xmax = HUGE_VAL, ymax = HUGE_VAL;
+  if (o.union_extent) xmin = ymin = HUGE_VAL, xmax = ymax = -HUGE_VAL;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Grid& in = inputs[i];
+    OGRSpatialReference src;
+    if (!parse_srs(in.crs_wkt, src)) throw InputError("input '" + labels[i] + "': its CRS cannot be read");
+    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &dst));
+    if (!ct) throw InputError("input '" + labels[i] + "': its CRS cannot be transformed into the target CRS");
+    // the footprint, densified along the edges
+    double bx0 = HUGE_VAL, by0 = HUGE_VAL, bx1 = -HUGE_VAL, by1 = -HUGE_VAL;
+    const auto& gt = in.geotransform;
+    const int n = 20;
+    for (int k = 0; k <= n; ++k) {
+      for (int side = 0; side < 4; ++side) {
+        double px = 0, py = 0;
+        const double f = static_cast<double>(k) / n;
+        if (side == 0) px = f * in.width, py = 0;
+        if (side == 1) px = f * in.width, py = in.height;
+        if (side == 2) px = 0, py = f * in.height;
+        if (side == 3) px = in.width, py = f * in.height;
+        double X = gt[0] + px * gt[1] + py * gt[2], Y = gt[3] + px * gt[4] + py * gt[5];
+        if (!ct->Transform(1, &X, &Y)) {
+          throw InputError("input '" + labels[i] + "': its footprint cannot be transformed into the target CRS");
+        }
+        bx0 = std::min(bx0, X), bx1 = std::max(bx1, X), by0 = std::min(by0, Y), by1 = std::max(by1, Y);
+      }
+    }
+    if (o.union_extent) {
+      xmin = std::min(xmin, bx0), xmax = std::max(xmax, bx1), ymin = std::min(ymin, by0), ymax = std::max(ymax, by1);
+    } else {
+      xmin = std::max(xmin, bx0), xmax = std::min(xmax, bx1), ymin = std::max(ymin, by0), ymax = std::min(ymax, by1);
+    }
+  }
+  const double res = o.target_resolution;
+  if (xmax - xmin < res || ymax - ymin < res) {
+    std::string names;
+    for (const auto& l : labels) names += (names.empty() ? "'" : ", '") + l + "'";
+    throw InputError("inputs " + names + " do not overlap (their common extent is empty)");
+  }
+  // Align to the reference's pixel corners when it is in the target CRS.
+  double ox = 0.0, oy = 0.0;
+  OGRSpatialReference ref_srs;
+  if (parse_srs(inputs[ref].crs_wkt, ref_srs) && ref_srs.IsSame(&dst)) {
+    ox = inputs[ref].geotransform[0];
+    oy = inputs[ref].geotransform[3];
+  }
+  const double eps = 1e-6 * res;
+  const double gx0 = ox + std::ceil((xmin - ox) / res - eps) * res;
+  const double gy1 = oy + std::floor((ymax - oy) / res + eps) * res;
+  const double gx1 = ox + std::floor((xmax - ox) / res + eps) * res;
+  const double gy0 = oy + std::ceil((ymin - oy) / res - eps) * res;
+  Grid g;
+  g.georeferenced = true;
+  g.crs_wkt = wkt_of(dst);
+  g.width = static_cast<int>(std::llround((gx1 - gx0) / res));
+  g.height = static_cast<int>(std::llround((gy1 - gy0) / res));
+  g.geotransform = {gx0, res, 0.0, gy1, 0.0, -res};
+  if (g.width <= 0 || g.height <= 0) {
+    throw InputError("the inputs' common extent is smaller than one " + std::to_string(res) + " m pixel");
+  }
+  return g;
+}
+
+// ---- sinks ----------------------------------------------------------------------------
+
+struct RasterSink::State {
+  std::string path;
+  std::string temp;
+  SinkSpec spec;
+  DatasetPtr ds;
+  bool committed = false;
+
+  void discard() {
+    ds.reset();
+    if (!committed) {
+      VSIUnlink(temp.c_str());
+      VSIUnlink((temp + ".cog").c_str());
+      VSIUnlink((temp + ".aux.xml").c_str());
+      VSIUnlink((temp + ".msk").c_str());
+    }
+  }
+};
+
+RasterSink::RasterSink(RasterSink&&) noexcept = default;
+RasterSink& RasterSink::operator=(RasterSink&&) noexcept = default;
+RasterSink::~RasterSink() {
+  if (state_) state_->discard();
+}
+
+const std::string& RasterSink::path() const { return state_->path; }
+
+RasterSink RasterSink::create(const std::string& path, const SinkSpec& spec) {
+  init_gdal();
+  if (spec.format != "GTiff" && spec.format != "COG") throw OutputError("output '" + path + "': unknown format '" + spec.format + "'");
+  VSIStatBufL st;
+  if (stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
+    if (VSI_ISDIR(st.st_mode)) output_error(path, "is a directory");
+    if (!spec.overwrite) throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
+  }
+  check_output_dir(path);
+  RasterSink sink;
+  sink.state_ = std::make_unique<State>();
+  State& s = *sink.state_;
+  s.path = path;
+  s.spec = spec;
+  s.temp = temporary_path(path);
+  GDALDriver* drv = GetGDALDriverManager()->GetDriverByName("GTiff");
+  const GDALDataType type = GDALGetDataTypeByName(spec.data_type.c_str());
+  if (type == GDT_Unknown) output_error(path, "unknown data type '" + spec.data_type + "'");
+  std::vector<std::string> co = {"TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "BLOCKXSIZE=256",
+                                 "BLOCKYSIZE=256"};
+  if (spec.bands == 3 && spec.rgb && type == GDT_Byte) co.emplace_back("PHOTOMETRIC=RGB");
+  if (spec.format == "COG") co = {"TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"};  // intermediate
+  std::vector<const char*> copts;
+  for (const auto& c : co) copts.push_back(c.c_str());
+  copts.push_back(nullptr);
+  ErrorCapture capture;
+  s.ds.reset(drv->Create(s.temp.c_str(), spec.grid.width, spec.grid.height, spec.bands, type,
+                         const_cast<char**>(copts.data())));
+  if (!s.ds) output_error(path, "cannot create (" + capture.message() + ")");
+  if (spec.grid.georeferenced) {
+    std::array<double, 6> gt = spec.grid.geotransform;
+    s.ds->SetGeoTransform(gt.data());
+    if (!spec.grid.crs_wkt.empty()) {
+      OGRSpatialReference srs;
+      if (parse_srs(spec.grid.crs_wkt, srs)) s.ds->SetSpatialRef(&srs);
+    }
+  }
+  for (int b = 1; b <= spec.bands; ++b) {
+    GDALRasterBand* band = s.ds->GetRasterBand(b);
+    if (spec.nodata) band->SetNoDataValue(*spec.nodata);
+    if (static_cast<size_t>(b) <= spec.band_descriptions.size()) {
+      band->SetDescription(spec.band_descriptions[static_cast<size_t>(b - 1)].c_str());
+    }
+    if (spec.bands == 3 && spec.rgb) {
+      band->SetColorInterpretation(b == 1 ? GCI_RedBand : b == 2 ? GCI_GreenBand : GCI_BlueBand);
+    } else if (spec.bands == 1) {
+      band->SetColorInterpretation(GCI_GrayIndex);
+    }
+  }
+  for (const auto& [k, v] : spec.metadata) s.ds->SetMetadataItem(k.c_str(), v.c_str());
+  if (spec.mask) {
+    CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES");
+    const CPLErr err = s.ds->CreateMaskBand(GMF_PER_DATASET);
+    CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", nullptr);
+    if (err != CE_None) output_error(path, "cannot create a mask band (" + capture.message() + ")");
+  }
+  return sink;
+}
+
+void RasterSink::write(const torch::Tensor& data, int x, int y) {
+  State& s = *state_;
+  const torch::Tensor d = data.to(torch::kCPU).to(torch::kFloat64).contiguous();
+  const int h = static_cast<int>(d.size(1)), w = static_cast<int>(d.size(2));
+  for (int b = 0; b < static_cast<int>(d.size(0)); ++b) {
+    ErrorCapture capture;
+    const torch::Tensor plane = d[b].contiguous();
+    if (s.ds->GetRasterBand(b + 1)->RasterIO(GF_Write, x, y, w, h, const_cast<double*>(plane.data_ptr<double>()), w,
+                                             h, GDT_Float64, 0, 0) != CE_None) {
+      output_error(s.path, "cannot write (" + capture.message() + ")");
+    }
+  }
+}
+
+void RasterSink::write_mask(const torch::Tensor& mask, int x, int y) {
+  State& s = *state_;
+  const torch::Tensor m = (mask.to(torch::kCPU) != 0).to(torch::kUInt8).mul(255).contiguous();
+  const int h = static_cast<int>(m.size(0)), w = static_cast<int>(m.size(1));
+  ErrorCapture capture;
+  if (s.ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, x, y, w, h, m.data_ptr<std::uint8_t>(), w, h,
+                                                      GDT_Byte, 0, 0) != CE_None) {
+    output_error(s.path, "cannot write the mask (" + capture.message() + ")");
+  }
+}
+
+void RasterSink::commit() {
+  State& s = *state_;
+  ErrorCapture capture;
+  s.ds->FlushCache(true);
+  s.ds.reset();
+  if (capture.failed()) output_error(s.path, "cannot write (" + capture.message() + ")");
+  std::string final_temp = s.temp;
+  if (s.spec.format == "COG") {
+    // COGs cannot be written window by window: convert the tiled GTiff, with overviews.
+    DatasetPtr src(GDALDataset::Open(s.temp.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
+    if (!src) output_error(s.path, "cannot reopen the temporary file (" + capture.message() + ")");
+    const char* co[] = {"COMPRESS=DEFLATE", "OVERVIEWS=AUTO", "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", nullptr};
+    GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
+    final_temp = s.temp + ".cog";
+    DatasetPtr out(cog->CreateCopy(final_temp.c_str(), src.get(), FALSE, const_cast<char**>(co), nullptr, nullptr));
+    if (!out || capture.failed()) output_error(s.path, "cannot write a COG (" + capture.message() + ")");
+    out.reset();
+    src.reset();
+    if (capture.failed()) output_error(s.path, "cannot write a COG (" + capture.message() + ")");
+    VSIUnlink(s.temp.c_str());
+  }
+  if (VSIRename(final_temp.c_str(), s.path.c_str()) != 0) {
+    output_error(s.path, "cannot rename the temporary file '" + final_temp + "' into place");
+  }
+  s.committed = true;
+  VSIUnlink((s.path + ".aux.xml").c_str());
+}
+
+}  // namespace copgen

@@ -1,0 +1,367 @@
+#include "copgen/scene.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "copgen/error.hpp"
+#include "copgen/render.hpp"
+
+namespace copgen {
+
+namespace fs = std::filesystem;
+
+std::string input_kind_name(InputKind k) {
+  return k == InputKind::Auto ? "auto" : k == InputKind::Thumbnail ? "thumbnail" : "physical";
+}
+
+InputKind parse_input_kind(const std::string& s) {
+  if (s == "auto") return InputKind::Auto;
+  if (s == "thumbnail") return InputKind::Thumbnail;
+  if (s == "physical") return InputKind::Physical;
+  throw UsageError("--input-kind: unknown kind '" + s + "' (expected auto, thumbnail or physical)");
+}
+
+std::string tiling_name(Tiling t) { return t == Tiling::Fused ? "fused" : "independent"; }
+
+Tiling parse_tiling(const std::string& s) {
+  if (s == "fused") return Tiling::Fused;
+  if (s == "independent") return Tiling::Independent;
+  throw UsageError("--tiling: unknown tiling '" + s + "' (expected fused or independent)");
+}
+
+OutputKind parse_output_kind(const std::string& s) {
+  if (s == "thumbnail") return OutputKind::Thumbnail;
+  if (s == "physical") return OutputKind::Physical;
+  throw UsageError("--output-kind: unknown kind '" + s + "' (expected thumbnail or physical)");
+}
+
+void validate(const SceneOptions& o) {
+  if (o.overlap < 0 || o.overlap % 8 != 0 || o.overlap >= 256) {
+    throw UsageError("--overlap: must be a multiple of 8 from 0 to 248 pixels, got " + std::to_string(o.overlap));
+  }
+  if (!(o.target_resolution > 0)) {
+    throw UsageError("--target-res: must be positive, got " + std::to_string(o.target_resolution));
+  }
+  if (o.s2l2a_offset < 0) throw UsageError("--l2a-offset: must not be negative");
+}
+
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return s;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t c = s.find(',', start);
+    out.push_back(s.substr(start, c == std::string::npos ? std::string::npos : c - start));
+    if (c == std::string::npos) break;
+    start = c + 1;
+  }
+  return out;
+}
+
+// The physical band names of a modality, in rendering order.
+std::vector<std::vector<std::string>> band_names(Modality m) {
+  switch (m) {
+    case Modality::S2L1C:
+    case Modality::S2L2A: return {{"B04", "B4", "RED"}, {"B03", "B3", "GREEN"}, {"B02", "B2", "BLUE"}};
+    case Modality::S1RTC: return {{"VV"}, {"VH"}};
+    case Modality::DEM: return {{"DEM", "ELEVATION", "HEIGHT"}};
+  }
+  return {};
+}
+
+// Finds a file for each band in a product folder (case-insensitive stem match).
+std::optional<std::string> find_band_file(const std::string& dir, const std::vector<std::string>& names) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file()) continue;
+    const std::string stem = upper(e.path().stem().string());
+    const std::string ext = upper(e.path().extension().string());
+    if (ext != ".TIF" && ext != ".TIFF" && ext != ".JP2" && ext != ".VRT") continue;
+    for (const auto& n : names) {
+      if (stem == n) return e.path().string();
+    }
+  }
+  return std::nullopt;
+}
+
+bool is_byte_rgb(const RasterInfo& info) { return info.bands == 3 && info.data_type == "Byte"; }
+
+}  // namespace
+
+ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested) {
+  const std::string what = modality_name(modality) + " input";
+  ModalityInput in;
+  in.modality = modality;
+  in.label = path;
+  const auto names = band_names(modality);
+  std::error_code ec;
+
+  if (fs::is_directory(path, ec)) {
+    // A Major TOM product folder: the physical bands, else its thumbnail.
+    std::vector<std::string> files;
+    for (const auto& n : names) {
+      auto f = find_band_file(path, n);
+      if (!f) break;
+      files.push_back(*f);
+    }
+    if (files.size() == names.size() && requested != InputKind::Thumbnail) {
+      in.kind = InputKind::Physical;
+      in.files = files;
+      in.bands.assign(files.size(), 1);
+    } else if (fs::exists(fs::path(path) / "thumbnail.png") && requested != InputKind::Physical) {
+      in.kind = InputKind::Thumbnail;
+      in.files = {(fs::path(path) / "thumbnail.png").string()};
+    } else {
+      std::string want;
+      for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front() + ".tif";
+      throw InputError(what + " '" + path + "': a folder without the " + modality_name(modality) +
+                       " bands (" + want + ")" + (requested == InputKind::Physical ? "" : " or a thumbnail.png"));
+    }
+  } else if (path.find(',') != std::string::npos && !fs::exists(path, ec)) {
+    // single-band files, one per band, in rendering order
+    in.kind = InputKind::Physical;
+    in.files = split_commas(path);
+    if (in.files.size() != names.size()) {
+      throw InputError(what + " '" + path + "': " + std::to_string(in.files.size()) + " files given, " +
+                       modality_name(modality) + " needs " + std::to_string(names.size()) + " (one per band)");
+    }
+    for (const auto& f : in.files) {
+      const RasterInfo info = probe_raster(f, what);
+      if (info.bands != 1) {
+        throw InputError(what + " '" + f + "': expected a single-band file, found " + std::to_string(info.bands) +
+                         " bands");
+      }
+    }
+    in.bands.assign(in.files.size(), 1);
+  } else {
+    const RasterInfo info = probe_raster(path, what);
+    in.files = {path};
+    const bool thumb = requested == InputKind::Thumbnail || (requested == InputKind::Auto && is_byte_rgb(info));
+    if (thumb) {
+      if (info.bands != 3) {
+        throw InputError(what + " '" + path + "': a thumbnail needs 3 bands, found " + std::to_string(info.bands) +
+                         " band(s) of " + info.data_type);
+      }
+      in.kind = InputKind::Thumbnail;
+    } else {
+      in.kind = InputKind::Physical;
+      // named bands first, else the file's band order
+      std::vector<int> bands;
+      for (const auto& n : names) {
+        for (int b = 1; b <= info.bands; ++b) {
+          const std::string d = upper(info.band_descriptions[static_cast<size_t>(b - 1)]);
+          if (std::find(n.begin(), n.end(), d) != n.end()) {
+            bands.push_back(b);
+            break;
+          }
+        }
+      }
+      if (bands.size() != names.size()) {
+        if (info.bands != static_cast<int>(names.size())) {
+          std::string want;
+          for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front();
+          throw InputError(what + " '" + path + "': expected " + (modality == Modality::DEM ? "a single elevation band" : std::to_string(names.size()) + " bands (" + want + ") named or in that order") +
+                           " or a 3-band Byte thumbnail, found " + std::to_string(info.bands) + " band(s) of " +
+                           info.data_type);
+        }
+        bands.clear();
+        for (int b = 1; b <= info.bands; ++b) bands.push_back(b);
+      }
+      in.bands = bands;
+      in.files.assign(bands.size(), path);
+    }
+  }
+  if (in.kind == InputKind::Thumbnail) in.bands = {1, 2, 3};
+  spdlog::info("{}: '{}' read as {} ({} file(s))", modality_name(modality), path,
+               in.kind == InputKind::Thumbnail ? "a rendered thumbnail" : "physical bands", in.files.size());
+  return in;
+}
+
+Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o) {
+  std::vector<Grid> grids;
+  std::vector<std::string> labels;
+  int reference = -1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const RasterSource src = RasterSource::open(inputs[i].files[0], modality_name(inputs[i].modality) + " input");
+    grids.push_back(src.grid());
+    labels.push_back(inputs[i].files[0]);
+    if (o.grid_from && *o.grid_from == inputs[i].modality) reference = static_cast<int>(i);
+  }
+  if (o.grid_from && reference < 0) {
+    throw UsageError("--grid-from " + modality_name(*o.grid_from) + ": that modality is not among the inputs");
+  }
+  if (reference < 0) {
+    // the first 10 m input (the DEM is coarser), else the first
+    for (size_t i = 0; i < grids.size() && reference < 0; ++i) {
+      const double r = grids[i].resolution();
+      if (grids[i].georeferenced && r > 9.0 && r < 11.0) reference = static_cast<int>(i);
+    }
+    if (reference < 0) reference = 0;
+  }
+  GridOptions go;
+  go.reference = reference;
+  go.target_crs = o.target_crs;
+  go.target_resolution = o.target_resolution;
+  go.union_extent = o.union_extent;
+  // a single input already on its own 10 m grid keeps it exactly
+  Grid g = choose_grid(grids, labels, go);
+  spdlog::debug("target grid: {} x {} pixels at {} m", g.width, g.height, g.resolution());
+  return g;
+}
+
+namespace {
+
+constexpr int kCell = 1068;  // Major TOM cell side at 10 m: the unit of rendering statistics
+
+// Reads bands of a physical input on the target grid: each file warped when its grid
+// differs from the target's.
+struct BandReader {
+  std::vector<RasterSource> sources;
+  std::vector<int> bands;
+
+  BandReader(const ModalityInput& in, const Grid& grid, const std::string& resampling) {
+    for (size_t i = 0; i < in.files.size(); ++i) {
+      RasterSource s = RasterSource::open(in.files[i], modality_name(in.modality) + " input");
+      const Grid sg = s.grid();
+      const bool same = !grid.georeferenced ||
+                        (sg.width == grid.width && sg.height == grid.height && sg.geotransform == grid.geotransform);
+      sources.push_back(same ? s : s.warped(grid, resampling));
+      bands.push_back(in.bands.size() > i ? in.bands[i] : 1);
+    }
+  }
+  // [n, h, w] float32 and validity [h, w]
+  std::pair<torch::Tensor, torch::Tensor> read(const std::vector<size_t>& which, int x, int y, int w, int h) const {
+    std::vector<torch::Tensor> parts;
+    torch::Tensor valid = torch::ones({h, w}, torch::kBool);
+    for (size_t i : which) {
+      parts.push_back(sources[i].read({bands[i]}, x, y, w, h)[0]);
+      valid.logical_and_(sources[i].read_valid({bands[i]}, x, y, w, h));
+      valid.logical_and_(torch::isfinite(parts.back()));
+    }
+    return {torch::stack(parts, 0), valid};
+  }
+};
+
+// Bilinear resampling of `img` [C, h, w] (pixel-centred, edges clamped) at the points
+// (u, v) in its pixel coordinates: u, v [H, W] -> [C, H, W].
+torch::Tensor bilinear_at(const torch::Tensor& img, const torch::Tensor& u, const torch::Tensor& v) {
+  const int64_t h = img.size(1), w = img.size(2);
+  const auto uc = u.clamp(0, static_cast<double>(w - 1)), vc = v.clamp(0, static_cast<double>(h - 1));
+  const auto u0 = uc.floor().to(torch::kLong).clamp(0, w - 1), v0 = vc.floor().to(torch::kLong).clamp(0, h - 1);
+  const auto u1 = (u0 + 1).clamp_max(w - 1), v1 = (v0 + 1).clamp_max(h - 1);
+  const auto fu = (uc - u0.to(uc.scalar_type())).to(torch::kFloat64);
+  const auto fv = (vc - v0.to(vc.scalar_type())).to(torch::kFloat64);
+  const auto flat = img.reshape({img.size(0), h * w}).to(torch::kFloat64);
+  auto at = [&](const torch::Tensor& vv, const torch::Tensor& uu) {
+    return flat.index_select(1, (vv * w + uu).reshape({-1})).reshape({img.size(0), u.size(0), u.size(1)});
+  };
+  return at(v0, u0) * (1 - fu) * (1 - fv) + at(v0, u1) * fu * (1 - fv) + at(v1, u0) * (1 - fu) * fv +
+         at(v1, u1) * fu * fv;
+}
+
+// The DEM thumbnail of one cell: hillshade on the DEM's own grid (reprojected to the
+// target CRS at its native resolution), then bilinear to the 10 m cell.
+std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in, const Grid& grid, int x, int y,
+                                                        int w, int h) {
+  RasterSource src = RasterSource::open(in.files[0], "DEM input");
+  const Grid sg = src.grid();
+  // native resolution in target units: keep the source's pixel count over its extent
+  double native = sg.resolution();
+  const bool same_crs = !grid.georeferenced || sg.crs_wkt == grid.crs_wkt;
+  if (!same_crs || native <= 0) native = 30.0;
+  if (!grid.georeferenced) {
+    // no georeferencing: the DEM is already on the target pixel grid
+    auto [elev, valid] = BandReader(in, grid, "bilinear").read({0}, x, y, w, h);
+    return {render_dem(elev[0].to(torch::kFloat64), valid), valid};
+  }
+  const auto& gt = grid.geotransform;
+  const double res = grid.resolution();
+  const double cx0 = gt[0] + x * res, cy1 = gt[3] - y * res;  // cell corners
+  const double margin = 2 * native;
+  Grid dg;
+  dg.georeferenced = true;
+  dg.crs_wkt = grid.crs_wkt;
+  dg.width = static_cast<int>(std::ceil((w * res + 2 * margin) / native));
+  dg.height = static_cast<int>(std::ceil((h * res + 2 * margin) / native));
+  dg.geotransform = {cx0 - margin, native, 0, cy1 + margin, 0, -native};
+  RasterSource warped = src.warped(dg, "bilinear");
+  const int band = in.bands.empty() ? 1 : in.bands[0];
+  torch::Tensor elev = warped.read({band}, 0, 0, dg.width, dg.height)[0].to(torch::kFloat64);
+  torch::Tensor dvalid = warped.read_valid({band}, 0, 0, dg.width, dg.height).logical_and(torch::isfinite(elev));
+  const torch::Tensor thumb = render_dem(torch::where(dvalid, elev, torch::zeros_like(elev)), dvalid);  // uint8 [3, dh, dw]
+  // 10 m pixel centres in DEM pixel coordinates (pixel-centred bilinear)
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto cols = (torch::arange(w, opts) + 0.5) * res / native + margin / native - 0.5;
+  const auto rows = (torch::arange(h, opts) + 0.5) * res / native + margin / native - 0.5;
+  const auto uu = cols.unsqueeze(0).expand({h, w});
+  const auto vv = rows.unsqueeze(1).expand({h, w});
+  const torch::Tensor grey = bilinear_at(thumb.narrow(0, 0, 1), uu, vv);
+  const torch::Tensor out = torch::floor(grey + 0.5).clamp(0, 255).to(torch::kUInt8).expand({3, h, w}).contiguous();
+  const torch::Tensor v = bilinear_at(dvalid.unsqueeze(0).to(torch::kFloat64), uu, vv)[0] > 0.999;
+  return {out, v};
+}
+
+}  // namespace
+
+void render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path, const SceneOptions& o,
+                    const std::string& format, bool overwrite) {
+  SinkSpec spec;
+  spec.grid = grid;
+  spec.bands = 3;
+  spec.data_type = "Byte";
+  spec.format = format;
+  spec.mask = true;
+  spec.overwrite = overwrite;
+  spec.metadata["COPGEN_RENDERED_FROM"] = in.label;
+  spec.metadata["COPGEN_MODALITY"] = modality_name(in.modality);
+  spec.metadata["COPGEN_INPUT_KIND"] = input_kind_name(in.kind);
+  if (in.modality == Modality::S2L2A) spec.metadata["COPGEN_L2A_OFFSET"] = std::to_string(o.s2l2a_offset);
+  RasterSink sink = RasterSink::create(path, spec);
+  // statistics per scene, or per Major TOM cell for larger scenes
+  const int bw = grid.width <= kCell && grid.height <= kCell ? grid.width : kCell;
+  const int bh = grid.width <= kCell && grid.height <= kCell ? grid.height : kCell;
+  std::optional<BandReader> reader;
+  if (!(in.kind == InputKind::Physical && in.modality == Modality::DEM)) {
+    reader.emplace(in, grid, "bilinear");
+  }
+  for (int y = 0; y < grid.height; y += bh) {
+    for (int x = 0; x < grid.width; x += bw) {
+      const int w = std::min(bw, grid.width - x), h = std::min(bh, grid.height - y);
+      torch::Tensor rgb, valid;
+      if (in.kind == InputKind::Thumbnail) {
+        auto [data, v] = reader->read({0, 0, 0}, x, y, w, h);  // validity of band 1
+        rgb = reader->sources[0].read({1, 2, 3}, x, y, w, h);
+        valid = v.logical_and(torch::isfinite(rgb).all(0));
+        rgb = torch::nan_to_num(rgb, 0.0).round().clamp(0, 255).to(torch::kUInt8);
+      } else if (in.modality == Modality::S1RTC) {
+        auto [data, v] = reader->read({0, 1}, x, y, w, h);
+        const torch::Tensor nod = torch::full_like(data[0], -32768.0f);
+        rgb = render_s1(torch::where(v, data[0], nod), torch::where(v, data[1], nod), -32768.0);
+        valid = v;
+      } else if (in.modality == Modality::DEM) {
+        std::tie(rgb, valid) = render_dem_cell(in, grid, x, y, w, h);
+      } else {
+        auto [data, v] = reader->read({0, 1, 2}, x, y, w, h);
+        const double offset = in.modality == Modality::S2L2A ? o.s2l2a_offset : 0.0;
+        rgb = render_s2(torch::where(v.unsqueeze(0), data, torch::zeros_like(data)).to(torch::kFloat64), offset);
+        valid = v;
+      }
+      rgb = torch::where(valid.unsqueeze(0), rgb, torch::zeros_like(rgb));
+      sink.write(rgb, x, y);
+      sink.write_mask(valid, x, y);
+    }
+  }
+  sink.commit();
+}
+
+}  // namespace copgen

@@ -1,0 +1,338 @@
+// End-to-end: copgen translate --input-dir on a synthetic Major TOM tree with the tiny
+// models: outputs, failures and exit codes, reruns, --fail-fast, and runs stopped by
+// SIGKILL or SIGINT that resume to the bytes of an uninterrupted run.
+#include "catch_torch.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gdal_priv.h>
+#include <nlohmann/json.hpp>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "support.hpp"
+
+using namespace copgen::test;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+extern char** environ;
+
+namespace {
+
+const std::string kRun = " --from S2L1C,S1RTC --to S2L2A --steps 2 --seed 7 ";
+
+// Core-<MOD>/<row>/<cell>/P<MOD>_<cell>/thumbnail.png, a 256 x 256 RGB PNG.
+void thumbnail(const std::string& root, const std::string& mod, const std::string& cell, int seed) {
+  const std::string row = cell.substr(0, cell.find('_'));
+  const std::string dir = root + "/Core-" + mod + "/" + row + "/" + cell + "/P" + mod + "_" + cell;
+  fs::create_directories(dir);
+  SyntheticRaster spec;
+  spec.format = "PNG";
+  spec.georeferenced = false;
+  spec.seed = seed;
+  write_synthetic(dir + "/thumbnail.png", spec);
+}
+
+std::string cell_name(int i) { return std::to_string(400 + i % 3) + "U_" + std::to_string(1000 + i) + "R"; }
+std::string key_of(int i) { return cell_name(i).substr(0, 4) + "/" + cell_name(i); }
+std::string output_of(const std::string& out, int i) {
+  return out + "/Core-S2L2A/" + key_of(i) + "/PS2L1C_" + cell_name(i) + "/S2L2A.tif";
+}
+
+// Eight locations: 0..5 have S2L1C and S1RTC (3's S1RTC thumbnail is corrupt), 6 lacks
+// S1RTC, 7 lacks S2L1C.
+void make_tree(const std::string& root) {
+  for (int i = 0; i < 8; ++i) {
+    if (i != 7) thumbnail(root, "S2L1C", cell_name(i), 10 + i);
+    if (i != 6) thumbnail(root, "S1RTC", cell_name(i), 50 + i);
+  }
+  const std::string bad = root + "/Core-S1RTC/" + key_of(3) + "/PS1RTC_" + cell_name(3) + "/thumbnail.png";
+  std::ofstream(bad, std::ios::trunc) << "\x89PNG\r\n\x1a\n this is not a PNG";
+}
+
+// Relative path -> bytes of every file under root but the reports.
+std::map<std::string, std::string> tree(const std::string& root) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::relative(e.path(), root).generic_string();
+    if (rel.rfind("copgen-report", 0) == 0) continue;
+    out[rel] = read_file_bytes(e.path().string());
+  }
+  return out;
+}
+
+std::vector<std::string> temporaries(const std::string& root) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".tmp-") != std::string::npos) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+json report_of(const std::string& path) { return json::parse(read_file_bytes(path)); }
+
+// True when GDAL reads every pixel of a 256 x 256 3-band file.
+bool complete_raster(const std::string& path) {
+  GDALAllRegister();
+  CPLPushErrorHandler(CPLQuietErrorHandler);
+  auto* ds = static_cast<GDALDataset*>(GDALOpen(path.c_str(), GA_ReadOnly));
+  bool ok = ds != nullptr && ds->GetRasterXSize() == 256 && ds->GetRasterYSize() == 256 && ds->GetRasterCount() == 3;
+  if (ok) {
+    std::vector<unsigned char> buf(256 * 256 * 3);
+    ok = ds->RasterIO(GF_Read, 0, 0, 256, 256, buf.data(), 256, 256, GDT_Byte, 3, nullptr, 0, 0, 0, nullptr) ==
+         CE_None;
+  }
+  if (ds != nullptr) GDALClose(ds);
+  CPLPopErrorHandler();
+  return ok;
+}
+
+// Starts copgen with `args` (split on blanks; no quoting needed for these paths).
+pid_t spawn_copgen(const std::string& args, const std::string& log) {
+  std::vector<std::string> parts = {COPGEN_BIN};
+  std::stringstream ss(args);
+  for (std::string a; ss >> a;) parts.push_back(a);
+  std::vector<char*> argv;
+  for (auto& p : parts) argv.push_back(p.data());
+  argv.push_back(nullptr);
+  std::string models = std::string("COPGEN_MODELS=") + COPGEN_TEST_MODELS;
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string(*e).rfind("COPGEN_MODELS=", 0) != 0) env.push_back(*e);
+  }
+  env.push_back(models.data());
+  env.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), env.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("posix_spawn failed");
+  return pid;
+}
+
+struct StoppedRun {
+  int final_files_at_signal = 0;  // complete outputs when the signal was sent
+  int temporaries_seen = 0;       // polls that saw a temporary file
+  int partial_finals = 0;         // final names that GDAL could not read whole (must stay 0)
+  int status = 0;                 // waitpid status
+};
+
+// Runs copgen, polling the output tree every millisecond: every file under a final name
+// must be a complete raster at all times; sends `sig` once `after` outputs exist.
+StoppedRun run_and_stop(const std::string& args, const std::string& out, int sig, int after, const std::string& log) {
+  StoppedRun r;
+  const pid_t pid = spawn_copgen(args, log);
+  std::set<std::string> verified;
+  bool signalled = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int finals = 0;
+    bool temp = false;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.find(".tmp-") != std::string::npos) temp = true;
+      if (name.size() > 4 && name[0] != '.' && name.substr(name.size() - 4) == ".tif") {
+        ++finals;
+        if (!verified.count(it->path().string())) {
+          if (complete_raster(it->path().string())) {
+            verified.insert(it->path().string());
+          } else {
+            ++r.partial_finals;
+          }
+        }
+      }
+    }
+    if (temp) ++r.temporaries_seen;
+    if (!signalled && finals >= after) {
+      r.final_files_at_signal = finals;
+      kill(pid, sig);
+      signalled = true;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      r.status = status;
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &r.status, 0);
+  FAIL("copgen did not stop within 5 minutes");
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("batch cli: a Major TOM tree with incomplete and corrupt tuples - rerun skips - fail-fast", "[batch]") {
+  TempDir tmp;
+  const std::string in = tmp.file("majortom"), out = tmp.file("out");
+  make_tree(in);
+  const auto r = run_copgen("translate --input-dir " + quote(in) + " --output-dir " + quote(out) + kRun +
+                            " --batch-size 4");
+  INFO(r.output);
+  CHECK(r.exit_code == 3);
+  for (int i : {0, 1, 2, 4, 5}) CHECK(complete_raster(output_of(out, i)));
+  for (int i : {3, 6, 7}) CHECK_FALSE(fs::exists(output_of(out, i)));
+  CHECK(tree(out).size() == 5);
+  CHECK(temporaries(out).empty());
+  CHECK(r.output.find(key_of(3)) != std::string::npos);  // the failure is named in the log
+
+  const json rep = report_of(out + "/copgen-report.json");
+  CHECK(rep["status"] == "completed_with_failures");
+  CHECK(rep["exit_code"] == 3);
+  CHECK(rep["counts"]["found"] == 6);
+  CHECK(rep["counts"]["incomplete"] == 2);
+  CHECK(rep["counts"]["written"] == 5);
+  CHECK(rep["counts"]["failed"] == 1);
+  CHECK(rep["counts"]["skipped_complete"] == 0);
+  CHECK(rep["counts"]["batches_sampled"] == 2);
+  REQUIRE(rep["failures"].size() == 1);
+  CHECK(rep["failures"][0]["key"] == key_of(3));
+  CHECK(rep["failures"][0]["kind"] == "input");
+  CHECK(rep["failures"][0]["reason"].get<std::string>().find("thumbnail.png") != std::string::npos);
+  CHECK(rep["failures"][0]["inputs"]["S1RTC"].get<std::string>().find("PS1RTC_" + cell_name(3)) != std::string::npos);
+  CHECK((rep["incomplete_keys"] == json::array({key_of(6), key_of(7)})));
+  CHECK(rep["settings"]["layout"] == "majortom");
+  CHECK(rep["settings"]["seed"] == 7);
+  CHECK(rep["settings"]["batch_size"] == 4);
+  CHECK((rep["settings"]["from"] == json::array({"S2L1C", "S1RTC"})));
+  CHECK(rep["versions"]["models_sha256"].get<std::string>().size() == 64);
+  const double share = rep["timings"]["network_busy_share"];
+  CHECK(share > 0.0);
+  CHECK(share <= 1.0);
+
+  // a rerun skips every complete tuple, touches nothing, and still reports the bad one
+  const auto before = tree(out);
+  struct stat st0 {};
+  stat(output_of(out, 0).c_str(), &st0);
+  const auto again = run_copgen("translate --input-dir " + quote(in) + " --output-dir " + quote(out) + kRun +
+                                " --batch-size 4");
+  INFO(again.output);
+  CHECK(again.exit_code == 3);
+  const json rep2 = report_of(out + "/copgen-report.json");
+  CHECK(rep2["counts"]["skipped_complete"] == 5);
+  CHECK(rep2["counts"]["written"] == 0);
+  CHECK(rep2["counts"]["failed"] == 1);
+  CHECK(rep2["counts"]["batches_sampled"] == 0);
+  CHECK(tree(out) == before);
+  struct stat st1 {};
+  stat(output_of(out, 0).c_str(), &st1);
+  CHECK(st1.st_ino == st0.st_ino);
+  CHECK(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec);
+  CHECK(st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+
+  // --fail-fast stops at the bad tuple (the second batch of two: keys 2 and 3 in key order)
+  const std::string ff = tmp.file("ff");
+  const auto stop = run_copgen("translate --input-dir " + quote(in) + " --output-dir " + quote(ff) + kRun +
+                               " --batch-size 2 --fail-fast --report " + quote(tmp.file("ff.json")));
+  INFO(stop.output);
+  CHECK(stop.exit_code == 3);
+  const json rep3 = report_of(tmp.file("ff.json"));
+  CHECK(rep3["status"] == "stopped_early");
+  CHECK(rep3["counts"]["failed"] == 1);
+  CHECK(rep3["counts"]["written"] == 2);
+  CHECK(rep3["counts"]["not_done"] == 3);
+  CHECK(tree(ff).size() == 2);
+}
+
+TEST_CASE("batch cli: one folder per modality and a list file give the same outputs", "[batch]") {
+  TempDir tmp;
+  const std::string in = tmp.file("flat");
+  fs::create_directories(in + "/s2_l1c");
+  SyntheticRaster spec;
+  spec.format = "PNG";
+  spec.georeferenced = false;
+  for (int i = 0; i < 3; ++i) {
+    spec.seed = 30 + i;
+    write_synthetic(in + "/s2_l1c/t" + std::to_string(i) + ".png", spec);
+  }
+  const std::string a = tmp.file("a"), b = tmp.file("b");
+  const std::string common = " --from S2L1C --to S2L2A --steps 2 --seed 5 --batch-size 2 ";
+  const auto r = run_copgen("translate --input-dir " + quote(in) + " --output-dir " + quote(a) + common);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK((list_dir(a + "/S2L2A") == std::vector<std::string>{"t0.tif", "t1.tif", "t2.tif"}));
+
+  const std::string list = tmp.file("list.txt");
+  std::ofstream(list) << "S2L1C=flat/s2_l1c/t0.png\nS2L1C=flat/s2_l1c/t1.png\nS2L1C=" << in << "/s2_l1c/t2.png\n";
+  const auto l = run_copgen("translate --inputs-from " + quote(list) + " --output-dir " + quote(b) + common);
+  INFO(l.output);
+  REQUIRE(l.exit_code == 0);
+  CHECK(tree(a) == tree(b));  // same keys, same batches, same seed: same bytes
+}
+
+TEST_CASE("batch cli: flag conflicts are usage errors", "[batch]") {
+  TempDir tmp;
+  fs::create_directories(tmp.file("in/S2L1C"));
+  const std::string dir = " --input-dir " + quote(tmp.file("in")) + " --from S2L1C ";
+  CHECK(run_copgen("translate" + dir + "-i x.tif --output-dir " + quote(tmp.file("o"))).exit_code == 2);
+  CHECK(run_copgen("translate" + dir + "-o " + quote(tmp.file("o"))).exit_code == 2);
+  CHECK(run_copgen("translate" + dir + "--output-dir " + quote(tmp.file("o")) + " --shard 3/3").exit_code == 2);
+  CHECK(run_copgen("translate" + dir + "--inputs-from l.txt --output-dir " + quote(tmp.file("o"))).exit_code == 2);
+  CHECK(run_copgen("translate --from S2L1C -i a.tif -o b.tif --shard 0/2").exit_code == 2);
+  const auto none = run_copgen("translate" + dir + "--output-dir " + quote(tmp.file("o")) + " --steps 2 --seed 1");
+  INFO(none.output);
+  CHECK(none.exit_code == 0);  // an empty tree is not an error: nothing to do
+}
+
+TEST_CASE("batch cli: runs stopped by SIGKILL or SIGINT resume to the bytes of an uninterrupted run", "[batch]") {
+  TempDir tmp;
+  const std::string in = tmp.file("majortom");
+  // 12 complete locations, no failures
+  for (int i = 0; i < 12; ++i) {
+    thumbnail(in, "S2L1C", cell_name(i), 100 + i);
+    thumbnail(in, "S1RTC", cell_name(i), 200 + i);
+  }
+  auto args = [&](const std::string& out) {
+    return "translate --input-dir " + in + " --output-dir " + out + kRun + " --batch-size 2 --threads 1";
+  };
+  const std::string ref = tmp.file("ref");
+  const auto full = run_copgen(args(ref));
+  INFO(full.output);
+  REQUIRE(full.exit_code == 0);
+  const auto expected = tree(ref);
+  REQUIRE(expected.size() == 12);
+
+  for (int sig : {SIGKILL, SIGINT}) {
+    INFO("signal " << sig);
+    const std::string out = tmp.file(sig == SIGKILL ? "killed" : "interrupted");
+    const StoppedRun s = run_and_stop(args(out), out, sig, 1, tmp.file("log.txt"));
+    INFO(read_file_bytes(tmp.file("log.txt")));
+    CHECK(s.partial_finals == 0);
+    CHECK(s.final_files_at_signal >= 1);
+    const auto part = tree(out);
+    CHECK(part.size() < 12);  // stopped part-way
+    for (const auto& [rel, bytes] : part) CHECK(expected.at(rel) == bytes);
+    if (sig == SIGKILL) {
+      CHECK(WIFSIGNALED(s.status));
+    } else {
+      REQUIRE(WIFEXITED(s.status));
+      CHECK(WEXITSTATUS(s.status) == 130);
+      CHECK(temporaries(out).empty());
+      const json rep = report_of(out + "/copgen-report.json");
+      CHECK(rep["status"] == "interrupted");
+      CHECK(rep["counts"]["not_done"].get<int>() == 12 - static_cast<int>(part.size()));
+    }
+    const auto rerun = run_copgen(args(out));
+    INFO(rerun.output);
+    CHECK(rerun.exit_code == 0);
+    CHECK(temporaries(out).empty());
+    CHECK(tree(out) == expected);
+    const json rep = report_of(out + "/copgen-report.json");
+    CHECK(rep["counts"]["skipped_complete"].get<int>() == static_cast<int>(part.size()));
+  }
+}

@@ -1,0 +1,425 @@
+// End-to-end: every failure class of docs/errors.md, run through the real binary. Each
+// case checks the exit code, that the message names the culprit, and that the run left
+// the directory as it found it (no output, partial or whole, and no temporary file).
+// Rows also covered elsewhere are named in docs/errors.md.
+#include "catch_torch.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+
+#include <gdal_priv.h>
+#include <nlohmann/json.hpp>
+
+#include "copgen/npy.hpp"
+#include "copgen/sha256.hpp"
+#include "support.hpp"
+
+using namespace copgen::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kFast = " --steps 2 --seed 3 ";
+
+std::string bin() { return quote(COPGEN_BIN); }
+std::string models_env() { return "COPGEN_MODELS=" + quote(COPGEN_TEST_MODELS) + " "; }
+
+// Every file under `dir`, recursively, relative to it.
+std::vector<std::string> tree(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(e.path(), dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Runs `command` (a full shell command) and checks the exit code, that the output
+// contains every one of `says`, and that nothing under `dir` changed in name.
+CommandResult expect_failure(const std::string& command, int exit_code, const std::vector<std::string>& says,
+                             const std::string& dir) {
+  const std::vector<std::string> before = tree(dir);
+  CommandResult r = run_command(command);
+  INFO(command);
+  INFO(r.output);
+  CHECK(r.exit_code == exit_code);
+  for (const std::string& s : says) CHECK_THAT(r.output, Catch::Contains(s));
+  CHECK(tree(dir) == before);
+  return r;
+}
+
+CommandResult expect_copgen_failure(const std::string& args, int exit_code, const std::vector<std::string>& says,
+                                    const std::string& dir) {
+  return expect_failure(models_env() + bin() + " " + args, exit_code, says, dir);
+}
+
+// A 3-band Byte GeoTIFF written with GDAL directly: every pixel `value`, optional nodata.
+void write_constant(const std::string& path, int size, int value, std::optional<double> nodata) {
+  GDALAllRegister();
+  GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
+  GDALDataset* ds = gtiff->Create(path.c_str(), size, size, 3, GDT_Byte, nullptr);
+  REQUIRE(ds != nullptr);
+  for (int b = 1; b <= 3; ++b) {
+    GDALRasterBand* band = ds->GetRasterBand(b);
+    if (nodata) band->SetNoDataValue(*nodata);
+    REQUIRE(band->Fill(value) == CE_None);
+  }
+  GDALClose(ds);
+}
+
+// A sparse tiled GeoTIFF whose header claims width x height x 3 Byte (a few KB on disk).
+void write_sparse(const std::string& path, int width, int height) {
+  GDALAllRegister();
+  GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
+  const char* opts[] = {"TILED=YES", "BLOCKXSIZE=4096", "BLOCKYSIZE=4096", "SPARSE_OK=TRUE", "BIGTIFF=YES", nullptr};
+  GDALDataset* ds = gtiff->Create(path.c_str(), width, height, 3, GDT_Byte, const_cast<char**>(opts));
+  REQUIRE(ds != nullptr);
+  GDALClose(ds);
+}
+
+std::string make_input(const TempDir& dir, const std::string& name, SyntheticRaster spec = {}) {
+  const std::string p = dir.file(name);
+  write_synthetic(p, spec);
+  return p;
+}
+
+std::string copy_models(const TempDir& dir) {
+  const std::string dst = dir.file("models");
+  fs::copy(COPGEN_TEST_MODELS, dst, fs::copy_options::recursive);
+  return dst;
+}
+
+void edit_manifest(const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+  const std::string path = dir + "/copgen.json";
+  auto j = nlohmann::json::parse(read_file_bytes(path));
+  edit(j);
+  std::ofstream(path, std::ios::trunc) << j.dump(2);
+}
+
+bool built_with_asan() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return true;
+#endif
+#endif
+  return false;
+}
+
+}  // namespace
+
+// ---- inputs: exit 3 -----------------------------------------------------------------
+
+TEST_CASE("errors: input files that cannot be used exit 3 naming the file", "[errors][inputs]") {
+  TempDir tmp;
+  const std::string out = tmp.file("out.tif");
+  auto translate = [&](const std::string& input) {
+    return "translate --from S2L1C --to S2L2A -i " + quote(input) + " -o " + quote(out) + kFast;
+  };
+
+  SECTION("missing") {
+    expect_copgen_failure(translate(tmp.file("nope.tif")), 3, {"S2L1C input", "nope.tif", "not found"}, tmp.path);
+  }
+  SECTION("a directory given as the input") {
+    fs::create_directory(tmp.file("dir.tif"));
+    expect_copgen_failure(translate(tmp.file("dir.tif")), 3, {"dir.tif", "is a directory"}, tmp.path);
+  }
+  SECTION("unreadable (no read permission)") {
+    const std::string in = make_input(tmp, "secret.tif");
+    fs::permissions(in, fs::perms::none);
+    if (::geteuid() == 0) {
+      WARN("running as root: permissions do not stop reading; the directory case covers this row");
+    } else {
+      expect_copgen_failure(translate(in), 3, {"secret.tif", "cannot be read"}, tmp.path);
+    }
+  }
+  SECTION("not a raster") {
+    std::ofstream(tmp.file("text.tif")) << "this is not a GeoTIFF\n";
+    expect_copgen_failure(translate(tmp.file("text.tif")), 3, {"text.tif", "not a raster"}, tmp.path);
+  }
+  SECTION("zero size") {
+    std::ofstream(tmp.file("empty.tif")).flush();
+    expect_copgen_failure(translate(tmp.file("empty.tif")), 3, {"empty.tif", "file is empty"}, tmp.path);
+    std::ofstream(tmp.file("empty.npy")).flush();
+    expect_copgen_failure(translate(tmp.file("empty.npy")), 3, {"empty.npy", "file is empty"}, tmp.path);
+  }
+  SECTION("truncated GeoTIFF") {
+    const std::string in = make_input(tmp, "cut.tif");
+    fs::resize_file(in, fs::file_size(in) / 2);
+    expect_copgen_failure(translate(in), 3, {"S2L1C input", "cut.tif"}, tmp.path);
+  }
+  SECTION("corrupt GeoTIFF (garbage in the compressed tiles)") {
+    const std::string in = tmp.file("bad.tif");
+    {
+      // DEFLATE-compressed, so garbage in the data fails to decode
+      const std::string plain = make_input(tmp, "plain.tif");
+      GDALAllRegister();
+      GDALDataset* src = static_cast<GDALDataset*>(GDALOpen(plain.c_str(), GA_ReadOnly));
+      const char* opts[] = {"COMPRESS=DEFLATE", "TILED=YES", nullptr};
+      GDALDataset* dst = GetGDALDriverManager()->GetDriverByName("GTiff")->CreateCopy(
+          in.c_str(), src, FALSE, const_cast<char**>(opts), nullptr, nullptr);
+      REQUIRE(dst != nullptr);
+      GDALClose(dst);
+      GDALClose(src);
+      fs::remove(plain);
+    }
+    std::string bytes = read_file_bytes(in);
+    for (size_t i = bytes.size() / 4; i < bytes.size() / 2; ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+    std::ofstream(in, std::ios::binary | std::ios::trunc) << bytes;
+    expect_copgen_failure(translate(in), 3, {"bad.tif", "truncated or corrupt"}, tmp.path);
+  }
+  SECTION("huge dimensions claimed by a sparse GeoTIFF") {
+    write_sparse(tmp.file("huge.tif"), 100000, 100000);
+    REQUIRE(fs::file_size(tmp.file("huge.tif")) < 1000000);
+    expect_copgen_failure(translate(tmp.file("huge.tif")), 3, {"huge.tif", "100000 x 100000"}, tmp.path);
+  }
+  SECTION("wrong band count and type") {
+    SyntheticRaster spec;
+    spec.bands = 2;
+    spec.data_type = "Int32";
+    const std::string in = make_input(tmp, "two.tif", spec);
+    expect_copgen_failure(translate(in), 3, {"S2L1C input", "two.tif", "2 band", "Int32"}, tmp.path);
+  }
+  SECTION("wrong size (a thumbnail must be 256 x 256)") {
+    SyntheticRaster spec;
+    spec.width = 100;
+    spec.height = 80;
+    const std::string in = make_input(tmp, "small.tif", spec);
+    expect_copgen_failure(translate(in), 3, {"small.tif", "100 x 80"}, tmp.path);
+  }
+  SECTION("all nodata") {
+    write_constant(tmp.file("void.tif"), 256, 0, 0.0);
+    expect_copgen_failure(translate(tmp.file("void.tif")), 3, {"void.tif", "every pixel is nodata"}, tmp.path);
+  }
+  SECTION("NaN and Inf in a latent") {
+    torch::Tensor z = torch::zeros({4, 32, 32});
+    z[1][2][3] = std::nan("");
+    copgen::write_npy(tmp.file("nan.npy"), z);
+    z[1][2][3] = INFINITY;
+    copgen::write_npy(tmp.file("inf.npy"), z);
+    expect_copgen_failure(translate(tmp.file("nan.npy")), 3, {"nan.npy", "NaN or infinite"}, tmp.path);
+    expect_copgen_failure(translate(tmp.file("inf.npy")), 3, {"inf.npy", "NaN or infinite"}, tmp.path);
+  }
+  SECTION("a latent of the wrong shape and a corrupt .npy") {
+    copgen::write_npy(tmp.file("shape.npy"), torch::zeros({4, 16, 16}));
+    expect_copgen_failure(translate(tmp.file("shape.npy")), 3, {"shape.npy", "[4, 16, 16]"}, tmp.path);
+    std::ofstream(tmp.file("junk.npy")) << "nonsense";
+    expect_copgen_failure(translate(tmp.file("junk.npy")), 3, {"junk.npy", "not a .npy file"}, tmp.path);
+  }
+  SECTION("the second of two inputs is bad") {
+    const std::string good = make_input(tmp, "s1.tif");
+    expect_copgen_failure("translate --from S1RTC,DEM -i " + quote(good) + " -i " + quote(tmp.file("nodem.tif")) +
+                              " --to S2L2A -o " + quote(out) + kFast,
+                          3, {"DEM input", "nodem.tif"}, tmp.path);
+  }
+}
+
+// ---- models: exit 4 -----------------------------------------------------------------
+
+TEST_CASE("errors: model defects exit 4 naming the file", "[errors][models]") {
+  TempDir tmp;
+  const std::string in = make_input(tmp, "l1c.tif");
+  auto run = [&](const std::string& models, const std::vector<std::string>& says) {
+    expect_failure(bin() + " translate --models " + quote(models) + " --from S2L1C --to S2L2A -i " + quote(in) +
+                       " -o " + quote(tmp.file("o.tif")) + kFast,
+                   4, says, tmp.path);
+  };
+  SECTION("missing directory") { run(tmp.file("no-models"), {"no-models", "not found"}); }
+  SECTION("missing directory from COPGEN_MODELS") {
+    expect_failure("COPGEN_MODELS=" + quote(tmp.file("env-models")) + " " + bin() + " translate --from S2L1C -i " +
+                       quote(in) + " --to DEM -o " + quote(tmp.file("o.tif")) + kFast,
+                   4, {"env-models", "COPGEN_MODELS"}, tmp.path);
+  }
+  SECTION("manifest missing") {
+    const std::string m = copy_models(tmp);
+    fs::remove(m + "/copgen.json");
+    run(m, {"copgen.json", m});
+  }
+  SECTION("manifest corrupt") {
+    const std::string m = copy_models(tmp);
+    std::ofstream(m + "/copgen.json", std::ios::trunc) << "{ \"format\": \"copgen-models\", ";
+    run(m, {"copgen.json", "not valid JSON"});
+  }
+  SECTION("manifest of an unknown version") {
+    const std::string m = copy_models(tmp);
+    edit_manifest(m, [](nlohmann::json& j) { j["format_version"] = 99; });
+    run(m, {"copgen.json", "format_version 99"});
+  }
+  SECTION("checksum mismatch") {
+    const std::string m = copy_models(tmp);
+    std::ofstream(m + "/backbone.pt", std::ios::app | std::ios::binary) << "x";
+    run(m, {"backbone.pt", "checksum mismatch"});
+  }
+  SECTION("module file missing") {
+    const std::string m = copy_models(tmp);
+    fs::remove(m + "/autoencoder.pt");
+    run(m, {"autoencoder.pt", "missing"});
+  }
+  SECTION("a file that is not TorchScript") {
+    const std::string m = copy_models(tmp);
+    std::ofstream(m + "/autoencoder.pt", std::ios::trunc) << "not a zip";
+    edit_manifest(m, [&](nlohmann::json& j) { j["autoencoder"]["sha256"] = copgen::sha256_file(m + "/autoencoder.pt"); });
+    run(m, {"autoencoder.pt", "TorchScript"});
+  }
+  SECTION("a TorchScript file with the wrong interface") {
+    const std::string m = copy_models(tmp);
+    fs::copy_file(m + "/autoencoder.pt", m + "/backbone.pt", fs::copy_options::overwrite_existing);
+    edit_manifest(m, [&](nlohmann::json& j) { j["backbone"]["sha256"] = copgen::sha256_file(m + "/backbone.pt"); });
+    run(m, {"backbone.pt", "forward"});
+  }
+  SECTION("dimensions that disagree between manifest and file") {
+    const std::string m = copy_models(tmp);
+    edit_manifest(m, [](nlohmann::json& j) { j["backbone"]["depth"] = 6; });
+    run(m, {"backbone.pt", "depth is", "manifest says 6"});
+  }
+}
+
+// ---- arguments: exit 2 --------------------------------------------------------------
+
+TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]") {
+  TempDir tmp;
+  const std::string in = make_input(tmp, "l1c.tif");
+  const std::string i = " -i " + quote(in);
+  const std::string o = " -o " + quote(tmp.file("o.tif"));
+  struct Case {
+    std::string name, args;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases = {
+      {"no subcommand", "", {"subcommand"}},
+      {"unknown subcommand", "frobnicate", {"frobnicate"}},
+      {"unknown flag", "translate --from S2L1C" + i + " --to DEM --frobnicate" + o, {"--frobnicate"}},
+      {"missing -o", "translate --from S2L1C" + i + " --to DEM", {"--output"}},
+      {"unknown modality", "translate --from S3" + i + o, {"--from", "'S3'"}},
+      {"unknown modality in --to", "translate --from S2L1C --to S2L3" + i + o, {"--to", "'S2L3'"}},
+      {"empty modality in a list", "translate --from S2L1C,,DEM" + i + i + o, {"--from", "empty modality"}},
+      {"repeated modality", "translate --from S2L1C,s2_l1c" + i + i + o, {"--from", "S2L1C", "more than once"}},
+      {"repeated modality in --to", "translate --from S2L1C --to DEM,dem" + i + o, {"--to", "DEM", "more than once"}},
+      {"repeated --input modality", "translate --input S2L1C=" + quote(in) + " --input s2_l1c=" + quote(in) + o,
+       {"--input", "S2L1C", "more than once"}},
+      {"a modality both given and generated", "translate --from S2L1C --to S2L1C" + i + o,
+       {"--to S2L1C is also given with --from"}},
+      {"nothing to generate", "translate --from DEM,S1RTC,S2L1C,S2L2A" + i + i + i + i + o, {"nothing to generate"}},
+      {"-i count differs from --from", "translate --from S2L1C,DEM" + i + o, {"--from", "-i"}},
+      {"-i and --input mixed", "translate --from S2L1C" + i + " --input DEM=" + quote(in) + o, {"-i", "--input"}},
+      {"--input without =", "translate --input S2L1C" + o, {"--input", "'S2L1C'", "MODALITY=PATH"}},
+      {"--input with an unknown modality", "translate --input S9=" + quote(in) + o, {"--input", "'S9'"}},
+      {"--from disagrees with --input", "translate --from DEM --input S2L1C=" + quote(in) + o, {"--from", "--input"}},
+      {"non-positive steps", "translate --from S2L1C --to DEM --steps 0" + i + o, {"--steps", "got 0"}},
+      {"steps not a number", "translate --from S2L1C --to DEM --steps many" + i + o, {"--steps", "many"}},
+      {"non-positive samples", "translate --from S2L1C --to DEM --samples 0" + i + o, {"--samples", "got 0"}},
+      {"non-positive batch size", "generate --to DEM --batch-size -1" + o, {"--batch-size", "got -1"}},
+      {"negative threads", "translate --from S2L1C --to DEM --threads -2" + i + o, {"--threads", "-2"}},
+      {"unknown solver", "translate --from S2L1C --to DEM --solver euler" + i + o, {"euler"}},
+      {"unknown time grid", "translate --from S2L1C --to DEM --time-grid cosine" + i + o, {"cosine"}},
+      {"unknown format", "translate --from S2L1C --to DEM --format JPEG" + i + o, {"--format", "JPEG"}},
+      {"unknown cond-latent", "translate --from S2L1C --to DEM --cond-latent mode" + i + o, {"--cond-latent", "mode"}},
+      {"unknown device", "translate --from S2L1C --to DEM --device tpu" + i + o, {"--device", "tpu"}},
+      {"unknown precision", "translate --from S2L1C --to DEM --precision fp8" + i + o, {"--precision", "fp8"}},
+      {"half precision on the CPU", "translate --from S2L1C --to DEM --device cpu --precision fp16" + i + o,
+       {"--precision fp16"}},
+      {"several outputs to one file", "translate --from S2L1C" + i + o, {"-o", "o.tif", "{modality}"}},
+      {"two outputs that would collide",
+       "translate --from S2L1C --to S2L2A" + i + " -o " + quote(tmp.file("{modality}.npy")) + " --save-latents " +
+           quote(tmp.path),
+       {"--save-latents", "S2L2A.npy", "collides"}},
+  };
+  for (const Case& c : cases) {
+    SECTION(c.name) { expect_copgen_failure(c.args + kFast, 2, c.says, tmp.path); }
+  }
+}
+
+// ---- outputs: exit 5 ----------------------------------------------------------------
+
+TEST_CASE("errors: outputs that cannot be written exit 5 naming the path", "[errors][outputs]") {
+  TempDir tmp;
+  const std::string in = make_input(tmp, "l1c.tif");
+  const std::string base = "translate --from S2L1C --to S2L2A -i " + quote(in) + kFast;
+
+  SECTION("exists without --overwrite") {
+    std::ofstream(tmp.file("o.tif")) << "keep me";
+    expect_copgen_failure(base + " -o " + quote(tmp.file("o.tif")), 5, {"o.tif", "exists", "--overwrite"}, tmp.path);
+    CHECK(read_file_bytes(tmp.file("o.tif")) == "keep me");
+  }
+  SECTION("a latent output exists without --overwrite") {
+    fs::create_directory(tmp.file("lat"));
+    std::ofstream(tmp.file("lat/S2L2A.npy")) << "keep me";
+    expect_copgen_failure(base + " -o " + quote(tmp.file("o.tif")) + " --save-latents " + quote(tmp.file("lat")), 5,
+                          {"S2L2A.npy", "exists", "--overwrite"}, tmp.path);
+  }
+  SECTION("the output directory is a file") {
+    expect_copgen_failure(base + " -o " + quote(in + "/sub/o.tif"), 5, {"l1c.tif/sub"}, tmp.path);
+  }
+  SECTION("the output directory is not writable") {
+    fs::create_directory(tmp.file("ro"));
+    fs::permissions(tmp.file("ro"), fs::perms::owner_read | fs::perms::owner_exec);
+    if (::geteuid() == 0) {
+      WARN("running as root: permissions do not stop writing; 'the output directory is a file' covers this row");
+    } else {
+      expect_copgen_failure(base + " -o " + quote(tmp.file("ro/o.tif")), 5, {"ro", "not writable"}, tmp.path);
+    }
+  }
+  SECTION("disk full (a file-size limit makes write() fail with EFBIG)") {
+    // 20 blocks of 512 bytes: the probe file fits, the ~200 KB GeoTIFF does not.
+    const std::string cmd = "sh -c " + quote("ulimit -f 20; trap '' XFSZ; exec " + bin() + " " + base + " -o " +
+                                             quote(tmp.file("o.tif")));
+    expect_failure(models_env() + cmd, 5, {"output", "o.tif", "cannot write"}, tmp.path);
+  }
+  // write_npy and write_image_u8 under the same limit, in-process: tests/unit/test_reliability.cpp
+}
+
+// ---- runtime: exit 1 ----------------------------------------------------------------
+
+TEST_CASE("errors: NaN in the network output exits 1 naming the tile", "[errors][runtime]") {
+  TempDir tmp;
+  // finite, but so large that the network overflows
+  copgen::write_npy(tmp.file("big.npy"), torch::full({4, 32, 32}, 3e38));
+  expect_copgen_failure("translate --from S2L1C --to S2L2A -i " + quote(tmp.file("big.npy")) + " -o " +
+                            quote(tmp.file("o.tif")) + kFast,
+                        1, {"NaN or infinite", "big.npy"}, tmp.path);
+}
+
+TEST_CASE("errors: running out of memory exits 1 suggesting a batch size that fits", "[errors][runtime]") {
+  if (built_with_asan()) {
+    WARN("skipped under AddressSanitizer, which reserves more address space than ulimit -v allows");
+    return;
+  }
+  TempDir tmp;
+  // A 2.5 GiB address-space limit: LibTorch and the tiny models load; a batch of 512
+  // samples' attention over ~1000 tokens (gigabytes) does not.
+  const std::string cmd = "sh -c " + quote("ulimit -v 2621440; exec " + bin() +
+                                           " generate --to DEM --samples 512 --batch-size 512 --threads 1 -o " +
+                                           quote(tmp.file("g.tif")) + kFast);
+  const auto r = expect_failure(models_env() + cmd, 1, {"out of memory", "batch of 512", "try --batch-size 256"},
+                                tmp.path);
+  CHECK_THAT(r.output, Catch::Contains("unconditional samples"));
+}
+
+// ---- interrupted: exit 130 ----------------------------------------------------------
+
+TEST_CASE("errors: SIGINT and SIGTERM stop at the next step with exit 130 and no files", "[errors][signals]") {
+  TempDir tmp;
+  const std::string in = make_input(tmp, "l1c.tif");
+  for (const std::string sig : {"INT", "TERM"}) {
+    SECTION("SIG" + sig) {
+      // Start a long run, wait for its "translate ..." line (sampling starts right after
+      // it), send the signal, and report the exit status. The wait is bounded (60 s).
+      const std::string log = tmp.file("log.txt");
+      const std::string script =
+          models_env() + bin() + " translate --from S2L1C --to S2L2A,DEM -i " + quote(in) + " -o " +
+          quote(tmp.file("out") + "/") + " --samples 4 --steps 1000 --seed 1 > " + quote(log) + " 2>&1 & pid=$!; " +
+          "i=0; while ! grep -q 'translate S2L1C' " + quote(log) + " && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; " +
+          "kill -" + sig + " $pid; wait $pid; echo \"exit=$?\"; cat " + quote(log) + "; rm -f " + quote(log);
+      const auto r = run_command(script);
+      INFO(r.output);
+      CHECK_THAT(r.output, Catch::Contains("exit=130"));
+      CHECK_THAT(r.output, Catch::Contains("interrupted"));
+      // the output directory was made empty by the plan; nothing was written into it
+      CHECK(tree(tmp.path) == (std::vector<std::string>{"l1c.tif", "out"}));
+    }
+  }
+}
