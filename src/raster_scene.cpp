@@ -404,7 +404,7 @@ void RasterSink::commit() {
     // COGs cannot be written window by window: convert the tiled GTiff, with overviews.
     DatasetPtr src(GDALDataset::Open(s.temp.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY));
     if (!src) output_error(s.path, "cannot reopen the temporary file (" + capture.message() + ")");
-    const char* co[] = {"COMPRESS=DEFLATE", "OVERVIEWS=AUTO", "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", nullptr};
+    const char* co[] = {"COMPRESS=DEFLATE", "BLOCKSIZE=256", "OVERVIEWS=AUTO", "BIGTIFF=IF_SAFER", "RESAMPLING=AVERAGE", nullptr};
     GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
     final_temp = s.temp + ".cog";
     DatasetPtr out(cog->CreateCopy(final_temp.c_str(), src.get(), FALSE, const_cast<char**>(co), nullptr, nullptr));

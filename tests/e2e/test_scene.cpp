@@ -236,3 +236,47 @@ TEST_CASE("scene: nodata in a given input is nodata in the output and COG layout
   Ds f(tmp.file("f.tif"));
   CHECK((f.ds->GetRasterBand(1)->GetMaskFlags() & GMF_ALL_VALID) != 0);
 }
+
+TEST_CASE("scene: physical bands in a Major TOM product folder are rendered and translated", "[scene]") {
+  TempDir tmp;
+  namespace fs = std::filesystem;
+  fs::create_directories(tmp.file("s2/prod"));
+  fs::create_directories(tmp.file("s1/prod"));
+  for (const char* b : {"B04", "B03", "B02"}) {
+    SyntheticRaster band;
+    band.bands = 1;
+    band.data_type = "UInt16";
+    band.width = 300;
+    band.height = 300;
+    band.seed = b[2];
+    write_synthetic(tmp.file(std::string("s2/prod/") + b + ".tif"), band);
+  }
+  for (const char* b : {"vv", "vh"}) {
+    SyntheticRaster band;
+    band.bands = 1;
+    band.data_type = "Float32";
+    band.width = 300;
+    band.height = 300;
+    write_synthetic(tmp.file(std::string("s1/prod/") + b + ".tif"), band);
+  }
+  auto r = run_command(quote(COPGEN_BIN) + " render --modality S2L2A -i " + quote(tmp.file("s2/prod")) + " -o " +
+                       quote(tmp.file("thumb.tif")));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  Ds t(tmp.file("thumb.tif"));
+  CHECK(t.ds->GetRasterXSize() == 300);
+  CHECK(t.ds->GetRasterCount() == 3);
+  CHECK(t.ds->GetRasterBand(1)->GetRasterDataType() == GDT_Byte);
+  CHECK(std::string(t.ds->GetMetadataItem("COPGEN_INPUT_KIND")) == "physical");
+
+  r = run_copgen("translate --from S1RTC,S2L2A -i " + quote(tmp.file("s1/prod")) + " -i " + quote(tmp.file("s2/prod")) +
+                 " --to S2L1C -o " + quote(tmp.file("o.tif")) + " --output-kind physical" + kFast);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("physical bands"));
+  Ds o(tmp.file("o.tif"));
+  CHECK(o.ds->GetRasterCount() == 4);
+  CHECK(o.ds->GetRasterBand(1)->GetRasterDataType() == GDT_UInt16);
+  CHECK(std::string(o.ds->GetRasterBand(1)->GetDescription()) == "B04");
+  CHECK(std::string(o.ds->GetMetadataItem("COPGEN_INPUT_KINDS")) == "S1RTC:physical,S2L2A:physical");
+}
