@@ -348,6 +348,144 @@ class ReadAhead {
   bool stop_ = false;
 };
 
+// This shard's tuples (in key order) with their outputs, the batches (consecutive groups
+// of batch_size of that list, fixed whatever is done; see batch.hpp) and those batches
+// that have something to write.
+struct Plan {
+  std::vector<Planned> tuples;
+  std::vector<std::vector<std::size_t>> batches;  // indices into tuples
+  std::vector<std::size_t> work;                  // indices into batches
+  int complete = 0;                               // tuples with every output present
+};
+
+Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<Modality>& generated) {
+  Plan plan;
+  for (const TupleSource& t : found.tuples) {
+    if (!in_shard(t.key, o.shard)) continue;
+    Planned p;
+    p.src = &t;
+    p.complete = true;
+    for (Modality m : generated) {
+      p.outputs.push_back(tuple_output_path(o.output, t, m));
+      std::error_code ec;
+      const bool need = o.overwrite || !fs::exists(p.outputs.back(), ec);
+      p.write.push_back(need);
+      if (need) p.complete = false;
+    }
+    if (p.complete) ++plan.complete;
+    plan.tuples.push_back(std::move(p));
+  }
+  const std::size_t n = plan.tuples.size(), b = static_cast<std::size_t>(o.batch_size);
+  for (std::size_t first = 0; first < n; first += b) {
+    std::vector<std::size_t> batch;
+    bool pending = false;
+    for (std::size_t i = first; i < std::min(n, first + b); ++i) {
+      batch.push_back(i);
+      pending = pending || !plan.tuples[i].complete;
+    }
+    if (pending) plan.work.push_back(plan.batches.size());
+    plan.batches.push_back(std::move(batch));
+  }
+  return plan;
+}
+
+// The options of translate() for a tuple that is not a 256 x 256 tile: its own seed.
+TranslateOptions per_tuple_options(const BatchOptions& o, const Planned& p, const std::vector<Modality>& generated,
+                                   std::uint64_t seed) {
+  TranslateOptions t;
+  static_cast<RunOptions&>(t) = static_cast<const RunOptions&>(o);
+  t.output = (fs::path(o.output) / p.src->output_pattern).string();
+  t.samples = 1;
+  t.batch_size = 1;
+  t.overwrite = true;  // a partly written tuple is redone whole, with the same seed
+  t.save_latents_dir.clear();
+  t.seed = batch_seed(seed, p.src->key);
+  for (Modality m : o.from) t.inputs.push_back({m, p.src->inputs.at(m)});
+  t.to = generated;
+  t.scene = o.scene;
+  return t;
+}
+
+// The JSON run report (docs/batch.md lists its fields).
+nlohmann::json make_report(const BatchOptions& o, const BatchResult& result, const Discovered& found,
+                           const std::vector<Modality>& generated, std::size_t window, Models& models) {
+  using nlohmann::json;
+  std::map<std::string, const TupleSource*> by_key;
+  for (const TupleSource& t : found.tuples) by_key[t.key] = &t;
+  json failures = json::array();
+  for (const TupleFailure& f : result.failures) {
+    json inputs = json::object();
+    if (auto it = by_key.find(f.key); it != by_key.end()) {
+      for (const auto& [m, path] : it->second->inputs) inputs[modality_name(m)] = path;
+    }
+    failures.push_back({{"key", f.key}, {"kind", kind_name(f.kind)}, {"reason", f.reason}, {"inputs", inputs}});
+  }
+  const double wall = result.wall_seconds;
+  std::vector<std::string> from_names, to_names;
+  for (Modality m : o.from) from_names.push_back(modality_name(m));
+  for (Modality m : generated) to_names.push_back(modality_name(m));
+  const int exit_code = result.interrupted ? static_cast<int>(ErrorKind::Interrupted) : result.exit_code();
+  json report = {
+      {"copgen_report", "batch"},
+      {"status", result.interrupted       ? "interrupted"
+                 : result.stopped_early  ? "stopped_early"
+                 : result.failed > 0     ? "completed_with_failures"
+                                         : "completed"},
+      {"exit_code", exit_code},
+      {"counts",
+       {{"found", result.found},
+        {"incomplete", result.incomplete},
+        {"in_shard", result.in_shard},
+        {"skipped_complete", result.skipped},
+        {"written", result.written},
+        {"failed", result.failed},
+        {"not_done", result.not_done},
+        {"batches_sampled", result.batches}}},
+      {"failures", failures},
+      {"incomplete_keys", found.incomplete},
+      {"timings",
+       {{"wall_seconds", wall},
+        {"sampling_seconds", result.sampling_seconds},
+        {"network_busy_share", wall > 0 ? result.sampling_seconds / wall : 0.0},
+        {"translate_seconds", result.translate_seconds},
+        {"read_seconds", result.read_seconds},
+        {"write_seconds", result.write_seconds},
+        {"read_wait_seconds", result.read_wait_seconds},
+        {"tuples_per_second", wall > 0 ? result.written / wall : 0.0}}},
+      {"settings",
+       {{"input_dir", o.input_dir},
+        {"inputs_from", o.inputs_from},
+        {"layout", result.layout},
+        {"output_dir", o.output},
+        {"from", from_names},
+        {"to", to_names},
+        {"seed", result.seed},
+        {"seed_given", o.seed.has_value()},
+        {"batch_size", o.batch_size},
+        {"shard", shard_name(o.shard)},
+        {"steps", o.sampler.steps},
+        {"solver", solver_name(o.sampler.solver)},
+        {"time_grid", time_grid_name(o.sampler.grid)},
+        {"guidance_scale", o.guidance.scale},
+        {"cond_latent", cond_latent_name(o.cond_latent)},
+        {"format", o.format},
+        {"overwrite", o.overwrite},
+        {"fail_fast", o.fail_fast},
+        {"readers", o.readers},
+        {"prefetch_batches", window}}},
+      {"versions",
+       {{"copgen", kVersion},
+        {"torch", TORCH_VERSION},
+        {"models_dir", models.directory()},
+        {"models_sha256", models.manifest().sha256},
+        {"models_source", models.manifest().backbone.source},
+        {"device", models.device().str()},
+        {"dtype", std::string(c10::toString(models.dtype()))},
+        {"torch_threads", at::get_num_threads()}}},
+  };
+  return report;
+}
+
 std::string format_duration(double s) {
   if (!(s >= 0) || s > 1e7) return "--:--";
   const long t = static_cast<long>(s + 0.5);
@@ -411,8 +549,12 @@ void validate(const BatchOptions& o) {
     throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
   }
   if (!o.input_dir.empty()) {
+    auto norm = [](const std::string& p, std::error_code& ec) {
+      fs::path c = fs::weakly_canonical(p, ec);
+      return c.has_filename() ? c : c.parent_path();  // "/in/" -> "/in"
+    };
     std::error_code e1, e2;
-    const fs::path a = fs::weakly_canonical(o.input_dir, e1), b = fs::weakly_canonical(o.output, e2);
+    const fs::path a = norm(o.input_dir, e1), b = norm(o.output, e2);
     if (!e1 && !e2 && a == b) {
       throw UsageError("--output-dir '" + o.output + "' is the --input-dir; give another directory");
     }
@@ -440,43 +582,13 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
   const std::vector<Modality> given_sorted = sorted_modalities(o.from);
   const Roles roles = Roles::make(given_sorted, generated);
 
-  std::vector<Planned> plan;
-  for (const TupleSource& t : found.tuples) {
-    if (!in_shard(t.key, o.shard)) continue;
-    Planned p;
-    p.src = &t;
-    p.complete = true;
-    for (Modality m : generated) {
-      p.outputs.push_back(tuple_output_path(o.output, t, m));
-      std::error_code ec;
-      const bool need = o.overwrite || !fs::exists(p.outputs.back(), ec);
-      p.write.push_back(need);
-      if (need) p.complete = false;
-    }
-    plan.push_back(std::move(p));
-  }
+  const Plan planned = plan_run(o, found, generated);
+  const std::vector<Planned>& plan = planned.tuples;
+  const std::vector<std::vector<std::size_t>>& batches = planned.batches;
+  const std::vector<std::size_t>& work = planned.work;
   result.in_shard = static_cast<int>(plan.size());
-  // Batches are fixed by the sharded list, not by what is done (see batch.hpp).
-  std::vector<std::vector<std::size_t>> batches;
-  for (std::size_t i = 0; i < plan.size(); i += static_cast<std::size_t>(o.batch_size)) {
-    std::vector<std::size_t> b;
-    for (std::size_t j = i; j < std::min(plan.size(), i + static_cast<std::size_t>(o.batch_size)); ++j) b.push_back(j);
-    batches.push_back(std::move(b));
-  }
-  std::vector<std::size_t> work;  // batches with something to write
-  for (std::size_t b = 0; b < batches.size(); ++b) {
-    if (std::any_of(batches[b].begin(), batches[b].end(), [&](std::size_t i) { return !plan[i].complete; })) {
-      work.push_back(b);
-    }
-  }
-  int to_do = 0;
-  for (const Planned& p : plan) {
-    if (p.complete) {
-      ++result.skipped;
-    } else {
-      ++to_do;
-    }
-  }
+  result.skipped = planned.complete;
+  const int to_do = result.in_shard - result.skipped;
   spdlog::info("batch: {} tuple(s) found ({} layout), {} lacking a --from modality; shard {}: {}, {} complete, {} to do",
                result.found, result.layout, result.incomplete, shard_name(o.shard), result.in_shard, result.skipped,
                to_do);
@@ -504,10 +616,10 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
     p.elapsed = seconds_since(started);
     progress(p);
   };
-  auto fail = [&](std::size_t planned, const std::string& reason, ErrorKind kind) {
+  auto fail = [&](std::size_t index, const std::string& reason, ErrorKind kind) {
     std::lock_guard<std::mutex> lock(stats_mu);
-    spdlog::warn("tuple {} failed: {}", plan[planned].src->key, reason);
-    result.failures.push_back({plan[planned].src->key, reason, kind});
+    spdlog::warn("tuple {} failed: {}", plan[index].src->key, reason);
+    result.failures.push_back({plan[index].src->key, reason, kind});
     ++result.failed;
     if (o.fail_fast) halt = true;
     report_progress();
@@ -635,7 +747,9 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
         }
       }
       if (halted()) break;
-      if (!fast.empty()) {
+      // Complete tuples join only a batch that has something to write.
+      const bool sample = std::any_of(fast.begin(), fast.end(), [&](const Loaded* l) { return !plan[l->planned].complete; });
+      if (sample) {
         WriteJob job;
         job.seed = batch_seed(result.seed, plan[members.front()].src->key);
         at::Generator gen = at::detail::createCPUGenerator(job.seed);
@@ -673,17 +787,7 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
         throw_if_stop_requested();
         if (halted()) break;
         const Planned& p = plan[l->planned];
-        TranslateOptions t;
-        static_cast<RunOptions&>(t) = static_cast<const RunOptions&>(o);
-        t.output = (fs::path(o.output) / p.src->output_pattern).string();
-        t.samples = 1;
-        t.batch_size = 1;
-        t.overwrite = true;
-        t.save_latents_dir.clear();
-        t.seed = batch_seed(result.seed, p.src->key);
-        for (Modality m : o.from) t.inputs.push_back({m, p.src->inputs.at(m)});
-        t.to = generated;
-        t.scene = o.scene;
+        const TranslateOptions t = per_tuple_options(o, p, generated, result.seed);
         const auto t0 = Clock::now();
         try {
           for (const std::string& out : p.outputs) {
@@ -719,82 +823,8 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
   result.wall_seconds = seconds_since(started);
 
   // ---- the report ----------------------------------------------------------------------
-  using nlohmann::json;
-  json failures = json::array();
-  for (const TupleFailure& f : result.failures) {
-    json inputs = json::object();
-    for (const TupleSource& t : found.tuples) {
-      if (t.key == f.key) {
-        for (const auto& [m, path] : t.inputs) inputs[modality_name(m)] = path;
-        break;
-      }
-    }
-    failures.push_back({{"key", f.key}, {"kind", kind_name(f.kind)}, {"reason", f.reason}, {"inputs", inputs}});
-  }
   const double wall = result.wall_seconds;
-  std::vector<std::string> from_names, to_names;
-  for (Modality m : o.from) from_names.push_back(modality_name(m));
-  for (Modality m : generated) to_names.push_back(modality_name(m));
-  const int exit_code = result.interrupted ? static_cast<int>(ErrorKind::Interrupted) : result.exit_code();
-  json report = {
-      {"copgen_report", "batch"},
-      {"status", result.interrupted       ? "interrupted"
-                 : result.stopped_early  ? "stopped_early"
-                 : result.failed > 0     ? "completed_with_failures"
-                                         : "completed"},
-      {"exit_code", exit_code},
-      {"counts",
-       {{"found", result.found},
-        {"incomplete", result.incomplete},
-        {"in_shard", result.in_shard},
-        {"skipped_complete", result.skipped},
-        {"written", result.written},
-        {"failed", result.failed},
-        {"not_done", result.not_done},
-        {"batches_sampled", result.batches}}},
-      {"failures", failures},
-      {"incomplete_keys", found.incomplete},
-      {"timings",
-       {{"wall_seconds", wall},
-        {"sampling_seconds", result.sampling_seconds},
-        {"network_busy_share", wall > 0 ? result.sampling_seconds / wall : 0.0},
-        {"translate_seconds", result.translate_seconds},
-        {"read_seconds", result.read_seconds},
-        {"write_seconds", result.write_seconds},
-        {"read_wait_seconds", result.read_wait_seconds},
-        {"tuples_per_second", wall > 0 ? result.written / wall : 0.0}}},
-      {"settings",
-       {{"input_dir", o.input_dir},
-        {"inputs_from", o.inputs_from},
-        {"layout", result.layout},
-        {"output_dir", o.output},
-        {"from", from_names},
-        {"to", to_names},
-        {"seed", result.seed},
-        {"seed_given", o.seed.has_value()},
-        {"batch_size", o.batch_size},
-        {"shard", shard_name(o.shard)},
-        {"steps", o.sampler.steps},
-        {"solver", solver_name(o.sampler.solver)},
-        {"time_grid", time_grid_name(o.sampler.grid)},
-        {"guidance_scale", o.guidance.scale},
-        {"cond_latent", cond_latent_name(o.cond_latent)},
-        {"format", o.format},
-        {"overwrite", o.overwrite},
-        {"fail_fast", o.fail_fast},
-        {"readers", o.readers},
-        {"prefetch_batches", window}}},
-      {"versions",
-       {{"copgen", kVersion},
-        {"torch", TORCH_VERSION},
-        {"models_dir", models.directory()},
-        {"models_sha256", models.manifest().sha256},
-        {"models_source", models.manifest().backbone.source},
-        {"device", models.device().str()},
-        {"dtype", std::string(c10::toString(models.dtype()))},
-        {"torch_threads", at::get_num_threads()}}},
-  };
-  write_text_atomically(result.report_path, report.dump(2) + "\n");
+  write_text_atomically(result.report_path, make_report(o, result, found, generated, window, models).dump(2) + "\n");
 
   spdlog::info("batch: {} written, {} skipped (complete), {} failed, {} not done; {:.2f} tuples/s; network busy {:.0f}% of "
                "{:.1f} s; report {}",
@@ -825,8 +855,9 @@ void BatchProgressLine::update(const BatchProgress& p) {
     bar.resize(kWidth, '.');
     std::fprintf(stderr, "\r[copgen] [%s] %d/%d tuples%s, %.2f tuples/s, ETA %s   ", bar.c_str(), p.done, p.total,
                  failed.c_str(), rate, format_duration(eta).c_str());
-    std::fflush(stderr);
     drawn_ = true;
+    if (p.done >= p.total) finish();  // the last update: the summary goes on its own line
+    std::fflush(stderr);
   } else if (p.elapsed - last_log_ >= log_every_ || p.done == p.total) {
     spdlog::info("progress: {}/{} tuples{}, {:.2f} tuples/s, ETA {}", p.done, p.total, failed, rate,
                  format_duration(eta));

@@ -1,6 +1,7 @@
 #include "copgen/bench.hpp"
 
 #include <sys/wait.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -106,12 +107,14 @@ void measure_calls(Models& models, int b, const BenchOptions& o, BenchRow& row) 
   const torch::Tensor t = to_device(torch::rand({b, m}, gen, torch::kFloat32) * n, models.device());
   for (int i = 0; i < o.warmup; ++i) (void)models.predict_noise(z, t);
   synchronize(models.device());
+  const double cpu = process_cpu_seconds();
   const auto start = Clock::now();
   for (int i = 0; i < o.repeat; ++i) (void)models.predict_noise(z, t);
   synchronize(models.device());
   const double s = seconds_since(start);
   row.timed_calls = o.repeat;
   row.seconds_per_call = s / o.repeat;
+  row.cpu_seconds_per_call = (process_cpu_seconds() - cpu) / o.repeat;
   row.calls_per_s = o.repeat / s;
   row.sample_calls_per_s = row.calls_per_s * b;
   row.tflops = models.manifest().backbone_flops_per_call() * row.sample_calls_per_s / 1e12;
@@ -135,11 +138,13 @@ void measure_end_to_end(Models& models, const torch::Tensor& tiles, int b, const
 
   settings.sampler.steps = o.steps;
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  const double cpu = process_cpu_seconds();
   const auto start = Clock::now();
   (void)sample_tuples(models, roles, tuples, settings, gen);
   synchronize(models.device());
   row.e2e_steps = o.steps;
   row.e2e_seconds = seconds_since(start);
+  row.e2e_cpu_seconds = process_cpu_seconds() - cpu;
   row.tuples_per_s = b / row.e2e_seconds;
 }
 
@@ -195,8 +200,10 @@ void run_reference(const BenchOptions& o, const std::string& python, const std::
       if (row->batch_size != b) continue;
       ReferenceFigures f;
       f.seconds_per_call = r.value("seconds_per_call", 0.0);
+      f.cpu_seconds_per_call = r.value("cpu_seconds_per_call", 0.0);
       f.tuples_per_s = r.value("tuples_per_s", 0.0);
       f.e2e_seconds = r.value("e2e_seconds", 0.0);
+      f.e2e_cpu_seconds = r.value("e2e_cpu_seconds", 0.0);
       f.peak_host_rss_bytes = r.value("peak_host_rss_bytes", std::int64_t{-1});
       row->reference = f;
     }
@@ -222,6 +229,12 @@ void validate(const BenchOptions& o) {
   if (o.warmup < 0) throw UsageError("--warmup: must not be negative, got " + std::to_string(o.warmup));
   if (o.steps < 1) throw UsageError("--steps: must be at least 1, got " + std::to_string(o.steps));
   if (o.peak_tflops < 0) throw UsageError("--peak-tflops: must not be negative");
+}
+
+double process_cpu_seconds() {
+  timespec ts{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 std::int64_t peak_host_rss_bytes() {
@@ -387,6 +400,7 @@ nlohmann::json bench_to_json(const BenchReport& r) {
     j["network"] = {{"warmup_calls", r.options.warmup},
                     {"timed_calls", row.timed_calls},
                     {"seconds_per_call", row.seconds_per_call},
+                    {"cpu_seconds_per_call", row.cpu_seconds_per_call},
                     {"calls_per_s", row.calls_per_s},
                     {"sample_calls_per_s", row.sample_calls_per_s},
                     {"tflops", row.tflops},
@@ -396,6 +410,7 @@ nlohmann::json bench_to_json(const BenchReport& r) {
                          {"tuples", row.batch_size},
                          {"steps", row.e2e_steps},
                          {"seconds", row.e2e_seconds},
+                         {"cpu_seconds", row.e2e_cpu_seconds},
                          {"tuples_per_s", row.tuples_per_s}};
     } else {
       j["end_to_end"] = nullptr;
@@ -404,16 +419,20 @@ nlohmann::json bench_to_json(const BenchReport& r) {
     j["peak_device_bytes"] = row.peak_device_bytes >= 0 ? json(row.peak_device_bytes) : json(nullptr);
     if (row.reference) {
       const ReferenceFigures& f = *row.reference;
+      auto ratio = [](double ref_s, double ours_s) { return ref_s > 0 && ours_s > 0 ? json(ref_s / ours_s) : json(nullptr); };
       json ref = {{"seconds_per_call", f.seconds_per_call},
+                  {"cpu_seconds_per_call", f.cpu_seconds_per_call},
                   {"calls_per_s", f.seconds_per_call > 0 ? 1.0 / f.seconds_per_call : 0.0},
                   {"peak_host_rss_bytes", f.peak_host_rss_bytes}};
-      json speedup = {{"network_calls", f.seconds_per_call > 0 && row.seconds_per_call > 0
-                                            ? json(f.seconds_per_call / row.seconds_per_call)
-                                            : json(nullptr)}};
+      // copgen's speed over the reference's: by wall clock, and by CPU time
+      json speedup = {{"network_calls", ratio(f.seconds_per_call, row.seconds_per_call)},
+                      {"network_calls_cpu", ratio(f.cpu_seconds_per_call, row.cpu_seconds_per_call)}};
       if (row.e2e_steps > 0) {
         ref["e2e_seconds"] = f.e2e_seconds;
+        ref["e2e_cpu_seconds"] = f.e2e_cpu_seconds;
         ref["tuples_per_s"] = f.tuples_per_s;
-        speedup["end_to_end"] = f.tuples_per_s > 0 ? json(row.tuples_per_s / f.tuples_per_s) : json(nullptr);
+        speedup["end_to_end"] = ratio(f.e2e_seconds, row.e2e_seconds);
+        speedup["end_to_end_cpu"] = ratio(f.e2e_cpu_seconds, row.e2e_cpu_seconds);
       }
       j["reference"] = ref;
       j["speedup"] = speedup;
@@ -466,10 +485,10 @@ std::string fmt_bytes(std::int64_t b) {
 std::string format_bench_table(const BenchReport& r) {
   const bool ref = r.options.compare_reference;
   std::vector<std::vector<std::string>> cells;
-  std::vector<std::string> head = {"device", "precision", "batch", "graphs", "threads", "s/call", "calls/s",
-                                   "TFLOP/s", "MFU", "tuples/s", "peak RSS", "peak dev"};
+  std::vector<std::string> head = {"device", "precision", "batch", "graphs", "threads", "s/call", "cpu s/call",
+                                   "calls/s", "TFLOP/s", "MFU", "tuples/s", "peak RSS", "peak dev"};
   if (ref) {
-    for (const char* h : {"ref s/call", "ref tuples/s", "x calls", "x e2e"}) head.push_back(h);
+    for (const char* h : {"ref s/call", "ref cpu s/call", "ref tuples/s", "x calls", "x e2e"}) head.push_back(h);
   }
   cells.push_back(head);
   for (const BenchRow& row : r.rows) {
@@ -482,6 +501,7 @@ std::string format_bench_table(const BenchReport& r) {
     c.push_back(row.cuda_graphs ? "on" : "off");
     c.push_back(std::to_string(row.threads));
     c.push_back(fmt_num(row.seconds_per_call, "%.4g"));
+    c.push_back(fmt_num(row.cpu_seconds_per_call, "%.4g"));
     c.push_back(fmt_num(row.calls_per_s));
     c.push_back(fmt_num(row.tflops));
     c.push_back(row.mfu >= 0 ? fmt_num(100.0 * row.mfu, "%.1f%%") : "-");
@@ -491,6 +511,7 @@ std::string format_bench_table(const BenchReport& r) {
     if (ref && row.reference) {
       const ReferenceFigures& f = *row.reference;
       c.push_back(fmt_num(f.seconds_per_call, "%.4g"));
+      c.push_back(fmt_num(f.cpu_seconds_per_call, "%.4g"));
       c.push_back(row.e2e_steps > 0 ? fmt_num(f.tuples_per_s, "%.4g") : "-");
       c.push_back(row.seconds_per_call > 0 ? fmt_num(f.seconds_per_call / row.seconds_per_call, "%.2f") : "-");
       c.push_back(row.e2e_steps > 0 && f.tuples_per_s > 0 ? fmt_num(row.tuples_per_s / f.tuples_per_s, "%.2f")
@@ -524,7 +545,10 @@ std::string format_bench_table(const BenchReport& r) {
          " timed network call(s) per batch size" +
          (r.options.end_to_end ? "; end to end: S2L1C -> S2L2A of <batch> synthetic tiles, " + steps + " steps" : "") +
          "\n";
-  if (ref) out += "reference: " + r.python + " scripts/reference_pipeline.py (x: copgen's speed over the reference's)\n";
+  if (ref) {
+    out += "reference: " + r.python + " scripts/reference_pipeline.py (x: copgen's speed over the reference's, wall clock)\n";
+  }
+  out += "cpu s/call: process CPU time of all threads per call (on a shared machine steadier than the wall clock)\n";
   return out;
 }
 

@@ -55,8 +55,10 @@ void validate(const BenchOptions& options);
 // Figures of the reference pipeline for one configuration (from its JSON).
 struct ReferenceFigures {
   double seconds_per_call = 0.0;
+  double cpu_seconds_per_call = 0.0;  // process CPU time (all threads)
   double tuples_per_s = 0.0;  // 0 when not measured
   double e2e_seconds = 0.0;
+  double e2e_cpu_seconds = 0.0;
   std::int64_t peak_host_rss_bytes = -1;
 };
 
@@ -68,13 +70,16 @@ struct BenchRow {
   bool cuda_graphs = false;      // backbone calls replayed as CUDA graphs
   int threads = 0;               // torch intra-op threads during the measurement
   int timed_calls = 0;
-  double seconds_per_call = 0.0;  // one backbone call of the whole batch
+  double seconds_per_call = 0.0;  // one backbone call of the whole batch (wall clock)
+  double cpu_seconds_per_call = 0.0;  // process CPU time per call, all threads: on a shared
+                                      // machine less sensitive to other load than the wall clock
   double calls_per_s = 0.0;       // backbone calls (of B samples) per second
   double sample_calls_per_s = 0.0;  // B * calls_per_s
   double tflops = 0.0;              // achieved, from the manifest's FLOPs per call
   double mfu = -1.0;                // tflops / peak_tflops; -1 without --peak-tflops
   int e2e_steps = 0;                // 0: no end-to-end run
   double e2e_seconds = 0.0;
+  double e2e_cpu_seconds = 0.0;
   double tuples_per_s = 0.0;
   std::int64_t peak_host_rss_bytes = -1;  // peak resident set of the process in this configuration
   std::int64_t peak_device_bytes = -1;    // CUDA caching allocator peak; -1 on the CPU
@@ -108,6 +113,9 @@ BenchReport run_bench(const BenchOptions& options, const BenchLog& log = {});
 nlohmann::json bench_to_json(const BenchReport& report);
 // A fixed-width table: one line per row, then the machine and model notes.
 std::string format_bench_table(const BenchReport& report);
+
+// CPU time (user + system, every thread) this process has used, in seconds.
+double process_cpu_seconds();
 
 // Peak resident set size of this process in bytes (VmHWM), -1 if unknown; and a reset of
 // that peak to the current size (Linux >= 4.0; returns false where it cannot).

@@ -80,6 +80,10 @@ TEST_CASE("cli bench: --compare-reference runs the Python pipeline on the same m
   const json& row = j["rows"][0];
   CHECK(row["reference"]["seconds_per_call"].get<double>() > 0);
   CHECK(row["reference"]["tuples_per_s"].get<double>() > 0);
+  CHECK(row["reference"]["cpu_seconds_per_call"].get<double>() > 0);
+  CHECK(row["speedup"]["network_calls_cpu"].get<double>() ==
+        Approx(row["reference"]["cpu_seconds_per_call"].get<double>() /
+               row["network"]["cpu_seconds_per_call"].get<double>()));
   const double ratio = row["speedup"]["network_calls"].get<double>();
   CHECK(ratio == Approx(row["reference"]["seconds_per_call"].get<double>() /
                         row["network"]["seconds_per_call"].get<double>()));

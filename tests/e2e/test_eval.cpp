@@ -46,13 +46,13 @@ size_t count_prefix(const std::vector<std::string>& lines, const std::string& pr
       std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.rfind(prefix, 0) == 0; }));
 }
 
-// 12 aligned tuples, one folder per modality: DEM as autoencoder moments (.npy), the
+// 10 aligned tuples, one folder per modality: DEM as autoencoder moments (.npy), the
 // others as images; two S2L2A images are larger than 256 (centre-cropped).
 std::string make_test_set(const TempDir& dir) {
   const std::string root = dir.file("test-set");
   torch::manual_seed(8);
-  for (int i = 0; i < 12; ++i) {
-    const std::string key = "t" + std::string(i < 10 ? "0" : "") + std::to_string(i);
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "t0" + std::to_string(i);
     fs::create_directories(root + "/DEM");
     copgen::write_npy(root + "/DEM/" + key + ".npy", torch::randn({8, 32, 32}) * 0.5);
     SyntheticRaster spec;
@@ -139,12 +139,12 @@ TEST_CASE("cli metrics: bad arguments and inputs fail clearly", "[cli][metrics][
   CHECK(none.output.find("extractors.json") != std::string::npos);
 }
 
-TEST_CASE("cli eval: Table 1 on 12 synthetic tuples - then resumed from the cache", "[cli][eval]") {
+TEST_CASE("cli eval: Table 1 on 10 synthetic tuples - then resumed from the cache", "[cli][eval]") {
   TempDir dir;
   const std::string test_set = make_test_set(dir);
   const std::string out = dir.file("out");
   const std::string args = "eval --test-set " + quote(test_set) + " -o " + quote(out) + kExtractors +
-                           "--device cpu --steps 2 --seed 5 --batch-size 5 --compare-paper --conditions DEM+S1RTC";
+                           "--device cpu --steps 2 --seed 5 --batch-size 4 --compare-paper --conditions DEM+S1RTC";
   const CommandResult r = run_copgen(args);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
@@ -160,8 +160,8 @@ TEST_CASE("cli eval: Table 1 on 12 synthetic tuples - then resumed from the cach
     CHECK(row["condition"] == labels[i]);
     REQUIRE(row["measured"].size() == generated[i]);
     for (const auto& [mod, v] : row["measured"].items()) {
-      CHECK(v["real_count"] == 12);
-      CHECK(v["fake_count"] == 12);
+      CHECK(v["real_count"] == 10);
+      CHECK(v["fake_count"] == 10);
       CHECK(v["fid"].get<double>() > 0.0);
       for (const char* k : {"precision", "recall", "f_score"}) {
         CHECK(v[k].get<double>() >= 0.0);
@@ -188,13 +188,13 @@ TEST_CASE("cli eval: Table 1 on 12 synthetic tuples - then resumed from the cach
   CHECK(p["sampler"]["solver"] == "dpm-solver-fast");
   CHECK(p["models"]["sha256"].get<std::string>().size() == 64);
   CHECK(p["extractors"]["sha256"].get<std::string>().size() == 64);
-  CHECK(p["test_set"]["tuples"] == 12);
+  CHECK(p["test_set"]["tuples"] == 10);
   CHECK(p["test_set"]["layout"] == "per-modality");
   CHECK(p["samples_per_tuple"] == 1);
-  // 6 rows x 3 chunks of <= 5 tuples; 12 x (4 + 4 x 3 + 2) images; 4 real + 18 generated sets
+  // 6 rows x 3 chunks of <= 4 tuples; 10 x (4 + 4 x 3 + 2) images; 4 real + 18 generated sets
   CHECK(j["cache"]["chunks_generated"] == 18);
   CHECK(j["cache"]["chunks_reused"] == 0);
-  CHECK(j["cache"]["images_generated"] == 216);
+  CHECK(j["cache"]["images_generated"] == 180);
   CHECK(j["cache"]["features_extracted"] == 22);
   CHECK(j["cache"]["features_reused"] == 0);
   CHECK(j["cache"]["network_calls"] == 18 * 2);
@@ -239,14 +239,14 @@ TEST_CASE("cli eval: Table 1 on 12 synthetic tuples - then resumed from the cach
   const json j3 = read_json(out + "/table1.json");
   CHECK(j3["cache"]["chunks_generated"] == 1);
   CHECK(j3["cache"]["chunks_reused"] == 17);
-  CHECK(j3["cache"]["images_generated"] == 5 * 3);
+  CHECK(j3["cache"]["images_generated"] == 4 * 3);
   CHECK(j3["cache"]["features_extracted"] == 3);  // the row's three generated modalities
   CHECK(read_file_bytes(png) == png_bytes);
   for (size_t i = 0; i < 6; ++i) CHECK(j3["rows"][i]["measured"] == j["rows"][i]["measured"]);
 
   // ---- other settings need another folder or --overwrite -----------------------------------
   const CommandResult other = run_copgen("eval --test-set " + quote(test_set) + " -o " + quote(out) + kExtractors +
-                                         "--device cpu --steps 3 --seed 5 --batch-size 5 --limit 4");
+                                         "--device cpu --steps 3 --seed 5 --batch-size 4 --limit 4");
   CHECK(other.exit_code == 2);
   CHECK(other.output.find("other settings") != std::string::npos);
   CHECK(other.output.find("steps 2 -> 3") != std::string::npos);

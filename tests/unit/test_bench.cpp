@@ -80,6 +80,8 @@ TEST_CASE("bench: figures on the tiny models are consistent and unrunnable pairs
     CHECK_FALSE(row.cuda_graphs);
     CHECK(row.timed_calls == 2);
     CHECK(row.seconds_per_call > 0);
+    CHECK(row.cpu_seconds_per_call > 0);
+    CHECK(row.e2e_cpu_seconds > 0);
     CHECK(row.calls_per_s * row.seconds_per_call == Approx(1.0));
     CHECK(row.sample_calls_per_s == Approx(row.calls_per_s * row.batch_size));
     CHECK(row.tflops == Approx(mf.backbone_flops_per_call() * row.sample_calls_per_s / 1e12));
