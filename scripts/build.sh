@@ -9,4 +9,9 @@ shift || true
 bash "$root/scripts/install_deps.sh"
 jobs="$(nproc 2>/dev/null || echo 2)"
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "$@"
-cmake --build "$build_dir" -j "$jobs"
+# COPGEN_BUILD_TARGET (e.g. copgen) builds one target instead of everything
+if [ -n "${COPGEN_BUILD_TARGET:-}" ]; then
+  cmake --build "$build_dir" -j "$jobs" --target "$COPGEN_BUILD_TARGET"
+else
+  cmake --build "$build_dir" -j "$jobs"
+fi

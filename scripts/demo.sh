@@ -11,7 +11,7 @@ build_dir="${COPGEN_BUILD_DIR:-$root/build}"
 models="$root/models/demo"
 out_dir="$root/demo-output"
 
-bash "$root/scripts/build.sh" "$build_dir"
+COPGEN_BUILD_TARGET=copgen bash "$root/scripts/build.sh" "$build_dir"
 if [ ! -f "$models/copgen.json" ]; then
   echo "demo: exporting tiny demo models into $models"
   "$(bash "$root/scripts/find_python.sh")" "$root/scripts/export_models.py" --tiny --seed 42 --out "$models"
