@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <string>
 
+#include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_vsi.h>
+#include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
 #include "copgen/raster_io.hpp"
@@ -15,6 +17,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   CPLSetConfigOption("CPL_DEBUG", "OFF");
   CPLSetConfigOption("GDAL_PAM_ENABLED", "NO");  // no .aux.xml side-cars
   CPLSetErrorHandler(CPLQuietErrorHandler);
+  spdlog::set_level(spdlog::level::off);  // GDAL warnings are routed into the log
   return 0;
 }
 

@@ -378,11 +378,13 @@ torch::Tensor Runner::real_pixels(Modality m, size_t first, size_t count) {
       owners.push_back(i);
     }
   }
-  if (!latents.empty()) {
-    c10::InferenceMode guard;
-    const torch::Tensor z = torch::stack(latents, 0).to(models_.device(), models_.dtype());
-    const torch::Tensor decoded = model_to_pixels(models_.decode(z)).to(torch::kCPU);
-    for (size_t j = 0; j < owners.size(); ++j) pixels[owners[j]] = decoded[static_cast<int64_t>(j)];
+  c10::InferenceMode guard;
+  for (size_t j = 0; j < latents.size(); j += 8) {  // at most 8 decodes at once, as encode_images
+    const size_t b = std::min<size_t>(8, latents.size() - j);
+    const std::vector<torch::Tensor> part(latents.begin() + static_cast<std::ptrdiff_t>(j),
+                                          latents.begin() + static_cast<std::ptrdiff_t>(j + b));
+    const torch::Tensor decoded = model_to_pixels(models_.decode(torch::stack(part, 0))).to(torch::kCPU);
+    for (size_t q = 0; q < b; ++q) pixels[owners[j + q]] = decoded[static_cast<int64_t>(q)];
   }
   return torch::stack(pixels, 0);
 }
@@ -506,7 +508,9 @@ void Runner::generate_row(const EvalCondition& c, bool& changed) {
       const Item& it = all[static_cast<size_t>(first + j)];
       for (Modality m : generated) {
         throw_if_stop_requested();
-        write_image_u8(image_path(c, m, it), tensor_to_image(outs[static_cast<size_t>(j)].images.at(m), GeoInfo{}), w);
+        const std::string path = image_path(c, m, it);
+        fs::create_directories(fs::path(path).parent_path(), ec);  // keys may hold '/' ("433U/433U_1043R")
+        write_image_u8(path, tensor_to_image(outs[static_cast<size_t>(j)].images.at(m), GeoInfo{}), w);
         ++stats_.images_generated;
       }
     }

@@ -2,6 +2,8 @@
 // Nothing outside src/raster_*.cpp includes GDAL.
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -65,6 +67,7 @@ class ErrorCapture {
  public:
   ErrorCapture() {
     CPLErrorReset();
+    errno = 0;
     CPLPushErrorHandlerEx(&ErrorCapture::handler, this);
   }
   ~ErrorCapture() { CPLPopErrorHandler(); }
@@ -72,16 +75,22 @@ class ErrorCapture {
   ErrorCapture& operator=(const ErrorCapture&) = delete;
 
   bool failed() const { return failed_; }
-  // The last failure message, else the last CPL error message, else `fallback`.
+  // The last failure message, else the last CPL error message, else `fallback`. GDAL's
+  // write errors ("Write error at scanline 0") omit the cause; a full disk or a file-size
+  // limit is added from errno.
   std::string message(const std::string& fallback = "unknown GDAL error") const {
-    if (!last_failure_.empty()) return last_failure_;
+    if (!last_failure_.empty()) {
+      return io_errno_ != 0 ? last_failure_ + ": " + std::strerror(io_errno_) : last_failure_;
+    }
     const std::string last = clean_message(CPLGetLastErrorMsg());
     return last.empty() ? fallback : last;
   }
   void reset() {
     failed_ = false;
     last_failure_.clear();
+    io_errno_ = 0;
     CPLErrorReset();
+    errno = 0;
   }
 
  private:
@@ -90,12 +99,14 @@ class ErrorCapture {
     if (self != nullptr && (level == CE_Failure || level == CE_Fatal)) {
       self->failed_ = true;
       self->last_failure_ = clean_message(message);
+      if (errno == ENOSPC || errno == EFBIG || errno == EDQUOT) self->io_errno_ = errno;
     }
     log_cpl_error(level, number, message);
   }
 
   bool failed_ = false;
   std::string last_failure_;
+  int io_errno_ = 0;  // ENOSPC, EFBIG or EDQUOT seen with a failure
 };
 
 // ---- RAII ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
+#include "copgen/runtime.hpp"
 #include "copgen/sha256.hpp"
 #include "copgen/version.hpp"
 
@@ -204,6 +205,7 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
   if (options.cuda_graphs && m.device_.is_cuda() && built_with_cuda()) {
     m.graphs_ = std::make_shared<GraphCache>(m.device_);
   }
+  if (options.keep_freed_host_memory) keep_freed_host_memory();
   spdlog::debug("loaded models from '{}' on {} in {}{} (backbone {} M parameters, {})", models_dir,
                 m.device_.str(), precision_name(m.dtype_ == torch::kFloat32    ? Precision::Fp32
                                                 : m.dtype_ == torch::kBFloat16 ? Precision::Bf16

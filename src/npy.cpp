@@ -104,7 +104,7 @@ class HeaderParser {
 
   [[noreturn]] void fail(const std::string& what) const {
     input_error(path_, "malformed header (" + what + " at offset " + std::to_string(pos_) +
-                           " of \"" + s_ + "\")");
+                           " of \"" + excerpt() + "\")");
   }
 
   bool consume_word(const char* word) {
@@ -118,7 +118,9 @@ class HeaderParser {
     return true;
   }
 
-  PyValue parse_value() {
+  PyValue parse_value(int depth = 0) {
+    // numpy writes flat tuples; a bound on nesting keeps hostile headers off the stack
+    if (depth > kMaxNesting) fail("nested deeper than " + std::to_string(kMaxNesting) + " levels");
     skip_ws();
     PyValue v;
     const char c = peek();
@@ -140,7 +142,7 @@ class HeaderParser {
           ++pos_;
           break;
         }
-        v.items.push_back(parse_value());
+        v.items.push_back(parse_value(depth + 1));
         skip_ws();
         if (peek() == ',') {
           ++pos_;
@@ -186,6 +188,15 @@ class HeaderParser {
   std::string s_;
   std::string path_;
   std::size_t pos_ = 0;
+  static constexpr int kMaxNesting = 32;
+
+  // The header for messages: whole when short, else its start and the part at pos_.
+  std::string excerpt() const {
+    constexpr std::size_t kMax = 160;
+    if (s_.size() <= kMax) return s_;
+    const std::size_t from = pos_ > kMax / 2 ? pos_ - kMax / 2 : 0;
+    return (from > 0 ? "..." : "") + s_.substr(from, kMax) + (from + kMax < s_.size() ? "..." : "");
+  }
 };
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {
@@ -264,7 +275,8 @@ torch::Tensor read_npy(const std::string& path) {
   }
   if (descr == nullptr || fortran == nullptr || shape_value == nullptr) {
     input_error(path,
-                "malformed header (it needs 'descr', 'fortran_order' and 'shape'): " + header);
+                "malformed header (it needs 'descr', 'fortran_order' and 'shape'): " +
+                    (header.size() > 200 ? header.substr(0, 200) + "..." : header));
   }
 
   if (descr->kind != PyValue::Kind::Str) {
@@ -285,7 +297,7 @@ torch::Tensor read_npy(const std::string& path) {
     stored = torch::kFloat16;
     itemsize = 2;
   } else {
-    input_error(path, "unsupported dtype '" + dtype +
+    input_error(path, "unsupported dtype '" + (dtype.size() > 40 ? dtype.substr(0, 40) + "..." : dtype) +
                           "' (copgen reads little-endian float32 '<f4', float64 '<f8' and "
                           "float16 '<f2')");
   }

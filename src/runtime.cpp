@@ -1,6 +1,7 @@
 #include "copgen/runtime.hpp"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <climits>
@@ -33,6 +34,15 @@ int configure_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   return torch::get_num_threads();
+}
+
+bool keep_freed_host_memory() {
+#ifdef __GLIBC__
+  static const bool done = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
+  return done;
+#else
+  return false;
+#endif
 }
 
 std::string blas_library() {

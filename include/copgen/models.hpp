@@ -44,6 +44,7 @@ struct ModelOptions {
   Precision precision = Precision::Auto;  // --precision
   bool verify_checksums = true;       // compare each file's SHA-256 with the manifest
   bool cuda_graphs = true;            // --cuda-graphs: replay the backbone call as a CUDA graph (CUDA only)
+  bool keep_freed_host_memory = true;  // after loading, keep freed host memory for reuse (runtime.hpp)
 };
 
 // The directory used when --models is not given: $COPGEN_MODELS, else the installed one.

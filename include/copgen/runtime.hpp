@@ -12,6 +12,15 @@ void setup_logging(int verbosity, bool quiet);
 // Sets torch's intra-op threads (n <= 0: every core). Returns the number in use.
 int configure_threads(int n);
 
+// Makes the C library keep freed host memory for reuse instead of handing it back to the
+// system (glibc: no mmap for large blocks, no trimming). Every CPU network call allocates
+// and frees the same large activation tensors; by default glibc maps each block over its
+// threshold afresh and the kernel zero-fills every page on first touch, about a quarter of
+// a full-size backbone call's CPU time. Process-wide; call it once the models are loaded
+// (loading a model through it would raise the peak memory). Returns false where it does
+// not apply (not glibc).
+bool keep_freed_host_memory();
+
 // The shared library that provides sgemm_ to this process (resolved path), or "" if none.
 std::string blas_library();
 // True when that library is the slow reference BLAS (Debian's libblas3), not OpenBLAS/MKL.

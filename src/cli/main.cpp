@@ -3,6 +3,7 @@
 // No algorithm lives here.
 #include <csignal>
 #include <iostream>
+#include <string>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -55,7 +56,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "copgen: " << e.what() << "\n"
+    std::string what = e.what();
+    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      // CLI11 only says "A subcommand is required"; name the word it did not know
+      what = std::string("unknown command '") + argv[1] + "' (expected one of:";
+      for (const cli::Command& c : commands) what += " " + c.app->get_name();
+      what += ")";
+    }
+    std::cerr << "copgen: " << what << "\n"
               << "Run 'copgen --help' or 'copgen <command> --help' for usage.\n";
     return static_cast<int>(ErrorKind::Usage);
   }

@@ -70,16 +70,6 @@ void write_constant(const std::string& path, int size, int value, std::optional<
   GDALClose(ds);
 }
 
-// A sparse tiled GeoTIFF whose header claims width x height x 3 Byte (a few KB on disk).
-void write_sparse(const std::string& path, int width, int height) {
-  GDALAllRegister();
-  GDALDriver* gtiff = GetGDALDriverManager()->GetDriverByName("GTiff");
-  const char* opts[] = {"TILED=YES", "BLOCKXSIZE=4096", "BLOCKYSIZE=4096", "SPARSE_OK=TRUE", "BIGTIFF=YES", nullptr};
-  GDALDataset* ds = gtiff->Create(path.c_str(), width, height, 3, GDT_Byte, const_cast<char**>(opts));
-  REQUIRE(ds != nullptr);
-  GDALClose(ds);
-}
-
 std::string make_input(const TempDir& dir, const std::string& name, SyntheticRaster spec = {}) {
   const std::string p = dir.file(name);
   write_synthetic(p, spec);
@@ -97,6 +87,17 @@ void edit_manifest(const std::string& dir, const std::function<void(nlohmann::js
   auto j = nlohmann::json::parse(read_file_bytes(path));
   edit(j);
   std::ofstream(path, std::ios::trunc) << j.dump(2);
+}
+
+// As root, file permissions stop nothing; run the binary as nobody instead (setpriv, from
+// util-linux) and open up `dir` so that nobody can reach the files meant to be reachable.
+// Empty when that is not possible (root without setpriv).
+std::optional<std::string> unprivileged_prefix(const std::string& dir) {
+  if (::geteuid() != 0) return std::string();
+  if (run_command("command -v setpriv").exit_code != 0) return std::nullopt;
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec);
+  return std::string("setpriv --reuid=65534 --regid=65534 --clear-groups ");
 }
 
 bool built_with_asan() {
@@ -125,16 +126,19 @@ TEST_CASE("errors: input files that cannot be used exit 3 naming the file", "[er
     expect_copgen_failure(translate(tmp.file("nope.tif")), 3, {"S2L1C input", "nope.tif", "not found"}, tmp.path);
   }
   SECTION("a directory given as the input") {
+    // a folder may be a product folder of bands (scenes); an empty one is neither
     fs::create_directory(tmp.file("dir.tif"));
-    expect_copgen_failure(translate(tmp.file("dir.tif")), 3, {"dir.tif", "is a directory"}, tmp.path);
+    expect_copgen_failure(translate(tmp.file("dir.tif")), 3, {"S2L1C input", "dir.tif"}, tmp.path);
   }
   SECTION("unreadable (no read permission)") {
     const std::string in = make_input(tmp, "secret.tif");
-    fs::permissions(in, fs::perms::none);
-    if (::geteuid() == 0) {
-      WARN("running as root: permissions do not stop reading; the directory case covers this row");
+    fs::permissions(in, fs::perms::owner_write);
+    const auto prefix = unprivileged_prefix(tmp.path);
+    if (!prefix) {
+      WARN("running as root without setpriv: permissions cannot be tested");
     } else {
-      expect_copgen_failure(translate(in), 3, {"secret.tif", "cannot be read"}, tmp.path);
+      expect_failure(models_env() + *prefix + bin() + " " + translate(in), 3,
+                     {"S2L1C input", "secret.tif", "cannot be read (Permission denied)"}, tmp.path);
     }
   }
   SECTION("not a raster") {
@@ -172,11 +176,6 @@ TEST_CASE("errors: input files that cannot be used exit 3 naming the file", "[er
     std::ofstream(in, std::ios::binary | std::ios::trunc) << bytes;
     expect_copgen_failure(translate(in), 3, {"bad.tif", "truncated or corrupt"}, tmp.path);
   }
-  SECTION("huge dimensions claimed by a sparse GeoTIFF") {
-    write_sparse(tmp.file("huge.tif"), 100000, 100000);
-    REQUIRE(fs::file_size(tmp.file("huge.tif")) < 1000000);
-    expect_copgen_failure(translate(tmp.file("huge.tif")), 3, {"huge.tif", "100000 x 100000"}, tmp.path);
-  }
   SECTION("wrong band count and type") {
     SyntheticRaster spec;
     spec.bands = 2;
@@ -184,14 +183,7 @@ TEST_CASE("errors: input files that cannot be used exit 3 naming the file", "[er
     const std::string in = make_input(tmp, "two.tif", spec);
     expect_copgen_failure(translate(in), 3, {"S2L1C input", "two.tif", "2 band", "Int32"}, tmp.path);
   }
-  SECTION("wrong size (a thumbnail must be 256 x 256)") {
-    SyntheticRaster spec;
-    spec.width = 100;
-    spec.height = 80;
-    const std::string in = make_input(tmp, "small.tif", spec);
-    expect_copgen_failure(translate(in), 3, {"small.tif", "100 x 80"}, tmp.path);
-  }
-  SECTION("all nodata") {
+  SECTION("all nodata (a thumbnail)") {
     write_constant(tmp.file("void.tif"), 256, 0, 0.0);
     expect_copgen_failure(translate(tmp.file("void.tif")), 3, {"void.tif", "every pixel is nodata"}, tmp.path);
   }
@@ -291,12 +283,11 @@ TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]")
   };
   const std::vector<Case> cases = {
       {"no subcommand", "", {"subcommand"}},
-      {"unknown subcommand", "frobnicate", {"frobnicate"}},
+      {"unknown subcommand", "frobnicate", {"unknown command 'frobnicate'", "translate"}},
       {"unknown flag", "translate --from S2L1C" + i + " --to DEM --frobnicate" + o, {"--frobnicate"}},
       {"missing -o", "translate --from S2L1C" + i + " --to DEM", {"--output"}},
       {"unknown modality", "translate --from S3" + i + o, {"--from", "'S3'"}},
       {"unknown modality in --to", "translate --from S2L1C --to S2L3" + i + o, {"--to", "'S2L3'"}},
-      {"empty modality in a list", "translate --from S2L1C,,DEM" + i + i + o, {"--from", "empty modality"}},
       {"repeated modality", "translate --from S2L1C,s2_l1c" + i + i + o, {"--from", "S2L1C", "more than once"}},
       {"repeated modality in --to", "translate --from S2L1C --to DEM,dem" + i + o, {"--to", "DEM", "more than once"}},
       {"repeated --input modality", "translate --input S2L1C=" + quote(in) + " --input s2_l1c=" + quote(in) + o,
@@ -329,7 +320,10 @@ TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]")
        {"--save-latents", "S2L2A.npy", "collides"}},
   };
   for (const Case& c : cases) {
-    SECTION(c.name) { expect_copgen_failure(c.args + kFast, 2, c.says, tmp.path); }
+    SECTION(c.name) {
+      const bool own_steps = c.args.find("--steps") != std::string::npos;
+      expect_copgen_failure(c.args + (own_steps ? " --seed 3" : kFast), 2, c.says, tmp.path);
+    }
   }
 }
 
@@ -356,11 +350,14 @@ TEST_CASE("errors: outputs that cannot be written exit 5 naming the path", "[err
   }
   SECTION("the output directory is not writable") {
     fs::create_directory(tmp.file("ro"));
-    fs::permissions(tmp.file("ro"), fs::perms::owner_read | fs::perms::owner_exec);
-    if (::geteuid() == 0) {
-      WARN("running as root: permissions do not stop writing; 'the output directory is a file' covers this row");
+    const auto prefix = unprivileged_prefix(tmp.path);
+    fs::permissions(tmp.file("ro"), fs::perms::owner_read | fs::perms::owner_exec | fs::perms::others_read |
+                                        fs::perms::others_exec);
+    if (!prefix) {
+      WARN("running as root without setpriv: permissions cannot be tested");
     } else {
-      expect_copgen_failure(base + " -o " + quote(tmp.file("ro/o.tif")), 5, {"ro", "not writable"}, tmp.path);
+      expect_failure(models_env() + *prefix + bin() + " " + base + " -o " + quote(tmp.file("ro/o.tif")), 5,
+                     {"output directory", "/ro", "not writable"}, tmp.path);
     }
   }
   SECTION("disk full (a file-size limit makes write() fail with EFBIG)") {

@@ -47,19 +47,20 @@ size_t count_prefix(const std::vector<std::string>& lines, const std::string& pr
 }
 
 // 10 aligned tuples, one folder per modality: DEM as autoencoder moments (.npy), the
-// others as images; two S2L2A images are larger than 256 (centre-cropped).
+// others as images; two S2L2A images are larger than 256 (centre-cropped). Tuples 5..9
+// are in a sub-folder "b/", so their keys ("b/t05") hold a '/' as Major TOM keys do.
 std::string make_test_set(const TempDir& dir) {
   const std::string root = dir.file("test-set");
   torch::manual_seed(8);
   for (int i = 0; i < 10; ++i) {
-    const std::string key = "t0" + std::to_string(i);
-    fs::create_directories(root + "/DEM");
+    const std::string key = (i >= 5 ? "b/t0" : "t0") + std::to_string(i);
+    fs::create_directories(root + "/DEM/b");
     copgen::write_npy(root + "/DEM/" + key + ".npy", torch::randn({8, 32, 32}) * 0.5);
     SyntheticRaster spec;
     spec.georeferenced = false;
     spec.seed = 100 + i;
     for (const std::string mod : {"S1RTC", "S2L1C", "S2L2A"}) {
-      fs::create_directories(root + "/" + mod);
+      fs::create_directories(root + "/" + mod + "/b");
       spec.seed += 1000;
       spec.format = mod == "S1RTC" ? "GTiff" : "PNG";
       spec.width = spec.height = 256;
@@ -213,7 +214,7 @@ TEST_CASE("cli eval: Table 1 on 10 synthetic tuples - then resumed from the cach
   CHECK(csv[0].find("FID S2L2A") != std::string::npos);
 
   // ---- a rerun takes everything from the cache ----------------------------------------------
-  const std::string png = out + "/cache/generated/S2L1C/S2L2A/t07_s0.png";
+  const std::string png = out + "/cache/generated/S2L1C/S2L2A/b/t07_s0.png";
   REQUIRE(file_exists(png));
   const auto mtime = fs::last_write_time(png);
   const std::string png_bytes = read_file_bytes(png);
@@ -231,7 +232,7 @@ TEST_CASE("cli eval: Table 1 on 10 synthetic tuples - then resumed from the cach
   for (size_t i = 0; i < 6; ++i) CHECK(j2["rows"][i]["measured"] == j["rows"][i]["measured"]);
 
   // ---- an interrupted chunk (no marker, an image missing) is made again, identically --------
-  fs::remove(out + "/cache/generated/S2L1C/chunks/1.json");
+  fs::remove(out + "/cache/generated/S2L1C/chunks/0.json");  // keys sort as b/t05..b/t09, t00..t04
   fs::remove(png);
   const CommandResult resumed = run_copgen(args);
   INFO(resumed.output);

@@ -183,3 +183,16 @@ TEST_CASE("reliability: a full disk fails writes cleanly with nothing left behin
   write_npy(tmp.file("z.npy"), torch::zeros({4, 64, 64}));
   CHECK(test::list_dir(tmp.path) == std::vector<std::string>{"z.npy"});
 }
+
+TEST_CASE("reliability: a .npy header nested 100000 deep is refused without exhausting the stack", "[reliability]") {
+  // found by fuzz_npy: the header parser recursed once per '(' until the stack overflowed
+  test::TempDir tmp;
+  const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + std::string(100000, '(') + "}";
+  std::string bytes = std::string("\x93NUMPY\x02\x00", 8);
+  for (int i = 0; i < 4; ++i) bytes += static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+  bytes += header;
+  std::ofstream(tmp.file("deep.npy"), std::ios::binary) << bytes;
+  const std::string msg = input_error_of([&] { read_npy(tmp.file("deep.npy")); });
+  CHECK_THAT(msg, Catch::StartsWith("npy file '" + tmp.file("deep.npy") + "': malformed header (nested deeper than 32 levels"));
+  CHECK(msg.size() < 400);  // the header is quoted in part, not whole
+}
