@@ -166,7 +166,8 @@ std::string describe(const BenchRow& r) {
 void run_reference(const BenchOptions& o, const std::string& python, const std::string& script,
                    const std::string& device, const std::string& precision, int threads,
                    const std::string& tiles_path, std::vector<BenchRow*>& rows, const BenchLog& log) {
-  std::string cmd = shell_quote(python) + " " + shell_quote(script) + " --models " + shell_quote(o.models_dir) +
+  // The reference runs in the user's environment, without what copgen set for itself.
+  std::string cmd = user_environment_prefix() + shell_quote(python) + " " + shell_quote(script) + " --models " + shell_quote(o.models_dir) +
                     " --device " + shell_quote(device) + " --precision " + precision + " --batch-sizes " +
                     join_ints(o.batch_sizes) + " --warmup " + std::to_string(o.warmup) + " --repeat " +
                     std::to_string(o.repeat) + " --steps " + std::to_string(o.steps) + " --seed " +
@@ -295,6 +296,7 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
   report.copgen_version = kVersion;
   report.torch_version = TORCH_VERSION;
   report.blas = blas_library();
+  report.omp_wait_policy = omp_wait_policy();
   report.models_dir = o.models_dir;
   report.peak_tflops = o.peak_tflops;
   report.load_average = load_average();
@@ -444,6 +446,7 @@ nlohmann::json bench_to_json(const BenchReport& r) {
   return {{"copgen_version", r.copgen_version},
           {"torch_version", r.torch_version},
           {"blas", r.blas},
+          {"omp_wait_policy", r.omp_wait_policy},
           {"load_average", r.load_average},
           {"models",
            {{"dir", r.models_dir},
@@ -539,7 +542,8 @@ std::string format_bench_table(const BenchReport& r) {
   out += "models: " + r.models_dir + " (" + r.models_source + "), " + fmt_num(r.flops_per_call / 1e9, "%.4g") +
          " GFLOP per call per sample\n";
   out += "copgen " + r.copgen_version + ", LibTorch " + r.torch_version +
-         ", BLAS: " + (r.blas.empty() ? "(none resolved)" : r.blas) + ", load average " + r.load_average + "\n";
+         ", BLAS: " + (r.blas.empty() ? "(none resolved)" : r.blas) +
+         ", OMP_WAIT_POLICY " + (r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy) + ", load average " + r.load_average + "\n";
   std::string steps = std::to_string(r.options.steps);
   out += "timing: " + std::to_string(r.options.warmup) + " warm-up + " + std::to_string(r.options.repeat) +
          " timed network call(s) per batch size" +

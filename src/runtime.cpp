@@ -45,6 +45,17 @@ bool keep_freed_host_memory() {
 #endif
 }
 
+std::string user_environment_prefix() {
+  const char* set = std::getenv(kDefaultedEnvMarker);
+  if (set == nullptr || std::string(set) != "OMP_WAIT_POLICY") return "";
+  return std::string("env -u OMP_WAIT_POLICY -u ") + kDefaultedEnvMarker + " ";
+}
+
+std::string omp_wait_policy() {
+  const char* v = std::getenv("OMP_WAIT_POLICY");
+  return v == nullptr ? "" : v;
+}
+
 std::string blas_library() {
   void* sym = dlsym(RTLD_DEFAULT, "sgemm_");
   if (sym == nullptr) return "";

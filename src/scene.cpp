@@ -313,7 +313,7 @@ std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in,
 
 }  // namespace
 
-void render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path, const SceneOptions& o,
+std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path, const SceneOptions& o,
                     const std::string& format, bool overwrite) {
   SinkSpec spec;
   spec.grid = grid;
@@ -331,6 +331,7 @@ void render_to_file(const ModalityInput& in, const Grid& grid, const std::string
   const int bw = grid.width <= kCell && grid.height <= kCell ? grid.width : kCell;
   const int bh = grid.width <= kCell && grid.height <= kCell ? grid.height : kCell;
   std::optional<BandReader> reader;
+  std::int64_t valid_pixels = 0;
   if (!(in.kind == InputKind::Physical && in.modality == Modality::DEM)) {
     reader.emplace(in, grid, "bilinear");
   }
@@ -357,11 +358,13 @@ void render_to_file(const ModalityInput& in, const Grid& grid, const std::string
         valid = v;
       }
       rgb = torch::where(valid.unsqueeze(0), rgb, torch::zeros_like(rgb));
+      valid_pixels += valid.sum().item<std::int64_t>();
       sink.write(rgb, x, y);
       sink.write_mask(valid, x, y);
     }
   }
   sink.commit();
+  return valid_pixels;
 }
 
 }  // namespace copgen

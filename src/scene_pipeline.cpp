@@ -1,6 +1,8 @@
 // The scene path of translate: any size, physical bands, alignment, fused tiling.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -158,6 +160,26 @@ struct OutputSinks {
 
 }  // namespace
 
+// Scenes are sampled on one whole latent canvas (that is what makes fused tiling seamless),
+// so its memory is bounded by the canvas, not the scene. Refuses, before any work, a scene
+// whose canvas buffers would not fit in this machine's memory: the given latents and
+// moments, the noise of the unused modalities, the solver's state and history, the fused
+// prediction and its weights, about kCanvasBuffers latent-sized buffers per modality.
+void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& label) {
+  constexpr double kCanvasBuffers = 6.0;
+  const double lat = std::ceil(grid.width / 8.0) * std::ceil(grid.height / 8.0);
+  const double need = lat * static_cast<double>(channels) * sizeof(float) * kCanvasBuffers * kNumModalities;
+  const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (have > 0 && need > have) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "the scene of %s is too large: %d x %d pixels need about %.0f GB of memory for the latent canvas, "
+                  "and this machine has %.0f GB; split it into parts, e.g. with gdal_translate -srcwin",
+                  label.c_str(), grid.width, grid.height, need / 1e9, have / 1e9);
+    throw InputError(buf);
+  }
+}
+
 RunResult translate_scene(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   const auto started = std::chrono::steady_clock::now();
   validate(o);
@@ -177,6 +199,7 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
   }
   const Grid grid = scene_grid(inputs, o.scene);
   const Roles roles = Roles::make(given_mods, generated);
+  check_canvas_fits(grid, models.latent_channels(), inputs[0].label);
   const OutputPlan plan = plan_outputs(o, generated, {});
   if (!o.save_latents_dir.empty()) {
     throw UsageError("--save-latents is offered for 256 x 256 tiles only, not for scenes");
@@ -193,7 +216,17 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
   std::vector<RasterSource> rendered;
   for (const ModalityInput& in : inputs) {
     const std::string p = (fs::path(work.path) / (modality_name(in.modality) + ".tif")).string();
-    render_to_file(in, grid, p, o.scene);
+    const std::int64_t valid = render_to_file(in, grid, p, o.scene);
+    const std::int64_t total = static_cast<std::int64_t>(grid.width) * grid.height;
+    if (valid == 0 && !o.scene.fill_nodata) {
+      throw InputError(modality_name(in.modality) + " input '" + in.label + "': every pixel of the target grid is nodata, NaN or outside the input; "
+                       "there is nothing to translate (--fill-nodata generates everywhere)");
+    }
+    if (valid < total) {
+      spdlog::info("{} input '{}': {} of {} pixels are nodata, NaN or outside the input; they are {} in the outputs",
+                   modality_name(in.modality), in.label,
+                   total - valid, total, o.scene.fill_nodata ? "generated (--fill-nodata)" : "nodata");
+    }
     rendered.push_back(RasterSource::open(p, modality_name(in.modality) + " rendering"));
   }
   // given inputs in modality order (roles.given)

@@ -21,6 +21,16 @@ int configure_threads(int n);
 // not apply (not glibc).
 bool keep_freed_host_memory();
 
+// The copgen executable sets OMP_WAIT_POLICY=PASSIVE before the libraries start, unless the
+// user set it (src/cli/main.cpp), and then names it in this variable, so that child
+// processes that should see the user's environment (the reference pipeline of
+// `copgen bench --compare-reference`) can be given it back.
+inline constexpr const char* kDefaultedEnvMarker = "COPGEN_DEFAULTED_ENV";
+// A shell prefix that undoes what copgen set ("env -u OMP_WAIT_POLICY -u ... "), or "".
+std::string user_environment_prefix();
+// OMP_WAIT_POLICY as this process runs with it ("" when unset).
+std::string omp_wait_policy();
+
 // The shared library that provides sgemm_ to this process (resolved path), or "" if none.
 std::string blas_library();
 // True when that library is the slow reference BLAS (Debian's libblas3), not OpenBLAS/MKL.

@@ -70,7 +70,8 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
 // Renders `input` onto `grid` as the 8-bit thumbnail the model sees and writes it to
 // `path` (a 3-band Byte GeoTIFF with an internal validity mask). Statistics (S1 dB range,
 // hillshade range) are taken per scene, or per 1068-pixel cell for larger scenes.
-void render_to_file(const ModalityInput& input, const Grid& grid, const std::string& path,
+// Returns the number of valid pixels: not nodata, not NaN or infinite, inside the input.
+std::int64_t render_to_file(const ModalityInput& input, const Grid& grid, const std::string& path,
                     const SceneOptions& options, const std::string& format = "GTiff", bool overwrite = true);
 
 // The target grid of resolved inputs (see choose_grid) and the index of the reference.

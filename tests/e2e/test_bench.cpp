@@ -52,6 +52,23 @@ TEST_CASE("cli bench: JSON figures with the --threads count honoured", "[cli][be
   }
 }
 
+TEST_CASE("cli bench: copgen runs with OMP_WAIT_POLICY PASSIVE unless the user set it", "[cli][bench]") {
+  TempDir tmp;
+  const std::string args = kTinyBench + "--batch-sizes 1 --no-end-to-end --threads 1 --json ";
+  const std::string unset = tmp.file("unset.json");
+  auto r = run_command("env -u OMP_WAIT_POLICY -u COPGEN_DEFAULTED_ENV COPGEN_MODELS=" + quote(COPGEN_TEST_MODELS) +
+                       " " + quote(COPGEN_BIN) + " " + args + quote(unset));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(read_file_bytes(unset))["omp_wait_policy"] == "PASSIVE");
+  const std::string user = tmp.file("user.json");
+  r = run_command("env -u COPGEN_DEFAULTED_ENV OMP_WAIT_POLICY=ACTIVE COPGEN_MODELS=" + quote(COPGEN_TEST_MODELS) +
+                  " " + quote(COPGEN_BIN) + " " + args + quote(user));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(read_file_bytes(user))["omp_wait_policy"] == "ACTIVE");
+}
+
 TEST_CASE("cli bench: bad flags are usage errors naming the flag", "[cli][bench]") {
   auto check = [](const std::string& args, const std::string& flag) {
     const auto r = run_copgen(kTinyBench + args);
@@ -74,6 +91,10 @@ TEST_CASE("cli bench: --compare-reference runs the Python pipeline on the same m
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("ref s/call") && Catch::Contains("x e2e"));
+  // the reference gets the user's environment, not the wait policy copgen set for itself
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    CHECK_THAT(r.output, Catch::Contains("env -u OMP_WAIT_POLICY -u COPGEN_DEFAULTED_ENV"));
+  }
   const json j = json::parse(read_file_bytes(out));
   CHECK(j["python"] == COPGEN_PYTHON);
   REQUIRE(j["rows"].size() == 1);

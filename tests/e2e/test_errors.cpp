@@ -13,6 +13,7 @@
 #include <optional>
 
 #include <gdal_priv.h>
+#include <ogr_spatialref.h>
 #include <nlohmann/json.hpp>
 
 #include "copgen/npy.hpp"
@@ -210,6 +211,115 @@ TEST_CASE("errors: input files that cannot be used exit 3 naming the file", "[er
   }
 }
 
+namespace {
+
+// A GeoTIFF written with GDAL directly: `bands` bands of `type`, every pixel `value`,
+// optional nodata and CRS (WKT or EPSG), 10 m pixels from (500000, 5000000).
+void write_scene(const std::string& path, int width, int height, int bands, GDALDataType type, double value,
+                 std::optional<double> nodata, const std::string& crs = "EPSG:32633", bool sparse = false) {
+  GDALAllRegister();
+  const char* opts[] = {"TILED=YES", "SPARSE_OK=TRUE", nullptr};
+  GDALDataset* ds = GetGDALDriverManager()->GetDriverByName("GTiff")->Create(
+      path.c_str(), width, height, bands, type, sparse ? const_cast<char**>(opts) : nullptr);
+  REQUIRE(ds != nullptr);
+  if (!crs.empty()) {
+    double gt[6] = {500000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0};
+    ds->SetGeoTransform(gt);
+    OGRSpatialReference srs;
+    REQUIRE(srs.SetFromUserInput(crs.c_str()) == OGRERR_NONE);
+    ds->SetSpatialRef(&srs);
+  }
+  for (int b = 1; b <= bands; ++b) {
+    GDALRasterBand* band = ds->GetRasterBand(b);
+    if (nodata) band->SetNoDataValue(*nodata);
+    if (!sparse) REQUIRE(band->Fill(value) == CE_None);
+  }
+  GDALClose(ds);
+}
+
+}  // namespace
+
+TEST_CASE("errors: scene inputs that cannot be used exit 3 naming the file", "[errors][inputs][scenes]") {
+  TempDir tmp;
+  const std::string out = tmp.file("out.tif");
+  auto translate = [&](const std::string& inputs, const std::string& from) {
+    return "translate --from " + from + " --to DEM " + inputs + " -o " + quote(out) + kFast;
+  };
+
+  SECTION("huge dimensions: a header claiming 400000 x 400000 pixels") {
+    write_scene(tmp.file("huge.tif"), 400000, 400000, 3, GDT_Byte, 0, std::nullopt, "EPSG:32633", true);
+    expect_copgen_failure(translate("-i " + quote(tmp.file("huge.tif")), "S2L1C"), 3,
+                          {"huge.tif", "too large", "400000 x 400000", "gdal_translate -srcwin"}, tmp.path);
+  }
+  SECTION("all nodata: physical bands without one valid pixel") {
+    write_scene(tmp.file("void.tif"), 300, 300, 3, GDT_UInt16, 0, 0.0);
+    expect_copgen_failure(translate("--input-kind physical -i " + quote(tmp.file("void.tif")), "S2L1C"), 3,
+                          {"S2L1C input", "void.tif", "every pixel", "nodata"}, tmp.path);
+  }
+  SECTION("no georeferencing where it is needed") {
+    write_scene(tmp.file("a.tif"), 300, 300, 3, GDT_Byte, 100, std::nullopt, "");
+    write_scene(tmp.file("b.tif"), 280, 300, 3, GDT_Byte, 100, std::nullopt, "");
+    expect_copgen_failure(translate("-i " + quote(tmp.file("a.tif")) + " -i " + quote(tmp.file("b.tif")), "S2L1C,S2L2A"),
+                          3, {"b.tif", "no georeferencing", "300x300 and 280x300"}, tmp.path);
+    expect_copgen_failure(translate("-i " + quote(tmp.file("a.tif")) + " --target-crs EPSG:4326 --target-res 10", "S2L1C"),
+                          3, {"--target-crs", "a.tif", "no georeferencing"}, tmp.path);
+  }
+  SECTION("a CRS that cannot be transformed") {
+    write_scene(tmp.file("utm.tif"), 300, 300, 3, GDT_Byte, 100, std::nullopt);
+    write_scene(tmp.file("local.tif"), 300, 300, 3, GDT_Byte, 100, std::nullopt, R"(LOCAL_CS["arbitrary",UNIT["metre",1]])");
+    expect_copgen_failure(
+        translate("-i " + quote(tmp.file("utm.tif")) + " -i " + quote(tmp.file("local.tif")), "S2L1C,S2L2A"), 3,
+        {"local.tif", "CRS cannot be transformed"}, tmp.path);
+  }
+  SECTION("an --input-dir without either layout") {
+    fs::create_directories(tmp.file("tree/random"));
+    expect_copgen_failure("translate --from S2L1C --input-dir " + quote(tmp.file("tree")) + " --output-dir " +
+                              quote(tmp.file("tree-out")) + kFast,
+                          3, {"--input-dir", "tree", "found neither Major TOM folders"}, tmp.path);
+    fs::create_directories(tmp.file("tree/S2L2A"));
+    expect_copgen_failure("translate --from S2L1C --input-dir " + quote(tmp.file("tree")) + " --output-dir " +
+                              quote(tmp.file("tree-out")) + kFast,
+                          3, {"--input-dir", "no folder for --from modality S2L1C", "found S2L2A"}, tmp.path);
+  }
+}
+
+TEST_CASE("errors: NaN and Inf pixels in physical bands are nodata in the outputs", "[errors][inputs][scenes]") {
+  TempDir tmp;
+  const std::string in = tmp.file("nan.tif");
+  write_scene(in, 300, 300, 3, GDT_Float32, 1500.0, std::nullopt);
+  {
+    GDALDataset* ds = static_cast<GDALDataset*>(GDALOpen(in.c_str(), GA_Update));
+    REQUIRE(ds != nullptr);
+    std::vector<float> block(20 * 20, std::nanf(""));
+    block[0] = INFINITY;
+    for (int b = 1; b <= 3; ++b) {
+      REQUIRE(ds->GetRasterBand(b)->RasterIO(GF_Write, 100, 120, 20, 20, block.data(), 20, 20, GDT_Float32, 0, 0) == CE_None);
+    }
+    GDALClose(ds);
+  }
+  const std::string out = tmp.file("out.tif");
+  const auto r = run_copgen("translate --from S2L1C --to S2L2A --input-kind physical -i " + quote(in) + " -o " +
+                            quote(out) + kFast);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("400 of 90000 pixels are nodata, NaN or outside the input"));
+  GDALDataset* ds = static_cast<GDALDataset*>(GDALOpen(out.c_str(), GA_ReadOnly));
+  REQUIRE(ds != nullptr);
+  std::vector<std::uint8_t> mask(300 * 300);
+  REQUIRE(ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Read, 0, 0, 300, 300, mask.data(), 300, 300, GDT_Byte, 0, 0) ==
+          CE_None);
+  GDALClose(ds);
+  int masked = 0;
+  for (int y = 0; y < 300; ++y) {
+    for (int x = 0; x < 300; ++x) {
+      const bool inside = x >= 100 && x < 120 && y >= 120 && y < 140;
+      if (mask[static_cast<size_t>(y) * 300 + x] == 0) ++masked;
+      if (inside) CHECK(mask[static_cast<size_t>(y) * 300 + x] == 0);
+    }
+  }
+  CHECK(masked == 400);
+}
+
 // ---- models: exit 4 -----------------------------------------------------------------
 
 TEST_CASE("errors: model defects exit 4 naming the file", "[errors][models]") {
@@ -301,6 +411,12 @@ TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]")
       {"--input with an unknown modality", "translate --input S9=" + quote(in) + o, {"--input", "'S9'"}},
       {"--from disagrees with --input", "translate --from DEM --input S2L1C=" + quote(in) + o, {"--from", "--input"}},
       {"non-positive steps", "translate --from S2L1C --to DEM --steps 0" + i + o, {"--steps", "got 0"}},
+      {"a shard index out of range",
+       "translate --from S2L1C --input-dir " + quote(tmp.path) + " --output-dir " + quote(tmp.file("out")) + " --shard 3/3",
+       {"--shard", "3/3", "0 <= I < N"}},
+      {"a malformed shard", "translate --from S2L1C --input-dir " + quote(tmp.path) + " --output-dir " +
+                                quote(tmp.file("out")) + " --shard half",
+       {"--shard", "half", "I/N"}},
       {"steps not a number", "translate --from S2L1C --to DEM --steps many" + i + o, {"--steps", "many"}},
       {"non-positive samples", "translate --from S2L1C --to DEM --samples 0" + i + o, {"--samples", "got 0"}},
       {"non-positive batch size", "generate --to DEM --batch-size -1" + o, {"--batch-size", "got -1"}},
