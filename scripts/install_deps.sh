@@ -9,6 +9,7 @@ PACKAGES=(
   libgdal-dev gdal-bin
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
   python3-torch python3-numpy
+  jq time                      # the benchmarks in bench/
 )
 
 missing=()

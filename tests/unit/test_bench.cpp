@@ -138,7 +138,12 @@ TEST_CASE("bench: peak RSS is reported and can be reset", "[bench]") {
   }
   const std::int64_t high = peak_host_rss_bytes();
   REQUIRE(reset_peak_host_rss());
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in its quarantine: it stays resident
+  WARN("built with AddressSanitizer: the fall of the peak after a free is not checked");
+#else
   CHECK(peak_host_rss_bytes() < high);  // the 64 MiB went back to the system
+#endif
 }
 
 TEST_CASE("cuda: the CPU paths of the CUDA pieces", "[cuda]") {
