@@ -313,18 +313,26 @@ torch::Tensor read_npy(const std::string& path) {
   if (shape_value->kind != PyValue::Kind::Seq)
     input_error(path, "malformed header ('shape' is not a tuple)");
   std::vector<std::int64_t> shape;
-  std::uint64_t count = 1;
+  // The product of the non-zero dimensions must fit torch's int64 strides and byte counts
+  // even when another dimension is 0 (found by fuzz_npy: (0, 925, 9220, ...) overflowed
+  // the strides of an empty tensor).
+  std::uint64_t extent = 1;
+  bool empty = false;
+  const auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / itemsize;
   for (const PyValue& dim : shape_value->items) {
     if (dim.kind != PyValue::Kind::Int || dim.integer < 0) {
       input_error(path, "malformed header ('shape' must hold non-negative integers)");
     }
     const auto d = static_cast<std::uint64_t>(dim.integer);
-    if (d != 0 && count > std::numeric_limits<std::uint64_t>::max() / itemsize / d) {
-      input_error(path, "shape too large");
+    if (d == 0) {
+      empty = true;
+    } else {
+      if (extent > limit / d) input_error(path, "shape too large");
+      extent *= d;
     }
-    count *= d;
     shape.push_back(dim.integer);
   }
+  const std::uint64_t count = empty ? 0 : extent;
 
   const std::uint64_t data_bytes = count * itemsize;
   const std::uint64_t present = file_size - data_offset;

@@ -277,6 +277,20 @@ TEST_CASE("read_npy rejects bad files with an InputError naming the path and rea
     CHECK_THAT(msg, Catch::Contains(path));
     CHECK_THAT(msg, Catch::Contains("bytes after the data"));
   }
+  SECTION("a shape whose dimensions overflow int64 beside a zero (found by fuzz_npy)") {
+    const std::string path = dir.file("overflow.npy");
+    write_file(path, make_npy("{'descr': '<f2', 'fortran_order': False, "
+                              "'shape': (0,925,9220,925,9223372,0685,7,5807) }",
+                              ""));
+    const std::string msg = read_error(path);
+    CHECK_THAT(msg, Catch::Contains(path));
+    CHECK_THAT(msg, Catch::Contains("shape too large"));
+  }
+  SECTION("an empty array of a sane shape is read") {
+    const std::string path = dir.file("empty.npy");
+    write_file(path, make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", ""));
+    CHECK(copgen::read_npy(path).sizes() == torch::IntArrayRef({0, 3}));
+  }
   SECTION("missing file") {
     const std::string path = dir.file("missing.npy");
     const std::string msg = read_error(path);
