@@ -25,6 +25,7 @@
 #include "copgen/raster_io.hpp"
 #include "copgen/tuples.hpp"
 #include "copgen/version.hpp"
+#include "pipeline_detail.hpp"
 
 namespace copgen {
 
@@ -57,17 +58,6 @@ std::vector<Modality> generated_of(const BatchOptions& o) {
     if (std::find(o.from.begin(), o.from.end(), m) == o.from.end()) out.push_back(m);
   }
   return out;
-}
-
-// The same band descriptions translate() writes (src/pipeline.cpp).
-std::vector<std::string> band_descriptions(Modality m) {
-  switch (m) {
-    case Modality::DEM: return {"hillshade", "hillshade", "hillshade"};
-    case Modality::S1RTC: return {"VV (dB, stretched)", "VV+VH (stretched)", "VH (dB, stretched)"};
-    case Modality::S2L1C:
-    case Modality::S2L2A: return {"B04 (red)", "B03 (green)", "B02 (blue)"};
-  }
-  return {};
 }
 
 std::string kind_name(ErrorKind k) {
@@ -706,7 +696,7 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
             w.metadata["COPGEN_BATCH_SEED"] = std::to_string(job.seed);
             w.metadata["COPGEN_TUPLE"] = p.src->key;
             w.metadata["COPGEN_MODALITY"] = modality_name(m);
-            w.band_descriptions = band_descriptions(m);
+            w.band_descriptions = detail::band_descriptions(m);  // as translate() writes them
             write_image_u8(p.outputs[g], tensor_to_image(job.outputs[j].images.at(m), job.geo[j]), w);
             spdlog::debug("wrote {}", p.outputs[g]);
           }

@@ -167,8 +167,8 @@ void run_reference(const BenchOptions& o, const std::string& python, const std::
                    const std::string& device, const std::string& precision, int threads,
                    const std::string& tiles_path, std::vector<BenchRow*>& rows, const BenchLog& log) {
   // The reference runs in the user's environment, without what copgen set for itself.
-  std::string cmd = user_environment_prefix() + shell_quote(python) + " " + shell_quote(script) + " --models " + shell_quote(o.models_dir) +
-                    " --device " + shell_quote(device) + " --precision " + precision + " --batch-sizes " +
+  std::string cmd = user_environment_prefix() + shell_quote(python) + " " + shell_quote(script) + " --models " +
+                    shell_quote(o.models_dir) + " --device " + shell_quote(device) + " --precision " + precision + " --batch-sizes " +
                     join_ints(o.batch_sizes) + " --warmup " + std::to_string(o.warmup) + " --repeat " +
                     std::to_string(o.repeat) + " --steps " + std::to_string(o.steps) + " --seed " +
                     std::to_string(o.seed) + " --threads " + std::to_string(threads);
@@ -543,7 +543,8 @@ std::string format_bench_table(const BenchReport& r) {
          " GFLOP per call per sample\n";
   out += "copgen " + r.copgen_version + ", LibTorch " + r.torch_version +
          ", BLAS: " + (r.blas.empty() ? "(none resolved)" : r.blas) +
-         ", OMP_WAIT_POLICY " + (r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy) + ", load average " + r.load_average + "\n";
+         ", OMP_WAIT_POLICY " + (r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy) + ", load average " +
+         r.load_average + "\n";
   std::string steps = std::to_string(r.options.steps);
   out += "timing: " + std::to_string(r.options.warmup) + " warm-up + " + std::to_string(r.options.repeat) +
          " timed network call(s) per batch size" +

@@ -1,4 +1,5 @@
-// Shared between the tile path (pipeline.cpp) and the scene path (scene_pipeline.cpp).
+// Shared between the tile path (pipeline.cpp), the scene path (scene_pipeline.cpp) and the
+// batch runner (batch.cpp).
 #pragma once
 
 #include <map>

@@ -313,8 +313,8 @@ std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in,
 
 }  // namespace
 
-std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path, const SceneOptions& o,
-                    const std::string& format, bool overwrite) {
+std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path,
+                            const SceneOptions& o, const std::string& format, bool overwrite) {
   SinkSpec spec;
   spec.grid = grid;
   spec.bands = 3;

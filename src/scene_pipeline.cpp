@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -158,8 +157,6 @@ struct OutputSinks {
   std::vector<RasterSink> sinks;  // per generated modality
 };
 
-}  // namespace
-
 // Scenes are sampled on one whole latent canvas (that is what makes fused tiling seamless),
 // so its memory is bounded by the canvas, not the scene. Refuses, before any work, a scene
 // whose canvas buffers would not fit in this machine's memory: the given latents and
@@ -171,14 +168,15 @@ void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& la
   const double need = lat * static_cast<double>(channels) * sizeof(float) * kCanvasBuffers * kNumModalities;
   const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have) {
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "the scene of %s is too large: %d x %d pixels need about %.0f GB of memory for the latent canvas, "
-                  "and this machine has %.0f GB; split it into parts, e.g. with gdal_translate -srcwin",
-                  label.c_str(), grid.width, grid.height, need / 1e9, have / 1e9);
-    throw InputError(buf);
+    const auto gb = [](double bytes) { return std::to_string(std::llround(bytes / 1e9)); };
+    throw InputError("the scene of " + label + " is too large: " + std::to_string(grid.width) + " x " +
+                     std::to_string(grid.height) + " pixels need about " + gb(need) +
+                     " GB of memory for the latent canvas, and this machine has " + gb(have) +
+                     " GB; split it into parts, e.g. with gdal_translate -srcwin");
   }
 }
+
+}  // namespace
 
 RunResult translate_scene(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   const auto started = std::chrono::steady_clock::now();
@@ -214,18 +212,19 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
 
   WorkDir work(plan.images[0][0]);
   std::vector<RasterSource> rendered;
+  const std::int64_t pixels = static_cast<std::int64_t>(grid.width) * grid.height;
   for (const ModalityInput& in : inputs) {
     const std::string p = (fs::path(work.path) / (modality_name(in.modality) + ".tif")).string();
     const std::int64_t valid = render_to_file(in, grid, p, o.scene);
-    const std::int64_t total = static_cast<std::int64_t>(grid.width) * grid.height;
     if (valid == 0 && !o.scene.fill_nodata) {
-      throw InputError(modality_name(in.modality) + " input '" + in.label + "': every pixel of the target grid is nodata, NaN or outside the input; "
+      throw InputError(modality_name(in.modality) + " input '" + in.label +
+                       "': every pixel of the target grid is nodata, NaN or outside the input; "
                        "there is nothing to translate (--fill-nodata generates everywhere)");
     }
-    if (valid < total) {
+    if (valid < pixels) {
       spdlog::info("{} input '{}': {} of {} pixels are nodata, NaN or outside the input; they are {} in the outputs",
-                   modality_name(in.modality), in.label,
-                   total - valid, total, o.scene.fill_nodata ? "generated (--fill-nodata)" : "nodata");
+                   modality_name(in.modality), in.label, pixels - valid, pixels,
+                   o.scene.fill_nodata ? "generated (--fill-nodata)" : "nodata");
     }
     rendered.push_back(RasterSource::open(p, modality_name(in.modality) + " rendering"));
   }

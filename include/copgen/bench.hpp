@@ -90,7 +90,7 @@ struct BenchReport {
   std::string copgen_version;
   std::string torch_version;
   std::string blas;               // library providing sgemm_, "" if none
-  std::string omp_wait_policy;  // OMP_WAIT_POLICY copgen ran with (the reference gets the user's)
+  std::string omp_wait_policy;    // OMP_WAIT_POLICY copgen ran with (the reference gets the user's)
   std::string models_dir;
   std::string models_sha256;
   std::string models_source;

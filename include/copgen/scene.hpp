@@ -72,7 +72,7 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
 // hillshade range) are taken per scene, or per 1068-pixel cell for larger scenes.
 // Returns the number of valid pixels: not nodata, not NaN or infinite, inside the input.
 std::int64_t render_to_file(const ModalityInput& input, const Grid& grid, const std::string& path,
-                    const SceneOptions& options, const std::string& format = "GTiff", bool overwrite = true);
+                            const SceneOptions& options, const std::string& format = "GTiff", bool overwrite = true);
 
 // The target grid of resolved inputs (see choose_grid) and the index of the reference.
 Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& options);
