@@ -21,8 +21,10 @@
 
 #include "copgen/cancel.hpp"
 #include "copgen/npy.hpp"
+#include "copgen/outputs.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
+#include "copgen/runtime.hpp"
 #include "copgen/tuples.hpp"
 #include "copgen/version.hpp"
 #include "pipeline_detail.hpp"
@@ -70,12 +72,6 @@ std::string kind_name(ErrorKind k) {
     case ErrorKind::Interrupted: return "interrupted";
   }
   return "runtime";
-}
-
-std::string shape_str(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 // A thumbnail.png inside a Major TOM product folder (any case), or "".
@@ -141,19 +137,8 @@ Loaded load_tuple(const Planned& p, std::size_t index, const std::vector<Modalit
       const std::string what = modality_name(m) + " input";
       GivenData given;
       if (is_npy(path)) {
-        if (!path_exists(path)) throw InputError(what + " '" + path + "': file not found");
-        torch::Tensor t = read_npy(path);
-        const std::int64_t c = dims.channels, h = dims.latent;
-        if (!(t.dim() == 3 && t.size(1) == h && t.size(2) == h && (t.size(0) == c || t.size(0) == 2 * c))) {
-          throw InputError(what + " '" + path + "': expected a latent [" + std::to_string(c) + ", " +
-                           std::to_string(h) + ", " + std::to_string(h) + "] or autoencoder moments [" +
-                           std::to_string(2 * c) + ", " + std::to_string(h) + ", " + std::to_string(h) +
-                           "], found " + shape_str(t));
-        }
-        if (!torch::isfinite(t).all().item<bool>()) {
-          throw InputError(what + " '" + path + "': contains NaN or infinite values");
-        }
-        (t.size(0) == c ? given.latent : given.moments) = t;
+        torch::Tensor t = detail::read_given_npy(path, what, dims.channels, dims.latent);
+        (t.size(0) == dims.channels ? given.latent : given.moments) = t;
       } else {
         std::string file = path;
         std::error_code ec;
@@ -171,6 +156,10 @@ Loaded load_tuple(const Planned& p, std::size_t index, const std::vector<Modalit
           continue;
         }
         const ImageU8 img = read_image_u8(file, what);
+        if (!img.valid.empty()) {
+          l.fast = false;  // nodata pixels: translate() masks them (or fills them) as in single runs
+          continue;
+        }
         if (first) l.geo = img.geo;
         given.pixels = image_to_tensor(img);
       }
@@ -218,42 +207,6 @@ void remove_stale_temporaries(const std::vector<Planned>& plan) {
         spdlog::info("removed '{}', left by an interrupted run", it->path().string());
       }
     }
-  }
-}
-
-// Checks the output directory exists (creating it) and takes new files.
-void prepare_output_dir(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir, ec)) {
-    throw OutputError("--output-dir '" + dir + "': cannot create the directory" + (ec ? " (" + ec.message() + ")" : ""));
-  }
-  const std::string probe = (fs::path(dir) / (".copgen-probe-" + std::to_string(::getpid()))).string();
-  FILE* f = std::fopen(probe.c_str(), "wb");
-  if (f == nullptr) throw OutputError("--output-dir '" + dir + "': not writable");
-  std::fclose(f);
-  fs::remove(probe, ec);
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  std::error_code ec;
-  if (!target.parent_path().empty()) fs::create_directories(target.parent_path(), ec);
-  const fs::path temp = target.parent_path() / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid()));
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      fs::remove(temp, ec);
-      throw OutputError("--report '" + path + "': cannot write");
-    }
-  }
-  fs::rename(temp, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw OutputError("--report '" + path + "': cannot rename into place (" + ec.message() + ")");
   }
 }
 
@@ -348,6 +301,28 @@ struct Plan {
   int complete = 0;                               // tuples with every output present
 };
 
+// The files the inputs of `t` read (input_files of each).
+std::vector<std::string> tuple_input_files(const TupleSource& t) {
+  std::vector<std::string> files;
+  for (const auto& [m, path] : t.inputs) {
+    for (const std::string& f : input_files(path)) files.push_back(f);
+  }
+  return files;
+}
+
+// The report is replaced at the end of every run: checked before any work that it can be
+// written there and is not one of the inputs.
+void check_report_path(const std::string& path, const Discovered& found) {
+  check_output_location(path, "--report", true);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  std::vector<std::string> inputs;
+  for (const TupleSource& t : found.tuples) {
+    for (const std::string& f : tuple_input_files(t)) inputs.push_back(f);
+  }
+  check_output_file(path, inputs, "--report");
+}
+
 Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<Modality>& generated) {
   Plan plan;
   for (const TupleSource& t : found.tuples) {
@@ -358,7 +333,9 @@ Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<
     for (Modality m : generated) {
       p.outputs.push_back(tuple_output_path(o.output, t, m));
       std::error_code ec;
-      const bool need = o.overwrite || !fs::exists(p.outputs.back(), ec);
+      const bool exists = fs::exists(p.outputs.back(), ec);
+      if (exists && o.overwrite) check_output_file(p.outputs.back(), tuple_input_files(t), "output");
+      const bool need = o.overwrite || !exists;
       p.write.push_back(need);
       if (need) p.complete = false;
     }
@@ -476,18 +453,6 @@ nlohmann::json make_report(const BatchOptions& o, const BatchResult& result, con
   return report;
 }
 
-std::string format_duration(double s) {
-  if (!(s >= 0) || s > 1e7) return "--:--";
-  const long t = static_cast<long>(s + 0.5);
-  char buf[32];
-  if (t >= 3600) {
-    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  } else {
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
-  }
-  return buf;
-}
-
 }  // namespace
 
 std::uint64_t batch_seed(std::uint64_t seed, const std::string& key) {
@@ -534,7 +499,8 @@ void validate(const BatchOptions& o) {
     throw UsageError("--shard " + shard_name(o.shard) + ": expected I/N with 0 <= I < N");
   }
   validate(o.sampler);
-  validate(o.scene);
+  validate(o.guidance);
+  validate(o.scene, generated_of(o), o.samples);
   if (o.format != "GTiff" && o.format != "COG") {
     throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
   }
@@ -563,7 +529,9 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
   result.report_path = o.report.empty() ? default_report_path(o) : o.report;
 
   // ---- find the tuples, keep this shard's, plan their outputs -------------------------
-  const Discovered found = o.input_dir.empty() ? read_tuple_list(o.inputs_from, o.from) : discover_tuples(o.input_dir, o.from);
+  // the output tree is never read as input, even when it lies inside the input tree
+  const Discovered found =
+      o.input_dir.empty() ? read_tuple_list(o.inputs_from, o.from) : discover_tuples(o.input_dir, o.from, o.output);
   for (const std::string& w : found.warnings) spdlog::warn("{}", w);
   result.layout = layout_name(found.layout);
   result.found = static_cast<int>(found.tuples.size());
@@ -583,7 +551,10 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
                result.found, result.layout, result.incomplete, shard_name(o.shard), result.in_shard, result.skipped,
                to_do);
 
-  prepare_output_dir(o.output);
+  check_report_path(result.report_path, found);
+  check_writable_dir(o.output, "--output-dir");
+  CreatedDirs made;  // removed again if the run ends before writing anything into them
+  made.create(o.output, "--output-dir");
   {
     std::vector<Planned> todo;
     for (const Planned& p : plan) {
@@ -638,6 +609,7 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
       {"COPGEN_GENERATED", join_modalities(generated)},
       {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
       {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
+      {"COPGEN_PRECISION", dtype_name(models.dtype())},
   };
 
   // ---- workers -------------------------------------------------------------------------
@@ -814,7 +786,8 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
 
   // ---- the report ----------------------------------------------------------------------
   const double wall = result.wall_seconds;
-  write_text_atomically(result.report_path, make_report(o, result, found, generated, window, models).dump(2) + "\n");
+  write_text_atomically(result.report_path, make_report(o, result, found, generated, window, models).dump(2) + "\n",
+                        "--report");
 
   spdlog::info("batch: {} written, {} skipped (complete), {} failed, {} not done; {:.2f} tuples/s; network busy {:.0f}% of "
                "{:.1f} s; report {}",
@@ -843,11 +816,9 @@ void BatchProgressLine::update(const BatchProgress& p) {
     const int filled = p.total > 0 ? static_cast<int>(static_cast<double>(kWidth) * p.done / p.total) : kWidth;
     std::string bar(static_cast<std::size_t>(std::clamp(filled, 0, kWidth)), '#');
     bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r[copgen] [%s] %d/%d tuples%s, %.2f tuples/s, ETA %s   ", bar.c_str(), p.done, p.total,
-                 failed.c_str(), rate, format_duration(eta).c_str());
-    drawn_ = true;
+    draw_progress_line(fmt::format("[{}] {}/{} tuples{}, {:.2f} tuples/s, ETA {}", bar, p.done, p.total, failed, rate,
+                                   format_duration(eta)));
     if (p.done >= p.total) finish();  // the last update: the summary goes on its own line
-    std::fflush(stderr);
   } else if (p.elapsed - last_log_ >= log_every_ || p.done == p.total) {
     spdlog::info("progress: {}/{} tuples{}, {:.2f} tuples/s, ETA {}", p.done, p.total, failed, rate,
                  format_duration(eta));
@@ -856,10 +827,7 @@ void BatchProgressLine::update(const BatchProgress& p) {
 }
 
 void BatchProgressLine::finish() {
-  if (drawn_) {
-    std::fputc('\n', stderr);
-    drawn_ = false;
-  }
+  if (tty_) end_progress_line();
 }
 
 }  // namespace copgen

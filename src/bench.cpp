@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +18,7 @@
 
 #include "copgen/conditioning.hpp"
 #include "copgen/cuda.hpp"
+#include "copgen/cancel.hpp"
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/runtime.hpp"
@@ -105,11 +107,17 @@ void measure_calls(Models& models, int b, const BenchOptions& o, BenchRow& row) 
   const double n = models.schedule().num_timesteps();
   const torch::Tensor z = to_device(torch::randn({b, m, c, h, h}, gen, torch::kFloat32), models.device());
   const torch::Tensor t = to_device(torch::rand({b, m}, gen, torch::kFloat32) * n, models.device());
-  for (int i = 0; i < o.warmup; ++i) (void)models.predict_noise(z, t);
+  for (int i = 0; i < o.warmup; ++i) {
+    throw_if_stop_requested();
+    (void)models.predict_noise(z, t);
+  }
   synchronize(models.device());
   const double cpu = process_cpu_seconds();
   const auto start = Clock::now();
-  for (int i = 0; i < o.repeat; ++i) (void)models.predict_noise(z, t);
+  for (int i = 0; i < o.repeat; ++i) {
+    throw_if_stop_requested();
+    (void)models.predict_noise(z, t);
+  }
   synchronize(models.device());
   const double s = seconds_since(start);
   row.timed_calls = o.repeat;
@@ -133,14 +141,15 @@ void measure_end_to_end(Models& models, const torch::Tensor& tiles, int b, const
   SamplingSettings settings;
   settings.sampler.steps = 1;
   at::Generator warm_gen = at::detail::createCPUGenerator(o.seed);
-  (void)sample_tuples(models, roles, tuples, settings, warm_gen);
+  const auto stop_check = [](int, int) { throw_if_stop_requested(); };
+  (void)sample_tuples(models, roles, tuples, settings, warm_gen, stop_check);
   synchronize(models.device());
 
   settings.sampler.steps = o.steps;
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
   const double cpu = process_cpu_seconds();
   const auto start = Clock::now();
-  (void)sample_tuples(models, roles, tuples, settings, gen);
+  (void)sample_tuples(models, roles, tuples, settings, gen, stop_check);
   synchronize(models.device());
   row.e2e_steps = o.steps;
   row.e2e_seconds = seconds_since(start);
@@ -229,7 +238,9 @@ void validate(const BenchOptions& o) {
   if (o.repeat < 1) throw UsageError("--repeat: must be at least 1, got " + std::to_string(o.repeat));
   if (o.warmup < 0) throw UsageError("--warmup: must not be negative, got " + std::to_string(o.warmup));
   if (o.steps < 1) throw UsageError("--steps: must be at least 1, got " + std::to_string(o.steps));
-  if (o.peak_tflops < 0) throw UsageError("--peak-tflops: must not be negative");
+  if (!(o.peak_tflops >= 0) || !std::isfinite(o.peak_tflops)) {
+    throw UsageError("--peak-tflops: must be a finite number, not negative");
+  }
 }
 
 double process_cpu_seconds() {
@@ -358,6 +369,7 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
         row.batch_size = b;
         row.cuda_graphs = models->cuda_graphs();
         row.threads = torch::get_num_threads();
+        if (log) log("measuring " + row.device + " " + row.precision + " batch " + std::to_string(b) + " ...");
         reset_peak_host_rss();
         reset_device_peak_bytes(models->device());
         measure_calls(*models, b, o, row);

@@ -1,11 +1,21 @@
 #include "copgen/conditioning.hpp"
 
 #include <algorithm>
+#include <cmath>
+
+#include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
 #include "copgen/models.hpp"
 
 namespace copgen {
+
+void validate(const Guidance& g) {
+  if (!std::isfinite(g.scale) || std::abs(g.scale) > kMaxGuidanceScale) {
+    throw UsageError(fmt::format("--guidance-scale: must be a finite number from -{0:g} to {0:g}, got {1:g}",
+                                 kMaxGuidanceScale, g.scale));
+  }
+}
 
 Roles Roles::make(std::vector<Modality> given, std::vector<Modality> generated) {
   Roles r;

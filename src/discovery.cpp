@@ -8,7 +8,10 @@
 #include <set>
 #include <sstream>
 
+#include <spdlog/fmt/fmt.h>
+
 #include "copgen/error.hpp"
+#include "copgen/outputs.hpp"
 
 namespace copgen {
 
@@ -43,14 +46,30 @@ std::optional<Modality> core_modality_of(const std::string& name) {
   return modality_of(name.substr(5));
 }
 
-// Sub-directories of `dir` (not hidden), sorted by name.
-std::vector<fs::path> sub_dirs(const fs::path& dir) {
+// True when `dir` is the folder `exclude` (the run's output tree), through links and "..".
+bool excluded(const fs::path& dir, const fs::path& exclude) {
+  std::error_code ec;
+  return !exclude.empty() && fs::equivalent(dir, exclude, ec);
+}
+
+[[noreturn]] void cannot_list(const fs::path& dir, const std::error_code& ec) {
+  throw InputError("--input-dir: cannot list '" + dir.string() + "' (" + ec.message() + ")");
+}
+
+// Sub-directories of `dir` (not hidden, not the output tree), sorted by name. InputError
+// naming the folder that cannot be listed.
+std::vector<fs::path> sub_dirs(const fs::path& dir, const fs::path& exclude) {
   std::vector<fs::path> out;
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (!name.empty() && name[0] != '.' && it->is_directory(ec)) out.push_back(it->path());
+    std::error_code kind;
+    if (!name.empty() && name[0] != '.' && it->is_directory(kind) && !excluded(it->path(), exclude)) {
+      out.push_back(it->path());
+    }
   }
+  if (ec) cannot_list(dir, ec);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -104,17 +123,17 @@ void assemble(const std::vector<Modality>& from, const std::map<Modality, std::m
 }
 
 Discovered discover_major_tom(const std::vector<Modality>& from,
-                              const std::map<Modality, std::vector<fs::path>>& core_dirs) {
+                              const std::map<Modality, std::vector<fs::path>>& core_dirs, const fs::path& exclude) {
   Discovered d;
   d.layout = TupleLayout::MajorTom;
   std::map<Modality, std::map<std::string, Entry>> found;
   for (Modality m : from) {
     auto& entries = found[m];
     for (const fs::path& core : core_dirs.at(m)) {
-      for (const fs::path& row : sub_dirs(core)) {
-        for (const fs::path& cell : sub_dirs(row)) {
+      for (const fs::path& row : sub_dirs(core, exclude)) {
+        for (const fs::path& cell : sub_dirs(row, exclude)) {
           const std::string key = row.filename().string() + "/" + cell.filename().string();
-          const std::vector<fs::path> products = sub_dirs(cell);
+          const std::vector<fs::path> products = sub_dirs(cell, exclude);
           if (products.empty()) continue;
           if (entries.count(key)) {
             d.warnings.push_back(modality_name(m) + " cell " + key + ": found in more than one Core folder; using '" +
@@ -147,7 +166,7 @@ std::string strip_extension(const std::string& rel) {
 }
 
 Discovered discover_per_modality(const std::vector<Modality>& from,
-                                 const std::map<Modality, std::vector<fs::path>>& dirs) {
+                                 const std::map<Modality, std::vector<fs::path>>& dirs, const fs::path& exclude) {
   Discovered d;
   d.layout = TupleLayout::PerModality;
   std::map<Modality, std::map<std::string, Entry>> found;
@@ -157,15 +176,22 @@ Discovered discover_per_modality(const std::vector<Modality>& from,
       std::vector<fs::path> files;
       std::error_code ec;
       fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
-      for (; !ec && it != end; it.increment(ec)) {
+      if (ec) cannot_list(dir, ec);
+      fs::path entering;  // the folder the next step descends into, named when it cannot be listed
+      for (; it != end; it.increment(ec)) {
+        if (ec) cannot_list(entering.empty() ? dir : entering, ec);
+        entering.clear();
         const std::string name = it->path().filename().string();
-        if (!name.empty() && name[0] == '.') {
-          if (it->is_directory(ec)) it.disable_recursion_pending();
+        std::error_code kind;
+        const bool is_dir = it->is_directory(kind);
+        if ((!name.empty() && name[0] == '.') || (is_dir && excluded(it->path(), exclude))) {
+          if (is_dir) it.disable_recursion_pending();
           continue;
         }
-        if (it->is_regular_file(ec) && !is_side_file(name)) files.push_back(it->path());
+        if (is_dir) entering = it->path();
+        if (it->is_regular_file(kind) && !is_side_file(name)) files.push_back(it->path());
       }
-      if (ec) throw InputError("--input-dir: cannot list '" + dir.string() + "' (" + ec.message() + ")");
+      if (ec) cannot_list(entering.empty() ? dir : entering, ec);
       std::sort(files.begin(), files.end());
       for (const fs::path& f : files) {
         const std::string key = strip_extension(generic(f.lexically_relative(dir)));
@@ -243,15 +269,17 @@ std::string layout_name(TupleLayout layout) {
   return "?";
 }
 
-Discovered discover_tuples(const std::string& root_text, const std::vector<Modality>& from) {
+Discovered discover_tuples(const std::string& root_text, const std::vector<Modality>& from,
+                           const std::string& exclude) {
   const fs::path root(root_text);
   std::error_code ec;
+  const fs::path skip = exclude.empty() || !fs::is_directory(exclude, ec) ? fs::path() : fs::path(exclude);
   if (!fs::is_directory(root, ec)) {
     throw InputError("--input-dir '" + root_text + "': not a directory");
   }
   std::map<Modality, std::vector<fs::path>> core_dirs, mod_dirs;
   std::vector<std::string> names;
-  for (const fs::path& dir : sub_dirs(root)) {
+  for (const fs::path& dir : sub_dirs(root, skip)) {
     const std::string name = dir.filename().string();
     names.push_back(name);
     if (auto m = core_modality_of(name)) core_dirs[*m].push_back(dir);
@@ -274,10 +302,12 @@ Discovered discover_tuples(const std::string& root_text, const std::vector<Modal
                        (major_tom ? "Core-" + modality_name(m) : modality_name(m)) + "); found " + have);
     }
   }
-  return major_tom ? discover_major_tom(from, core_dirs) : discover_per_modality(from, mod_dirs);
+  return major_tom ? discover_major_tom(from, core_dirs, skip) : discover_per_modality(from, mod_dirs, skip);
 }
 
 Discovered read_tuple_list(const std::string& list_file, const std::vector<Modality>& from) {
+  const std::string special = special_file_kind(list_file);  // a FIFO would block the run
+  if (!special.empty()) throw InputError("--inputs-from '" + list_file + "': is " + special + ", not a regular file");
   std::ifstream in(list_file);
   if (!in) throw InputError("--inputs-from '" + list_file + "': cannot open the file");
   const fs::path base = fs::path(list_file).parent_path();
@@ -292,6 +322,14 @@ Discovered read_tuple_list(const std::string& list_file, const std::vector<Modal
     const std::string t = trim(line);
     if (t.empty() || t[0] == '#') continue;
     const std::string where = "--inputs-from '" + list_file + "' line " + std::to_string(line_no);
+    // a control character (a NUL byte, say) cannot be part of a path, and would cut messages
+    const auto bad = std::find_if(t.begin(), t.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 && c != '\t';
+    });
+    if (bad != t.end()) {
+      throw UsageError(fmt::format("{}: holds the control character \\x{:02x} at column {}; is it a text file?", where,
+                                   static_cast<unsigned char>(*bad), (bad - t.begin()) + 1));
+    }
     std::map<Modality, std::string> paths;
     std::string key;
     for (const std::string& field : split_fields(t)) {

@@ -18,6 +18,7 @@
 #include "copgen/conditioning.hpp"
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
+#include "copgen/outputs.hpp"
 #include "copgen/pipeline.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
@@ -214,29 +215,13 @@ void validate(const EvalOptions& o) {
   }
   if (o.pr.k < 1) throw UsageError("--k: must be at least 1, got " + std::to_string(o.pr.k));
   validate(o.sampling.sampler);
+  validate(o.sampling.guidance);
 }
 
 // ---- the run ------------------------------------------------------------------------------
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-  const fs::path p(path);
-  std::error_code ec;
-  fs::create_directories(p.parent_path(), ec);
-  const std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".tmp-" + std::to_string(::getpid()))).string();
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.flush();
-    if (!f) {
-      fs::remove(tmp, ec);
-      throw OutputError("cannot write '" + path + "'");
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw OutputError("cannot write '" + path + "' (" + ec.message() + ")");
-  }
+  write_text_atomically(path, text, "output");
 }
 
 namespace {
@@ -868,6 +853,7 @@ void validate(const CompareOptions& o) {
 
 CompareResult compare_image_sets(const CompareOptions& o, Extractors* extractors, const FeatureProgress& progress) {
   validate(o);
+  if (!o.json.empty()) check_output_location(o.json, "--json", true);  // before the slow part
   ImageFeatures real, fake;
   json report;
   if (!o.features.empty()) {

@@ -25,6 +25,10 @@ std::string precision_name(Precision p) {
   return "?";
 }
 
+std::string dtype_name(torch::ScalarType t) {
+  return t == torch::kFloat32 ? "fp32" : t == torch::kBFloat16 ? "bf16" : t == torch::kFloat16 ? "fp16" : "?";
+}
+
 Precision parse_precision(const std::string& s) {
   for (Precision p : {Precision::Auto, Precision::Fp32, Precision::Bf16, Precision::Fp16}) {
     if (s == precision_name(p)) return p;
@@ -207,9 +211,7 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
   }
   if (options.keep_freed_host_memory) keep_freed_host_memory();
   spdlog::debug("loaded models from '{}' on {} in {}{} (backbone {} M parameters, {})", models_dir,
-                m.device_.str(), precision_name(m.dtype_ == torch::kFloat32    ? Precision::Fp32
-                                                : m.dtype_ == torch::kBFloat16 ? Precision::Bf16
-                                                                               : Precision::Fp16),
+                m.device_.str(), dtype_name(m.dtype_),
                 m.graphs_ ? " with CUDA graphs" : "", mf.backbone.parameters / 1000000, mf.backbone.source);
   return m;
 }

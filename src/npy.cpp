@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "copgen/error.hpp"
+#include "copgen/outputs.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "copgen's .npy support assumes a little-endian host"
@@ -224,6 +225,7 @@ torch::Tensor read_npy(const std::string& path) {
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) input_error(path, "file not found");
   if (fs::is_directory(status)) input_error(path, "is a directory, not a .npy file");
+  if (!fs::is_regular_file(status)) input_error(path, "is " + special_file_kind(path) + ", not a regular file");
   const std::uintmax_t file_size = fs::file_size(path, ec);
   if (ec) input_error(path, "cannot read (" + ec.message() + ")");
   if (file_size == 0) input_error(path, "file is empty (0 bytes)");
@@ -378,6 +380,7 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
   const fs::path target(path);
   std::error_code ec;
   if (fs::is_directory(target, ec)) output_error(path, "is a directory");
+  check_output_file(path, {}, "npy file");  // never a device or FIFO
   fs::path dir = target.parent_path();
   if (dir.empty()) dir = ".";
   if (!fs::is_directory(dir, ec))

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -15,6 +16,7 @@
 #include "copgen/tuples.hpp"
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
+#include "copgen/outputs.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/version.hpp"
@@ -46,6 +48,7 @@ void validate_common(const RunOptions& o, const std::vector<Modality>& to) {
     throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch_size));
   }
   validate(o.sampler);
+  validate(o.guidance);
   if (o.format != "GTiff" && o.format != "COG") {
     throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
   }
@@ -72,6 +75,28 @@ std::string shape_str(const torch::Tensor& t) {
   return s + "]";
 }
 
+std::string number_str(double v) { return fmt::format("{:g}", v); }
+
+torch::Tensor read_given_npy(const std::string& path, const std::string& what, int64_t c, int64_t h) {
+  if (!path_exists(path)) throw InputError(what + " '" + path + "': file not found");
+  torch::Tensor t = read_npy(path);
+  if (!(t.dim() == 3 && t.size(1) == h && t.size(2) == h && (t.size(0) == c || t.size(0) == 2 * c))) {
+    throw InputError(what + " '" + path + "': expected a latent [" + std::to_string(c) + ", " + std::to_string(h) +
+                     ", " + std::to_string(h) + "] or autoencoder moments [" + std::to_string(2 * c) + ", " +
+                     std::to_string(h) + ", " + std::to_string(h) + "], found " + shape_str(t));
+  }
+  if (!torch::isfinite(t).all().item<bool>()) {
+    throw InputError(what + " '" + path + "': contains NaN or infinite values");
+  }
+  const double peak = t.abs().max().item<double>();
+  if (peak > kMaxLatentMagnitude) {
+    throw InputError(what + " '" + path + "': holds values up to " + number_str(peak) +
+                     " in magnitude; autoencoder latents and moments stay far below " +
+                     number_str(kMaxLatentMagnitude) + " (is it a latent of this autoencoder?)");
+  }
+  return t;
+}
+
 // A given modality as read from disk: a latent used as is, posterior moments, or pixels
 // (encoded to moments once, before sampling).
 struct GivenSource {
@@ -80,26 +105,17 @@ struct GivenSource {
   torch::Tensor latent;   // [C, h, w] or undefined
   torch::Tensor moments;  // [2C, h, w] or undefined (CPU float32)
   torch::Tensor pixels;   // [3, H, W] uint8 read from a raster, to be encoded
+  std::vector<std::uint8_t> valid;  // [H * W], 0 = nodata (GDAL's mask of band 1); empty: all valid
 };
 
 GivenSource load_given(const GivenInput& in, Models& models, GeoInfo* geo) {
   const std::string what = modality_name(in.modality) + " input";
-  GivenSource src{in.modality, in.path, {}, {}, {}};
-  const int c = models.latent_channels(), h = models.latent_size();
+  GivenSource src{in.modality, in.path, {}, {}, {}, {}};
+  const int64_t c = models.latent_channels(), h = models.latent_size();
   if (has_suffix_ci(in.path, ".npy")) {
-    if (!path_exists(in.path)) throw InputError(what + " '" + in.path + "': file not found");
-    torch::Tensor t = read_npy(in.path);
-    if (t.dim() == 3 && t.size(1) == h && t.size(2) == h && (t.size(0) == c || t.size(0) == 2 * c)) {
-      if (!torch::isfinite(t).all().item<bool>()) {
-        throw InputError(what + " '" + in.path + "': contains NaN or infinite values");
-      }
-      (t.size(0) == c ? src.latent : src.moments) = t;
-      return src;
-    }
-    throw InputError(what + " '" + in.path + "': expected a latent [" + std::to_string(c) + ", " +
-                     std::to_string(h) + ", " + std::to_string(h) + "] or autoencoder moments [" +
-                     std::to_string(2 * c) + ", " + std::to_string(h) + ", " + std::to_string(h) +
-                     "], found " + shape_str(t));
+    torch::Tensor t = read_given_npy(in.path, what, c, h);
+    (t.size(0) == c ? src.latent : src.moments) = t;
+    return src;
   }
   const RasterInfo info = probe_raster(in.path, what);
   const int size = models.image_size();
@@ -112,6 +128,12 @@ GivenSource load_given(const GivenInput& in, Models& models, GeoInfo* geo) {
   const ImageU8 img = read_image_u8(in.path, what);
   if (geo != nullptr) *geo = img.geo;
   src.pixels = image_to_tensor(img);
+  src.valid = img.valid;
+  if (!src.valid.empty()) {  // nodata pixels are encoded as 0, as scenes render them
+    const torch::Tensor v = torch::from_blob(const_cast<std::uint8_t*>(src.valid.data()),
+                                             {1, img.height, img.width}, torch::kUInt8);
+    src.pixels = torch::where(v != 0, src.pixels, torch::zeros_like(src.pixels));
+  }
   return src;
 }
 
@@ -146,30 +168,25 @@ std::string insert_sample_suffix(const std::string& path, int k, int n) {
   return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
 }
 
-// Checks an output directory can take new files: creates it if asked, then writes and
-// removes a probe file (a permission check alone says nothing for root).
-void check_output_dir(const std::string& dir, bool create) {
-  std::error_code ec;
-  const std::string d = dir.empty() ? "." : dir;
-  if (create) fs::create_directories(d, ec);
-  if (!fs::is_directory(d, ec)) {
-    throw OutputError("output directory '" + d + "' does not exist or is not a directory");
-  }
-  const std::string probe = (fs::path(d) / (".copgen-probe-" + std::to_string(::getpid()))).string();
-  FILE* f = std::fopen(probe.c_str(), "wb");
-  if (f == nullptr) throw OutputError("output directory '" + d + "' is not writable");
-  std::fclose(f);
-  fs::remove(probe, ec);
-}
-
-
 OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
-                        const std::vector<Modality>& saved_latent_modalities) {
+                        const std::vector<Modality>& saved_latent_modalities, const std::vector<std::string>& inputs) {
   OutputPlan plan;
   std::set<std::string> all;
   std::set<std::string> dirs;
+  std::vector<std::string> input_paths;
+  for (const std::string& in : inputs) {
+    for (const std::string& f : input_files(in)) input_paths.push_back(f);
+  }
+  // -o out/, an existing folder or several outputs: the folder is made if missing
   const bool dir_mode = o.output.find("{modality}") == std::string::npos &&
                         (o.output.back() == '/' || fs::is_directory(o.output) || generated.size() > 1);
+  const auto check = [&](const std::string& p, const std::string& what) {
+    check_output_file(p, input_paths, what);
+    std::error_code ec;
+    if (!o.overwrite && fs::exists(p, ec)) {
+      throw OutputError(what + " '" + p + "' exists (use --overwrite to replace it)");
+    }
+  };
   for (int k = 0; k < o.samples; ++k) {
     std::vector<std::string> row;
     for (Modality m : generated) {
@@ -177,9 +194,8 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
       if (!all.insert(p).second) {
         throw UsageError("-o '" + o.output + "': two outputs would both be written to '" + p + "'");
       }
-      if (!o.overwrite && fs::exists(p)) {
-        throw OutputError("output '" + p + "' exists (use --overwrite to replace it)");
-      }
+      check_output_extension(p, "-o");
+      check(p, "output");
       dirs.insert(fs::path(p).parent_path().string());
       row.push_back(p);
     }
@@ -189,9 +205,7 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
       for (Modality m : saved_latent_modalities) {
         const std::string p = insert_sample_suffix(
             (fs::path(o.save_latents_dir) / (modality_name(m) + ".npy")).string(), k, o.samples);
-        if (!o.overwrite && fs::exists(p)) {
-          throw OutputError("latent output '" + p + "' exists (use --overwrite to replace it)");
-        }
+        check(p, "latent output");
         if (!all.insert(p).second) {
           throw UsageError("--save-latents '" + o.save_latents_dir + "': '" + p + "' collides with another output");
         }
@@ -200,8 +214,21 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
     }
     plan.latents.push_back(lrow);
   }
-  for (const std::string& d : dirs) check_output_dir(d, dir_mode);
-  if (!o.save_latents_dir.empty()) check_output_dir(o.save_latents_dir, true);
+  // Folders are made only once every check passed; the plan removes them again if the run
+  // ends before writing into them.
+  for (const std::string& d : dirs) {
+    const std::string dir = d.empty() ? "." : d;
+    std::error_code ec;
+    if (!dir_mode && !fs::is_directory(dir, ec)) {
+      throw OutputError("output directory '" + dir + "' does not exist or is not a directory");
+    }
+    check_writable_dir(dir, "output directory");
+  }
+  if (!o.save_latents_dir.empty()) check_writable_dir(o.save_latents_dir, "--save-latents directory");
+  for (const std::string& d : dirs) {
+    if (dir_mode) plan.dirs.create(d, "output directory");
+  }
+  if (!o.save_latents_dir.empty()) plan.dirs.create(o.save_latents_dir, "--save-latents directory");
   return plan;
 }
 
@@ -225,12 +252,31 @@ std::map<std::string, std::string> run_metadata(const RunOptions& o, const Model
       {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
       {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
       {"COPGEN_SAMPLES", std::to_string(o.samples)},
+      {"COPGEN_PRECISION", dtype_name(models.dtype())},
   };
 }
 
+// Where the outputs of tiles are nodata: where any given input is (GDAL's mask of its band
+// 1), unless --fill-nodata; the same rule as scenes (docs/scenes.md). Empty: all valid.
+std::vector<std::uint8_t> tile_nodata_mask(const std::vector<GivenSource>& given, bool fill_nodata) {
+  std::vector<std::uint8_t> mask;
+  for (const GivenSource& g : given) {
+    if (g.valid.empty()) continue;
+    const auto invalid = std::count(g.valid.begin(), g.valid.end(), std::uint8_t{0});
+    spdlog::info("{} input '{}': {} of {} pixels are nodata; they are {} in the outputs", modality_name(g.modality),
+                 g.path, invalid, g.valid.size(), fill_nodata ? "generated (--fill-nodata)" : "nodata");
+    if (fill_nodata) continue;
+    if (mask.empty()) mask.assign(g.valid.size(), 255);
+    for (size_t i = 0; i < mask.size(); ++i) {
+      if (g.valid[i] == 0) mask[i] = 0;
+    }
+  }
+  return mask;
+}
+
 RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::vector<Modality>& generated,
-              const std::optional<GeoInfo>& geo, const OutputPlan& plan, Models& models,
-              const ProgressFn& progress, const std::string& mode) {
+              const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask, const OutputPlan& plan,
+              Models& models, const ProgressFn& progress, const std::string& mode) {
   const auto started = std::chrono::steady_clock::now();
   RunResult result;
   result.seed = o.seed.value_or(random_seed());
@@ -287,8 +333,16 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
         w.metadata["COPGEN_MODALITY"] = modality_name(m);
         w.metadata["COPGEN_SAMPLE"] = std::to_string(k);
         w.band_descriptions = band_descriptions(m);
+        w.mask = mask;
+        GeoInfo out_geo = geo.value_or(GeoInfo{});
+        out_geo.nodata.reset();  // generated pixels take every value: nodata is the mask's
+        ImageU8 image = tensor_to_image(out.images.at(m), out_geo);
+        for (size_t i = 0; i < mask.size(); ++i) {
+          if (mask[i] != 0) continue;
+          for (int b = 0; b < image.bands; ++b) image.pixels[static_cast<size_t>(b) * mask.size() + i] = 0;
+        }
         const std::string& path = plan.images[static_cast<size_t>(k)][g];
-        write_image_u8(path, tensor_to_image(out.images.at(m), geo.value_or(GeoInfo{})), w);
+        write_image_u8(path, image, w);
         result.outputs.push_back(path);
         spdlog::info("wrote {} ({})", path, modality_name(m));
       }
@@ -349,6 +403,7 @@ void validate(const TranslateOptions& o) {
   const std::vector<Modality> gen = generated_of(o);
   if (gen.empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
   validate_common(o, o.to);
+  validate(o.scene, gen, o.samples);
 }
 
 void validate(const GenerateOptions& o) {
@@ -364,7 +419,11 @@ namespace {
 // True when every input is a .npy latent or a 256 x 256 (image_size) 3-band Byte
 // thumbnail: those are sampled as tiles; anything else is a scene.
 bool all_tiles(const TranslateOptions& o, const Models& models) {
-  if (o.scene.force) return false;
+  // physical outputs and per-pixel summaries are written by the scene path, for tiles too
+  if (o.scene.force || o.scene.output_kind == OutputKind::Physical || o.scene.summary_mean ||
+      o.scene.summary_std) {
+    return false;
+  }
   for (const GivenInput& g : o.inputs) {
     if (has_suffix_ci(g.path, ".npy")) continue;
     std::error_code ec;
@@ -394,7 +453,10 @@ RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn&
     given.push_back(load_given(o.inputs[i], models, &gi));
     if (i == 0) geo = gi;  // outputs take the first input's georeferencing
   }
-  const OutputPlan plan = plan_outputs(o, generated, sorted_modalities(latent_mods));
+  std::vector<std::string> input_paths;
+  for (const GivenInput& g : o.inputs) input_paths.push_back(g.path);
+  const OutputPlan plan = plan_outputs(o, generated, sorted_modalities(latent_mods), input_paths);
+  const std::vector<std::uint8_t> mask = tile_nodata_mask(given, o.scene.fill_nodata);
   encode_given(given, models);
   spdlog::info("translate {} -> {} ({} steps, {}, {} sample(s))",
                join_modalities(sorted_modalities([&] {
@@ -403,7 +465,7 @@ RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn&
                  return v;
                }())),
                join_modalities(generated), o.sampler.steps, solver_name(o.sampler.solver), o.samples);
-  return run(o, std::move(given), generated, geo, plan, models, progress, "translate");
+  return run(o, std::move(given), generated, geo, mask, plan, models, progress, "translate");
 }
 
 RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& progress) {
@@ -411,10 +473,10 @@ RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& p
   const std::vector<Modality> generated =
       o.to.empty() ? std::vector<Modality>(kAllModalities.begin(), kAllModalities.end())
                    : sorted_modalities(o.to);
-  const OutputPlan plan = plan_outputs(o, generated, generated);
+  const OutputPlan plan = plan_outputs(o, generated, generated, {});
   spdlog::info("generate {} ({} steps, {}, {} sample(s))", join_modalities(generated),
                o.sampler.steps, solver_name(o.sampler.solver), o.samples);
-  return run(o, {}, generated, std::nullopt, plan, models, progress, "generate");
+  return run(o, {}, generated, std::nullopt, {}, plan, models, progress, "generate");
 }
 
 }  // namespace copgen

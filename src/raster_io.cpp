@@ -34,6 +34,7 @@
 #include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
+#include "copgen/outputs.hpp"
 #include "gdal_support.hpp"
 
 namespace copgen {
@@ -115,6 +116,11 @@ DatasetPtr open_raster(const std::string& path, const std::string& what) {
     input_error(what, path, "file not found");
   }
   if (VSI_ISREG(st.st_mode) && st.st_size == 0) input_error(what, path, "file is empty (0 bytes)");
+  if (is_local(path)) {
+    // reading a FIFO or a device would block or never end
+    const std::string special = special_file_kind(path);
+    if (!special.empty()) input_error(what, path, "is " + special + ", not a regular file");
+  }
 
   ErrorCapture capture;
   DatasetPtr ds(GDALDataset::FromHandle(
@@ -188,6 +194,11 @@ void validate_image(const std::string& path, const ImageU8& image, const WriteOp
                            std::to_string(image.width) + "x" + std::to_string(image.height) +
                            " (expected " + std::to_string(expected) + ")");
   }
+  if (!options.mask.empty() && options.mask.size() != static_cast<std::size_t>(image.height) *
+                                                        static_cast<std::size_t>(image.width)) {
+    output_error(path, "invalid mask: " + std::to_string(options.mask.size()) + " values for " +
+                           std::to_string(image.width) + "x" + std::to_string(image.height) + " pixels");
+  }
   if (!options.band_descriptions.empty() &&
       options.band_descriptions.size() != static_cast<std::size_t>(image.bands)) {
     output_error(path, std::to_string(options.band_descriptions.size()) +
@@ -260,6 +271,14 @@ DatasetPtr make_mem_dataset(const std::string& path, const ImageU8& image,
   }
   for (const auto& [key, value] : options.metadata) {
     ds->SetMetadataItem(key.c_str(), value.c_str());
+  }
+  if (!options.mask.empty()) {
+    if (ds->CreateMaskBand(GMF_PER_DATASET) != CE_None ||
+        ds->GetRasterBand(1)->GetMaskBand()->RasterIO(GF_Write, 0, 0, image.width, image.height,
+                                                      const_cast<std::uint8_t*>(options.mask.data()), image.width,
+                                                      image.height, GDT_Byte, 0, 0) != CE_None) {
+      output_error(path, "cannot set up the validity mask (" + capture.message() + ")");
+    }
   }
   return ds;
 }
@@ -368,6 +387,20 @@ ImageU8 read_image_u8(const std::string& path, const std::string& what) {
   }
   image.geo = read_geo(*ds, path);
 
+  // Validity as GDAL reports it for band 1 (its nodata value, an alpha band or a mask band),
+  // the rule scenes follow too; kept only when some pixel is invalid.
+  GDALRasterBand* first_band = ds->GetRasterBand(1);
+  if ((first_band->GetMaskFlags() & GMF_ALL_VALID) == 0) {
+    std::vector<std::uint8_t> mask(band_size);
+    capture.reset();
+    if (first_band->GetMaskBand()->RasterIO(GF_Read, 0, 0, image.width, image.height, mask.data(), image.width,
+                                            image.height, GDT_Byte, 0, 0) != CE_None ||
+        capture.failed()) {
+      input_error(what, path, "cannot read its validity mask (" + capture.message() + ")");
+    }
+    if (std::any_of(mask.begin(), mask.end(), [](std::uint8_t v) { return v == 0; })) image.valid = std::move(mask);
+  }
+
   // An image whose every pixel is nodata holds nothing to translate or compare.
   bool all_nodata = true;
   std::vector<int> values;  // each band's nodata value
@@ -413,6 +446,7 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
   VSIStatBufL st;
   if (stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
     if (VSI_ISDIR(st.st_mode)) output_error(path, "is a directory");
+    if (is_local(path)) check_output_file(path, {}, "output");  // never a device or FIFO
     if (!options.overwrite)
       throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
   }
@@ -430,8 +464,11 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
     copts.push_back(nullptr);
 
     capture.reset();
+    // a mask goes inside the GeoTIFF, not into a .msk side-car
+    CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES");
     DatasetPtr out(driver->CreateCopy(temp.c_str(), mem.get(), FALSE,
                                       const_cast<char**>(copts.data()), nullptr, nullptr));
+    CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", nullptr);
     if (!out) output_error(path, "cannot write (" + capture.message() + ")");
     {
       CslPtr files(out->GetFileList());

@@ -9,6 +9,7 @@
 #include <gdal_utils.h>
 #include <ogr_spatialref.h>
 
+#include "copgen/outputs.hpp"
 #include "gdal_support.hpp"
 
 namespace copgen {
@@ -183,6 +184,38 @@ torch::Tensor RasterSource::read_valid(const std::vector<int>& bands, int x, int
   return valid;
 }
 
+namespace {
+
+// The target grid's pixels are --target-res metres; a geographic CRS counts in degrees.
+// Says which CRS to pass instead: the UTM zone of the reference input's centre.
+[[noreturn]] void refuse_geographic_grid(const Grid& ref, const std::string& label, const GridOptions& o) {
+  std::string zone = "EPSG:326NN or EPSG:327NN (the UTM zone of the area)";
+  OGRSpatialReference src, wgs84;
+  wgs84.importFromEPSG(4326);
+  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  if (parse_srs(ref.crs_wkt, src)) {
+    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &wgs84));
+    const auto& gt = ref.geotransform;
+    double x = gt[0] + 0.5 * ref.width * gt[1] + 0.5 * ref.height * gt[2];
+    double y = gt[3] + 0.5 * ref.width * gt[4] + 0.5 * ref.height * gt[5];
+    if (ct && ct->Transform(1, &x, &y) && std::isfinite(x) && std::isfinite(y) && std::abs(y) <= 90) {
+      const int utm = std::clamp(static_cast<int>(std::floor((x + 180.0) / 6.0)) + 1, 1, 60);
+      zone = fmt::format("EPSG:{} (UTM zone {}{}, where the input's centre lies)", (y >= 0 ? 32600 : 32700) + utm,
+                         utm, y >= 0 ? "N" : "S");
+    }
+  }
+  const std::string fix = fmt::format(
+      "copgen samples on a grid of {:g} m pixels (--target-res), which needs a projected CRS in metres: pass "
+      "--target-crs {}",
+      o.target_resolution, zone);
+  if (!o.target_crs.empty()) {
+    throw UsageError("--target-crs '" + o.target_crs + "': a geographic CRS (degrees); " + fix);
+  }
+  throw InputError("input '" + label + "': its CRS is geographic (degrees), so it gives no grid in metres; " + fix);
+}
+
+}  // namespace
+
 Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& o) {
   if (inputs.empty()) throw std::invalid_argument("choose_grid: no inputs");
   const size_t ref = static_cast<size_t>(o.reference);
@@ -218,6 +251,7 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
     throw UsageError("--target-crs: '" + o.target_crs + "' is not a CRS GDAL understands");
   }
   if (!(o.target_resolution > 0)) throw UsageError("--target-res: must be positive");
+  if (dst.IsGeographic()) refuse_geographic_grid(inputs[ref], labels[ref], o);
   double xmin = -HUGE_VAL, ymin = -HUGE_VAL, xmax = HUGE_VAL, ymax = HUGE_VAL;
   if (o.union_extent) xmin = ymin = HUGE_VAL, xmax = ymax = -HUGE_VAL;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -276,7 +310,7 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
   g.height = static_cast<int>(std::llround((gy1 - gy0) / res));
   g.geotransform = {gx0, res, 0.0, gy1, 0.0, -res};
   if (g.width <= 0 || g.height <= 0) {
-    throw InputError("the inputs' common extent is smaller than one " + std::to_string(res) + " m pixel");
+    throw InputError(fmt::format("the inputs' common extent is smaller than one {:g} m pixel", res));
   }
   return g;
 }
@@ -315,6 +349,7 @@ RasterSink RasterSink::create(const std::string& path, const SinkSpec& spec) {
   VSIStatBufL st;
   if (stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
     if (VSI_ISDIR(st.st_mode)) output_error(path, "is a directory");
+    if (is_local(path)) check_output_file(path, {}, "output");  // never a device or FIFO
     if (!spec.overwrite) throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
   }
   check_output_dir(path);

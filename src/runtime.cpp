@@ -4,21 +4,76 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 
+#include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 namespace copgen {
 
+namespace {
+
+std::atomic<bool> g_progress_drawn{false};  // a progress line is open on the terminal
+
+// Ends an open progress line before a log line is written, so that the two never share a line.
+class ProgressAwareSink final : public spdlog::sinks::sink {
+ public:
+  explicit ProgressAwareSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    end_progress_line();
+    inner_->log(msg);
+  }
+  void flush() override { inner_->flush(); }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+    inner_->set_formatter(std::move(formatter));
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
+}  // namespace
+
+void draw_progress_line(const std::string& text) {
+  std::fprintf(stderr, "\r[copgen] %s   ", text.c_str());
+  std::fflush(stderr);
+  g_progress_drawn.store(true);
+}
+
+void end_progress_line() {
+  if (g_progress_drawn.exchange(false)) {
+    std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+}
+
+std::string format_duration(double s) {
+  if (!(s >= 0) || s > 1e7) return "--:--";
+  const long t = static_cast<long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  }
+  return buf;
+}
+
 void setup_logging(int verbosity, bool quiet) {
-  auto logger = spdlog::stderr_color_mt("copgen");
-  logger->set_pattern("%^[copgen %l]%$ %v");
-  spdlog::set_default_logger(logger);
+  if (spdlog::get("copgen") == nullptr) {
+    auto sink = std::make_shared<ProgressAwareSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    auto logger = std::make_shared<spdlog::logger>("copgen", sink);
+    logger->set_pattern("%^[copgen %l]%$ %v");
+    spdlog::register_logger(logger);
+    spdlog::set_default_logger(logger);
+  }
   if (quiet) {
     spdlog::set_level(spdlog::level::warn);
   } else if (verbosity >= 2) {
@@ -99,21 +154,20 @@ void ProgressLine::update(int done, int total) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (elapsed < quiet_for_ && done < total) return;
+  const double eta = done > 0 ? elapsed / done * (total - done) : -1.0;
+  const std::string text = fmt::format("network calls {}/{}, {:.1f} s elapsed, ETA {}", done, total, elapsed,
+                                       format_duration(eta));
   if (tty_) {
-    std::fprintf(stderr, "\r[copgen] network calls %d/%d, %.1f s elapsed", done, total, elapsed);
-    std::fflush(stderr);
-    drawn_ = true;
+    draw_progress_line(text);
+    if (done >= total) finish();
   } else if (elapsed - last_print_ >= 5.0 || done == total) {
-    if (elapsed >= quiet_for_) spdlog::info("network calls {}/{}, {:.1f} s elapsed", done, total, elapsed);
+    if (elapsed >= quiet_for_) spdlog::info("{}", text);
     last_print_ = elapsed;
   }
 }
 
 void ProgressLine::finish() {
-  if (drawn_) {
-    std::fputc('\n', stderr);
-    drawn_ = false;
-  }
+  if (tty_) end_progress_line();
 }
 
 }  // namespace copgen

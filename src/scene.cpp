@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "copgen/cancel.hpp"
 #include "copgen/error.hpp"
 #include "copgen/render.hpp"
 
@@ -43,10 +44,25 @@ void validate(const SceneOptions& o) {
   if (o.overlap < 0 || o.overlap % 8 != 0 || o.overlap >= 256) {
     throw UsageError("--overlap: must be a multiple of 8 from 0 to 248 pixels, got " + std::to_string(o.overlap));
   }
-  if (!(o.target_resolution > 0)) {
-    throw UsageError("--target-res: must be positive, got " + std::to_string(o.target_resolution));
+  if (!(o.target_resolution > 0) || !std::isfinite(o.target_resolution)) {
+    throw UsageError(fmt::format("--target-res: must be a positive number of metres, got {:g}", o.target_resolution));
   }
   if (o.s2l2a_offset < 0) throw UsageError("--l2a-offset: must not be negative");
+}
+
+void validate(const SceneOptions& o, const std::vector<Modality>& generated, int samples) {
+  validate(o);
+  // a flag that cannot apply is refused rather than ignored
+  const bool s2 = std::any_of(generated.begin(), generated.end(),
+                              [](Modality m) { return m == Modality::S2L1C || m == Modality::S2L2A; });
+  if (o.output_kind == OutputKind::Physical && !s2) {
+    throw UsageError("--output-kind physical: writes Sentinel-2 digital numbers, and this run generates " +
+                     join_modalities(generated) + "; generate S2L1C or S2L2A, or drop the flag");
+  }
+  if ((o.summary_mean || o.summary_std) && samples < 2) {
+    throw UsageError("--summary: a per-pixel mean or std needs several samples of each input; add --samples N "
+                     "with N > 1 (a batch run writes one sample per tuple)");
+  }
 }
 
 namespace {
@@ -182,8 +198,17 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
     }
   }
   if (in.kind == InputKind::Thumbnail) in.bands = {1, 2, 3};
-  spdlog::info("{}: '{}' read as {} ({} file(s))", modality_name(modality), path,
-               in.kind == InputKind::Thumbnail ? "a rendered thumbnail" : "physical bands", in.files.size());
+  std::string from;
+  if (in.kind == InputKind::Thumbnail) {
+    from = "a rendered thumbnail";
+  } else if (std::all_of(in.files.begin(), in.files.end(), [&](const std::string& f) { return f == in.files[0]; })) {
+    from = "physical bands (" + std::string(in.bands.size() == 1 ? "band " : "bands ");
+    for (size_t i = 0; i < in.bands.size(); ++i) from += (i ? ", " : "") + std::to_string(in.bands[i]);
+    from += " of one file)";
+  } else {
+    from = "physical bands (" + std::to_string(in.files.size()) + " files)";
+  }
+  spdlog::info("{}: '{}' read as {}", modality_name(modality), path, from);
   return in;
 }
 
@@ -337,6 +362,7 @@ std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std
   }
   for (int y = 0; y < grid.height; y += bh) {
     for (int x = 0; x < grid.width; x += bw) {
+      throw_if_stop_requested();  // the sink's temporary file goes with it
       const int w = std::min(bw, grid.width - x), h = std::min(bh, grid.height - y);
       torch::Tensor rgb, valid;
       if (in.kind == InputKind::Thumbnail) {

@@ -30,23 +30,6 @@ namespace {
 
 constexpr int kWindow = 256;  // model input side in pixels
 
-// A scratch directory next to the outputs, removed on scope exit.
-struct WorkDir {
-  std::string path;
-  explicit WorkDir(const std::string& near) {
-    static int counter = 0;
-    const fs::path parent = fs::path(near).parent_path().empty() ? fs::path(".") : fs::path(near).parent_path();
-    path = (parent / (".copgen-work-" + std::to_string(::getpid()) + "-" + std::to_string(counter++))).string();
-    std::error_code ec;
-    fs::create_directories(path, ec);
-    if (ec) throw OutputError("cannot create a work directory '" + path + "': " + ec.message());
-  }
-  ~WorkDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 // Index of `i` reflected into [0, n) (numpy's "reflect": ... 2 1 | 0 1 2 ... n-1 | n-2 ...).
 int64_t reflect_index(int64_t i, int64_t n) {
   if (n == 1) return 0;
@@ -136,6 +119,7 @@ NoiseFn fused_noise_fn(Models& models, const Roles& roles, const Canvas& cv, con
     const int64_t n = xw.size(0);
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < n; i += batch) {
+      throw_if_stop_requested();  // one call over a large canvas is many windows
       const int64_t b = std::min<int64_t>(batch, n - i);
       const torch::Tensor xb = xw.narrow(0, i, b).transpose(0, 1).contiguous();  // [G, b, C, 32, 32]
       std::vector<torch::Tensor> gb, ub, hb;
@@ -198,23 +182,29 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
   const Grid grid = scene_grid(inputs, o.scene);
   const Roles roles = Roles::make(given_mods, generated);
   check_canvas_fits(grid, models.latent_channels(), inputs[0].label);
-  const OutputPlan plan = plan_outputs(o, generated, {});
   if (!o.save_latents_dir.empty()) {
     throw UsageError("--save-latents is offered for 256 x 256 tiles only, not for scenes");
   }
+  std::vector<std::string> input_paths;
+  for (const ModalityInput& in : inputs) {
+    input_paths.push_back(in.label);
+    input_paths.insert(input_paths.end(), in.files.begin(), in.files.end());
+  }
+  const OutputPlan plan = plan_outputs(o, generated, {}, input_paths);
   spdlog::info("scene {} x {} ({}), {} tiling, overlap {} px", grid.width, grid.height,
-               grid.georeferenced ? std::to_string(grid.resolution()) + " m" : "no georeferencing",
+               grid.georeferenced ? fmt::format("{:g} m", grid.resolution()) : "no georeferencing",
                tiling_name(o.scene.tiling), o.scene.overlap);
 
   RunResult result;
   result.seed = o.seed.value_or(random_seed());
   if (!o.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", result.seed, result.seed);
 
-  WorkDir work(plan.images[0][0]);
+  // renderings of the inputs go to a scratch folder beside the first output
+  const WorkDir work(fs::path(plan.images[0][0]).parent_path().string());
   std::vector<RasterSource> rendered;
   const std::int64_t pixels = static_cast<std::int64_t>(grid.width) * grid.height;
   for (const ModalityInput& in : inputs) {
-    const std::string p = (fs::path(work.path) / (modality_name(in.modality) + ".tif")).string();
+    const std::string p = (fs::path(work.path()) / (modality_name(in.modality) + ".tif")).string();
     const std::int64_t valid = render_to_file(in, grid, p, o.scene);
     if (valid == 0 && !o.scene.fill_nodata) {
       throw InputError(modality_name(in.modality) + " input '" + in.label +
@@ -321,8 +311,7 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
       spec.metadata = meta;
       spec.metadata["COPGEN_MODALITY"] = modality_name(m);
       spec.metadata["COPGEN_SAMPLE"] = std::to_string(k);
-      spec.mask = !o.scene.fill_nodata;
-      spec.nodata = o.scene.fill_nodata ? std::nullopt : std::optional<double>(0.0);
+      spec.mask = !o.scene.fill_nodata;  // nodata is marked by the mask band alone (docs/scenes.md)
       const bool physical = o.scene.output_kind == OutputKind::Physical &&
                             (m == Modality::S2L1C || m == Modality::S2L2A);
       if (physical) {

@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include "catch_torch.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -14,6 +16,7 @@
 #include <gdal_priv.h>
 #include <ogr_spatialref.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -114,6 +117,52 @@ std::vector<std::string> list_dir(const std::string& path) {
   for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::string bin() { return quote(COPGEN_BIN); }
+std::string models_env() { return "COPGEN_MODELS=" + quote(COPGEN_TEST_MODELS) + " "; }
+
+std::vector<std::string> file_names_under(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(e.path(), dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+CommandResult expect_failure(const std::string& command, int exit_code, const std::vector<std::string>& says,
+                             const std::string& dir) {
+  const std::vector<std::string> before = file_names_under(dir);
+  CommandResult r = run_command(command);
+  INFO(command);
+  INFO(r.output);
+  CHECK(r.exit_code == exit_code);
+  for (const std::string& s : says) CHECK_THAT(r.output, Catch::Contains(s));
+  CHECK(file_names_under(dir) == before);
+  return r;
+}
+
+CommandResult expect_copgen_failure(const std::string& args, int exit_code, const std::vector<std::string>& says,
+                                    const std::string& dir) {
+  return expect_failure(models_env() + bin() + " " + args, exit_code, says, dir);
+}
+
+std::optional<std::string> unprivileged_prefix(const std::string& dir) {
+  if (::geteuid() != 0) return std::string();
+  if (run_command("command -v setpriv").exit_code != 0) return std::nullopt;
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec);
+  return std::string("setpriv --reuid=65534 --regid=65534 --clear-groups ");
+}
+
+bool built_with_asan() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return true;
+#endif
+#endif
+  return false;
 }
 
 }  // namespace copgen::test

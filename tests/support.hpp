@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,31 @@ CommandResult run_copgen(const std::string& args);
 
 // Shell-quotes one argument.
 std::string quote(const std::string& s);
+
+// ---- end-to-end checks --------------------------------------------------------------
+
+// The binary under test (shell-quoted) and the environment naming the tiny test models.
+std::string bin();
+std::string models_env();
+
+// Every file and folder under `dir`, recursively, relative to it, sorted.
+std::vector<std::string> file_names_under(const std::string& dir);
+
+// Runs `command` (a full shell command) and checks the exit code, that the output
+// contains every one of `says`, and that nothing under `dir` changed in name.
+CommandResult expect_failure(const std::string& command, int exit_code, const std::vector<std::string>& says,
+                             const std::string& dir);
+// The same for the copgen binary with `args`.
+CommandResult expect_copgen_failure(const std::string& args, int exit_code, const std::vector<std::string>& says,
+                                    const std::string& dir);
+
+// As root, file permissions stop nothing; the binary is then run as nobody instead
+// (setpriv, from util-linux) and `dir` is opened up so that nobody can reach the files
+// meant to be reachable. Returns the command prefix ("" when not root); empty optional
+// when that is not possible (root without setpriv).
+std::optional<std::string> unprivileged_prefix(const std::string& dir);
+
+bool built_with_asan();
 
 // Whole file as bytes ("" if missing).
 std::string read_file_bytes(const std::string& path);

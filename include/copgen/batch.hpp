@@ -129,7 +129,6 @@ class BatchProgressLine {
  private:
   bool enabled_;
   bool tty_;
-  bool drawn_ = false;
   double log_every_;
   double last_log_ = -1e9;
 };

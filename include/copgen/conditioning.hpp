@@ -59,6 +59,10 @@ torch::Tensor latent_from_moments(const torch::Tensor& moments, const torch::Ten
 struct Guidance {
   double scale = 0.0;  // --guidance-scale; 0 is exactly no guidance (one call per step)
 };
+// Guidance scales beyond this are refused as absurd (the paper uses 0; a few units is strong).
+inline constexpr double kMaxGuidanceScale = 1000.0;
+// UsageError naming --guidance-scale unless the scale is finite and within kMaxGuidanceScale.
+void validate(const Guidance& g);
 
 // The noise-prediction function of the generated modalities for the solver: x is
 // [G, B, C, h, w]; generated modalities get t * N, given ones their latent at 0, unused

@@ -45,9 +45,13 @@ struct Discovered {
 };
 
 // Walks `root` (a Major TOM tree if it holds a Core-<MOD> folder, else one folder per
-// modality). Throws InputError naming `root` when it is not a directory, holds neither
-// layout, or lacks the folder of a `from` modality.
-Discovered discover_tuples(const std::string& root, const std::vector<Modality>& from);
+// modality). The folder `exclude` (the run's --output-dir, when it lies inside the input
+// tree) and everything under it is skipped, so a rerun never reads its own outputs as
+// inputs. Throws InputError naming `root` when it is not a directory, holds neither
+// layout, or lacks the folder of a `from` modality, and naming the folder that cannot be
+// listed (e.g. no permission).
+Discovered discover_tuples(const std::string& root, const std::vector<Modality>& from,
+                           const std::string& exclude = "");
 
 // Reads a list of tuples, one a line: fields MOD=PATH (any modality name; those not in
 // `from` are ignored) and optionally key=KEY, separated by tabs when the line holds one

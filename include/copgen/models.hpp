@@ -27,6 +27,7 @@ namespace copgen {
 enum class Precision { Auto, Fp32, Bf16, Fp16 };
 std::string precision_name(Precision p);          // "auto", "fp32", "bf16", "fp16"
 Precision parse_precision(const std::string& s);  // throws UsageError naming --precision
+std::string dtype_name(torch::ScalarType t);      // "fp32", "bf16", "fp16" (the precision in use)
 
 // "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N". Throws UsageError
 // naming --device when the spec is malformed, the build has no CUDA, or no such GPU.

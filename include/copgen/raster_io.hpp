@@ -45,6 +45,9 @@ struct ImageU8 {
   int bands = 0;
   std::vector<std::uint8_t> pixels;
   GeoInfo geo;
+  // Validity per pixel (height x width, 0 = nodata) as GDAL reports it for band 1 (its
+  // nodata value, an alpha band or a mask band); empty when every pixel is valid.
+  std::vector<std::uint8_t> valid;
 };
 
 // Reads the header of `path`. Throws InputError "<what> '<path>': ..." when the file
@@ -67,6 +70,7 @@ struct WriteOptions {
   std::map<std::string, std::string> metadata;  // default-domain metadata items
   std::vector<std::string> band_descriptions;  // optional, one per band
   bool overwrite = true;                       // false: an existing `path` is an OutputError
+  std::vector<std::uint8_t> mask;              // optional per-dataset mask (height x width, 0 = nodata)
 };
 
 // Writes `image` (3 bands get RGB colour interpretation) with its georeferencing, if

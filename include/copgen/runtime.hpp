@@ -38,7 +38,14 @@ bool is_reference_blas(const std::string& library);
 // Logs a warning when torch runs on the reference BLAS (about 40 times slower here).
 void warn_if_reference_blas();
 
-// Prints "network calls D/T, E s elapsed" lines: on a terminal one line redrawn in place,
+// A progress line on the terminal (stderr): drawn in place ("\r[copgen] TEXT"), and ended
+// with a newline before the next log line or by end_progress_line().
+void draw_progress_line(const std::string& text);
+void end_progress_line();
+// "m:ss" or "h:mm:ss"; "--:--" for a negative or unknown time.
+std::string format_duration(double seconds);
+
+// Prints "network calls D/T, E s elapsed, ETA m:ss" lines: on a terminal one line redrawn in place,
 // otherwise a log line at most every few seconds; nothing for runs shorter than
 // `quiet_for` or when disabled.
 class ProgressLine {
@@ -51,7 +58,6 @@ class ProgressLine {
  private:
   bool enabled_;
   bool tty_;
-  bool drawn_ = false;
   double quiet_for_;
   double last_print_ = -1e9;
   std::chrono::steady_clock::time_point start_;

@@ -49,6 +49,9 @@ struct SceneOptions {
 
 // Validates the scene flags (naming the flag); throws UsageError.
 void validate(const SceneOptions& options);
+// Also refuses flags that cannot apply to a run generating `generated` with `samples`
+// samples per input: --output-kind physical without an S2 output, --summary with one.
+void validate(const SceneOptions& options, const std::vector<Modality>& generated, int samples);
 
 // One modality's input resolved to files: a thumbnail, or the physical bands (S2: B04,
 // B03, B02; S1: VV, VH; DEM: elevation), each (file, band) pair.

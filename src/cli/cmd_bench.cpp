@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "copgen/bench.hpp"
 #include "copgen/error.hpp"
+#include "copgen/outputs.hpp"
 #include "copgen/runtime.hpp"
 
 namespace copgen::cli {
@@ -25,6 +26,7 @@ struct BenchFlags {
   std::string reference_autocast = "on";
   bool no_end_to_end = false;
   int threads = 0;
+  std::optional<std::uint64_t> seed;
 };
 
 }  // namespace
@@ -52,7 +54,7 @@ Command add_bench(CLI::App& app, LogFlags& log) {
       ->capture_default_str();
   cmd->add_option("--peak-tflops", o.peak_tflops,
                   "The device's peak TFLOP/s at the precision measured, for the utilisation column");
-  cmd->add_option("--seed", o.seed, "Seed of the random latents and draws")->capture_default_str();
+  add_seed_option(cmd, flags->seed, "Seed of the random latents and draws, 0 to 2^64-1 (default: 0)");
   cmd->add_option("--threads", flags->threads, "CPU threads (default: every core)");
   cmd->add_flag("--compare-reference", o.compare_reference,
                 "Also run scripts/reference_pipeline.py on the same models and report copgen's speed as a ratio");
@@ -65,11 +67,12 @@ Command add_bench(CLI::App& app, LogFlags& log) {
       ->capture_default_str();
   cmd->add_option("--json", flags->json, "Also write the figures as JSON to FILE");
   add_log_flags(cmd, log);
-  cmd->footer(kExitCodes);
+  cmd->footer(kExitCodesAndModels);
 
   return {cmd, [flags]() {
             BenchOptions& o = flags->options;
             o.models_dir = flags->models.empty() ? default_models_dir() : flags->models;
+            if (flags->seed) o.seed = *flags->seed;
             o.precisions.clear();
             for (const std::string& p : flags->precisions) o.precisions.push_back(parse_precision(p));
             o.end_to_end = !flags->no_end_to_end;
@@ -85,20 +88,13 @@ Command add_bench(CLI::App& app, LogFlags& log) {
               throw UsageError("--threads: must be positive, got " + std::to_string(flags->threads));
             }
             validate(o);
+            // the figures take minutes to measure: check where they go first
+            if (!flags->json.empty()) check_output_location(flags->json, "--json", true);
             configure_threads(flags->threads);
             const BenchReport r = run_bench(o, [](const std::string& line) { spdlog::info("{}", line); });
             std::cout << format_bench_table(r) << std::flush;
             if (!flags->json.empty()) {
-              const std::string tmp = flags->json + ".tmp";
-              {
-                std::ofstream f(tmp);
-                f << bench_to_json(r).dump(2) << "\n";
-                if (!f) throw OutputError("--json '" + flags->json + "': cannot write");
-              }
-              if (std::rename(tmp.c_str(), flags->json.c_str()) != 0) {
-                std::remove(tmp.c_str());
-                throw OutputError("--json '" + flags->json + "': cannot write");
-              }
+              write_text_atomically(flags->json, bench_to_json(r).dump(2) + "\n", "--json");
               spdlog::info("wrote {}", flags->json);
             }
             return 0;

@@ -46,7 +46,7 @@ Command add_eval(CLI::App& app, LogFlags& log) {
   cmd->add_flag("--overwrite", o.overwrite, "Discard a cache in the output folder made with other settings");
   add_sampling_flags(cmd, flags->sampling, flags->run);
   add_log_flags(cmd, log);
-  cmd->footer(kExitCodes);
+  cmd->footer(kExitCodesAndModels);
 
   return {cmd, [cmd, flags]() {
             EvalOptions& o = flags->options;

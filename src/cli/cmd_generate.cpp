@@ -28,7 +28,7 @@ Command add_generate(CLI::App& app, LogFlags& log) {
   cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
   add_sampling_flags(cmd, flags->sampling, o);
   add_log_flags(cmd, log);
-  cmd->footer(kExitCodes);
+  cmd->footer(kExitCodesAndModels);
 
   return {cmd, [cmd, flags]() {
             GenerateOptions& o = flags->options;

@@ -41,7 +41,7 @@ Command add_metrics(CLI::App& app, LogFlags& log) {
   cmd->add_option("--batch-size", o.batch, "Images per extractor call")->capture_default_str();
   cmd->add_option("--threads", flags->threads, "CPU threads (default: every core)");
   add_log_flags(cmd, log);
-  cmd->footer(kExitCodes);
+  cmd->footer(kExitCodesAndModels);
 
   return {cmd, [flags]() {
             const CompareOptions& o = flags->options;

@@ -5,6 +5,7 @@
 
 #include "common.hpp"
 #include "copgen/error.hpp"
+#include "copgen/outputs.hpp"
 #include "copgen/scene.hpp"
 
 namespace copgen::cli {
@@ -45,7 +46,12 @@ Command add_render(CLI::App& app, LogFlags& log) {
             if (f->format != "GTiff" && f->format != "COG") {
               throw UsageError("--format: unknown format '" + f->format + "' (expected GTiff or COG)");
             }
+            check_output_extension(f->output, "-o");
+            check_output_location(f->output, "-o", f->overwrite);
             const ModalityInput in = resolve_input(m, f->input, o.input_kind);
+            std::vector<std::string> inputs = in.files;
+            inputs.push_back(f->input);
+            check_output_file(f->output, inputs, "-o");  // never the input itself
             const Grid grid = scene_grid({in}, o);
             render_to_file(in, grid, f->output, o, f->format, f->overwrite);
             spdlog::info("wrote {} ({} x {}, {} rendering)", f->output, grid.width, grid.height, modality_name(m));

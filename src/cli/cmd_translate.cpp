@@ -187,9 +187,10 @@ Command add_translate(CLI::App& app, LogFlags& log) {
   add_log_flags(cmd, log);
   auto batch = add_batch_flags(cmd);
   auto scene = add_scene_flags(cmd, o.scene);
-  cmd->footer(kExitCodes);
+  cmd->footer(kExitCodesAndModels);
 
   return {cmd, [cmd, flags, batch, scene]() {
+            apply_scene_flags(*scene, flags->options.scene);  // batch mode takes them too
             if (batch->requested()) return run_batch_mode(cmd, *flags, *batch);
             for (const CLI::Option* opt : batch->batch_only) {
               if (opt->count() > 0) throw UsageError(opt->get_name() + " needs --input-dir or --inputs-from");
@@ -198,7 +199,6 @@ Command add_translate(CLI::App& app, LogFlags& log) {
             ModelOptions mo;
             apply_sampling_flags(cmd, flags->sampling, o, mo);
             o.cond_latent = parse_cond_latent(flags->cond_latent);
-            apply_scene_flags(*scene, o.scene);
             o.inputs = parse_inputs(flags->from, flags->paths, flags->specs);
             o.to = parse_modality_list(flags->to, "--to");
             validate(o);

@@ -1,5 +1,8 @@
 #include "common.hpp"
 
+#include <cerrno>
+#include <cstdlib>
+
 #include "copgen/error.hpp"
 #include "copgen/runtime.hpp"
 
@@ -15,7 +18,7 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
   cmd->add_option("--device", f.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--precision", f.precision, "auto, fp32, bf16 or fp16 (auto: bf16 on CUDA, fp32 on CPU; fp16 CUDA only)")
       ->capture_default_str();
-  cmd->add_option("--seed", f.seed, "Seed of the one random generator (default: random, logged)");
+  add_seed_option(cmd, f.seed, "Seed of the one random generator, 0 to 2^64-1 (default: random, logged)");
   cmd->add_option("--steps", o.sampler.steps, "Network calls per sample")->capture_default_str();
   cmd->add_option("--solver", f.solver, "dpm-solver-fast (reference), dpm-solver++2m or ddim")
       ->capture_default_str();
@@ -32,7 +35,7 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
 void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo) {
   o.sampler.solver = parse_solver(f.solver);
   o.sampler.grid = parse_time_grid(f.time_grid);
-  if (cmd->count("--seed") > 0) o.seed = f.seed;
+  if (f.seed) o.seed = f.seed;
   mo.device = f.device;
   mo.precision = parse_precision(f.precision);
   if (f.cuda_graphs != "on" && f.cuda_graphs != "off") {
@@ -41,6 +44,21 @@ void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOption
   mo.cuda_graphs = f.cuda_graphs == "on";
   if (f.threads < 0) throw UsageError("--threads: must be positive, got " + std::to_string(f.threads));
   configure_threads(f.threads);
+}
+
+CLI::Option* add_seed_option(CLI::App* cmd, std::optional<std::uint64_t>& seed, const std::string& help) {
+  return cmd->add_option_function<std::string>(
+      "--seed",
+      [&seed](const std::string& text) {
+        const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+        errno = 0;
+        const unsigned long long v = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+        if (!digits || errno == ERANGE) {
+          throw CLI::ValidationError("--seed", "must be a whole number from 0 to 18446744073709551615, got '" + text + "'");
+        }
+        seed = static_cast<std::uint64_t>(v);
+      },
+      help);
 }
 
 std::string models_dir(const SamplingFlags& f) {

@@ -2,7 +2,9 @@
 // logging flags, and the model/sampler flags of the commands that sample.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -13,6 +15,10 @@
 namespace copgen::cli {
 
 inline constexpr const char* kExitCodes =
+    "Exit codes: 0 success, 1 other failure, 2 usage error, 3 input data error,\n"
+    "4 model error, 5 output error, 130 interrupted (SIGINT/SIGTERM).";
+// The footer of the commands that load models (--models).
+inline constexpr const char* kExitCodesAndModels =
     "Exit codes: 0 success, 1 other failure, 2 usage error, 3 input data error,\n"
     "4 model error, 5 output error, 130 interrupted (SIGINT/SIGTERM).\n"
     "Models: --models DIR, else $COPGEN_MODELS, else the installed models directory.";
@@ -39,13 +45,16 @@ struct SamplingFlags {
   std::string precision = "auto";
   std::string solver = "dpm-solver-fast";
   std::string time_grid = "time-uniform";
-  std::uint64_t seed = 0;
+  std::optional<std::uint64_t> seed;
   int threads = 0;
   std::string cuda_graphs = "on";
 };
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o);
 // Converts the flag strings into `o` and `mo`; throws UsageError naming the flag.
 void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo);
+// --seed: a whole number from 0 to 2^64 - 1, parsed strictly ("-1", "1e23", "3.5" and
+// values past 2^64 - 1 are usage errors, never wrapped or clamped).
+CLI::Option* add_seed_option(CLI::App* cmd, std::optional<std::uint64_t>& seed, const std::string& help);
 // --models, else $COPGEN_MODELS, else the installed directory.
 std::string models_dir(const SamplingFlags& f);
 

@@ -78,6 +78,12 @@ int main(int argc, char** argv) {
       cli::add_bench(app, log),
   };
 
+  setup_logging(0, false);  // usage errors are logged in the same style as every other error
+  if (argc == 1) {
+    // plain `copgen`: the usage, as a usage error
+    std::cerr << app.help();
+    return static_cast<int>(ErrorKind::Usage);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -88,14 +94,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string what = e.what();
+    std::string help = "copgen --help";
     if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
       // CLI11 only says "A subcommand is required"; name the word it did not know
       what = std::string("unknown command '") + argv[1] + "' (expected one of:";
       for (const cli::Command& c : commands) what += " " + c.app->get_name();
       what += ")";
+    } else if (!app.get_subcommands().empty()) {
+      help = "copgen " + app.get_subcommands().front()->get_name() + " --help";
     }
-    std::cerr << "copgen: " << what << "\n"
-              << "Run 'copgen --help' or 'copgen <command> --help' for usage.\n";
+    spdlog::error("{}; see '{}'", what, help);
     return static_cast<int>(ErrorKind::Usage);
   }
   setup_logging(log.verbosity, log.quiet);

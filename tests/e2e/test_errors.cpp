@@ -27,36 +27,6 @@ namespace {
 
 const std::string kFast = " --steps 2 --seed 3 ";
 
-std::string bin() { return quote(COPGEN_BIN); }
-std::string models_env() { return "COPGEN_MODELS=" + quote(COPGEN_TEST_MODELS) + " "; }
-
-// Every file under `dir`, recursively, relative to it.
-std::vector<std::string> tree(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(e.path(), dir).string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// Runs `command` (a full shell command) and checks the exit code, that the output
-// contains every one of `says`, and that nothing under `dir` changed in name.
-CommandResult expect_failure(const std::string& command, int exit_code, const std::vector<std::string>& says,
-                             const std::string& dir) {
-  const std::vector<std::string> before = tree(dir);
-  CommandResult r = run_command(command);
-  INFO(command);
-  INFO(r.output);
-  CHECK(r.exit_code == exit_code);
-  for (const std::string& s : says) CHECK_THAT(r.output, Catch::Contains(s));
-  CHECK(tree(dir) == before);
-  return r;
-}
-
-CommandResult expect_copgen_failure(const std::string& args, int exit_code, const std::vector<std::string>& says,
-                                    const std::string& dir) {
-  return expect_failure(models_env() + bin() + " " + args, exit_code, says, dir);
-}
-
 // A 3-band Byte GeoTIFF written with GDAL directly: every pixel `value`, optional nodata.
 void write_constant(const std::string& path, int size, int value, std::optional<double> nodata) {
   GDALAllRegister();
@@ -88,28 +58,6 @@ void edit_manifest(const std::string& dir, const std::function<void(nlohmann::js
   auto j = nlohmann::json::parse(read_file_bytes(path));
   edit(j);
   std::ofstream(path, std::ios::trunc) << j.dump(2);
-}
-
-// As root, file permissions stop nothing; run the binary as nobody instead (setpriv, from
-// util-linux) and open up `dir` so that nobody can reach the files meant to be reachable.
-// Empty when that is not possible (root without setpriv).
-std::optional<std::string> unprivileged_prefix(const std::string& dir) {
-  if (::geteuid() != 0) return std::string();
-  if (run_command("command -v setpriv").exit_code != 0) return std::nullopt;
-  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                           fs::perms::others_read | fs::perms::others_exec);
-  return std::string("setpriv --reuid=65534 --regid=65534 --clear-groups ");
-}
-
-bool built_with_asan() {
-#if defined(__SANITIZE_ADDRESS__)
-  return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  return true;
-#endif
-#endif
-  return false;
 }
 
 }  // namespace
@@ -430,10 +378,11 @@ TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]")
       {"half precision on the CPU", "translate --from S2L1C --to DEM --device cpu --precision fp16" + i + o,
        {"--precision fp16"}},
       {"several outputs to one file", "translate --from S2L1C" + i + o, {"-o", "o.tif", "{modality}"}},
-      {"two outputs that would collide",
+      // an image named like a latent (where it would collide with one) is refused for its name
+      {"an image output that is not GeoTIFF",
        "translate --from S2L1C --to S2L2A" + i + " -o " + quote(tmp.file("{modality}.npy")) + " --save-latents " +
            quote(tmp.path),
-       {"--save-latents", "S2L2A.npy", "collides"}},
+       {"-o", "S2L2A.npy", "GeoTIFF", "not '.npy'"}},
   };
   for (const Case& c : cases) {
     SECTION(c.name) {
@@ -489,11 +438,27 @@ TEST_CASE("errors: outputs that cannot be written exit 5 naming the path", "[err
 
 TEST_CASE("errors: NaN in the network output exits 1 naming the tile", "[errors][runtime]") {
   TempDir tmp;
-  // finite, but so large that the network overflows
-  copgen::write_npy(tmp.file("big.npy"), torch::full({4, 32, 32}, 3e38));
-  expect_copgen_failure("translate --from S2L1C --to S2L2A -i " + quote(tmp.file("big.npy")) + " -o " +
-                            quote(tmp.file("o.tif")) + kFast,
-                        1, {"NaN or infinite", "big.npy"}, tmp.path);
+  // Models whose backbone holds a NaN weight: every input is valid, the network is not.
+  // (Absurd inputs, such as a latent of 3e38, are refused before any work: test_safety.cpp.)
+  const std::string models = copy_models(tmp);
+  const std::string script = tmp.file("poison.py");
+  std::ofstream(script) << "import hashlib, json, sys, torch\n"
+                           "d = sys.argv[1]\n"
+                           "m = json.load(open(d + '/copgen.json'))\n"
+                           "f = d + '/' + m['backbone']['file']\n"
+                           "mod = torch.jit.load(f)\n"
+                           "with torch.no_grad():\n"
+                           "    next(iter(mod.parameters())).fill_(float('nan'))\n"
+                           "mod.save(f)\n"
+                           "m['backbone']['sha256'] = hashlib.sha256(open(f, 'rb').read()).hexdigest()\n"
+                           "json.dump(m, open(d + '/copgen.json', 'w'), indent=2)\n";
+  const auto poisoned = run_command(quote(COPGEN_PYTHON) + " " + quote(script) + " " + quote(models) + " 2>&1");
+  REQUIRE(poisoned.exit_code == 0);
+  fs::remove(script);
+  const std::string in = make_input(tmp, "l1c.tif");
+  expect_failure("COPGEN_MODELS=" + quote(models) + " " + bin() + " translate --from S2L1C --to S2L2A -i " +
+                     quote(in) + " -o " + quote(tmp.file("o.tif")) + kFast,
+                 1, {"NaN or infinite", "l1c.tif"}, tmp.path);
 }
 
 TEST_CASE("errors: running out of memory exits 1 suggesting a batch size that fits", "[errors][runtime]") {
@@ -531,8 +496,8 @@ TEST_CASE("errors: SIGINT and SIGTERM stop at the next step with exit 130 and no
       INFO(r.output);
       CHECK_THAT(r.output, Catch::Contains("exit=130"));
       CHECK_THAT(r.output, Catch::Contains("interrupted"));
-      // the output directory was made empty by the plan; nothing was written into it
-      CHECK(tree(tmp.path) == (std::vector<std::string>{"l1c.tif", "out"}));
+      // the output directory the plan made is removed again: nothing was written into it
+      CHECK(file_names_under(tmp.path) == (std::vector<std::string>{"l1c.tif"}));
     }
   }
 }

@@ -96,7 +96,11 @@ TEST_CASE("bench: figures on the tiny models are consistent and unrunnable pairs
     CHECK(r.rows[i].precision == "fp16");
     CHECK_THAT(r.rows[i].skipped, Catch::Contains("--precision fp16"));
   }
-  CHECK(lines.size() == 3);  // two measured rows and one skipped pair
+  // each measured row announced and then described, and one skipped pair
+  REQUIRE(lines.size() == 5);
+  CHECK(lines[0] == "measuring cpu fp32 batch 1 ...");
+  CHECK(lines[2] == "measuring cpu fp32 batch 2 ...");
+  CHECK_THAT(lines[4], Catch::StartsWith("skipped cpu fp16"));
 
   const nlohmann::json j = bench_to_json(r);
   REQUIRE(j["rows"].size() == 4);
