@@ -5,7 +5,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include "copgen/bench.hpp"
 #include "copgen/cuda.hpp"
@@ -25,12 +27,19 @@ using namespace copgen;
 
 namespace {
 
+// The tiny test models: $COPGEN_TEST_MODELS (scripts/gpu_check.sh --run exports them on the
+// GPU machine, where the build's path does not exist), else the build's.
+std::string test_models() {
+  const char* env = std::getenv("COPGEN_TEST_MODELS");
+  return env != nullptr && *env != '\0' ? env : COPGEN_TEST_MODELS;
+}
+
 Models tiny(Precision p, bool graphs) {
   ModelOptions o;
   o.device = "cuda";
   o.precision = p;
   o.cuda_graphs = graphs;
-  return Models::load(COPGEN_TEST_MODELS, o);
+  return Models::load(test_models(), o);
 }
 
 struct Inputs {
@@ -171,7 +180,7 @@ TEST_CASE("gpu: graph pools are bounded and counted in the reserved peak", "[gpu
 TEST_CASE("gpu: bench measures CUDA rows", "[gpu]") {
   COPGEN_REQUIRE_GPU();
   BenchOptions o;
-  o.models_dir = COPGEN_TEST_MODELS;
+  o.models_dir = test_models();
   o.devices = {"cuda"};
   o.precisions = {Precision::Fp32, Precision::Bf16};
   o.batch_sizes = {2};
