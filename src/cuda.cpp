@@ -16,9 +16,13 @@
 #ifdef COPGEN_WITH_CUDA
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
-#include <c10/cuda/CUDAException.h>
+#include <c10/core/Event.h>
+#include <torch/version.h>
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+#include <ATen/core/CachingHostAllocator.h>
+#define COPGEN_HOST_ALLOCATOR_POOLS 1  // the pinned host allocator also routes captures to the graph's pool
+#endif
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -66,8 +70,8 @@ torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device) {
     torch::Tensor out = torch::empty(t.sizes(), t.options().device(target));
     out.copy_(staged, /*non_blocking=*/true);
     // The staging buffer is reused only once this copy is done.
-    auto done = std::make_shared<at::cuda::CUDAEvent>();
-    done->record(at::cuda::getCurrentCUDAStream(index));
+    auto done = std::make_shared<c10::Event>(c10::DeviceType::CUDA);
+    done->record(c10::cuda::getCurrentCUDAStream(index).unwrap());
     pool.release(staged, [done] { done->synchronize(); });
     return out;
   }
@@ -339,19 +343,44 @@ class CudaGraphCall final : public CapturedCall {
   }
 };
 
-// Ends a capture that fn aborted, so that the caching allocator stops routing this
-// stream's allocations to the graph's pool; errors of the aborted capture are expected
-// and dropped (the caller reports fn's).
-void end_failed_capture(at::cuda::CUDAGraph& graph, c10::DeviceIndex device) {
+// Ends a capture that fn aborted or that capture_end refused, so that the caching
+// allocators stop routing this stream's allocations to the graph's pool and the pool is
+// released; the graph object is destroyed only after this. capture_end throws before
+// handing the pool back when cudaStreamEndCapture reports an invalidated capture (an op
+// that synchronised), and the graph's reset() releases the pool only after a successful
+// capture_end, so both are done here for a capture that never ended. Errors of the aborted
+// capture are expected and dropped (the caller reports fn's).
+void end_failed_capture(at::cuda::CUDAGraph& graph, c10::DeviceIndex device, c10::MempoolId_t pool) {
   try {
     graph.capture_end();
   } catch (...) {
   }
-  // capture_end throws before ending the allocator's pool routing in some LibTorch
-  // versions; ending it again is refused (and ignored) where it already ended.
+  bool ended = true;  // capture_end got as far as marking the capture ended
   try {
-    c10::cuda::CUDACachingAllocator::endAllocateToPool(device, graph.pool());
+    (void)graph.pool();
   } catch (...) {
+    ended = false;
+  }
+  if (!ended) {
+    // Either call is refused (and ignored) where capture_end already made it.
+    try {
+      c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool);
+    } catch (...) {
+    }
+#ifdef COPGEN_HOST_ALLOCATOR_POOLS
+    try {
+      at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(pool);
+    } catch (...) {
+    }
+    try {
+      at::getHostAllocator(at::kCUDA)->release_pool(pool);
+    } catch (...) {
+    }
+#endif
+    try {
+      c10::cuda::CUDACachingAllocator::releasePool(device, pool);
+    } catch (...) {
+    }
   }
   (void)cudaGetLastError();  // the aborted capture's error is not sticky; clear it
 }
@@ -376,18 +405,21 @@ std::unique_ptr<CapturedCall> capture_cuda_graph(const GraphCache::Fn& fn, const
     side.synchronize();
     // The graph outlives the capture on every path: it is destroyed only after
     // capture_end ran (by unique_ptr, when this scope or the call object ends).
+    // Our own pool handle, so that a failed capture can hand the pool back (see
+    // end_failed_capture).
+    const c10::MempoolId_t pool = at::cuda::graph_pool_handle();
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
-    graph->capture_begin();
+    graph->capture_begin(pool);
     try {
       call->out = fn(call->a, call->b);
     } catch (...) {
-      end_failed_capture(*graph, device);
+      end_failed_capture(*graph, device, pool);
       throw;
     }
     try {
       graph->capture_end();  // throws when the capture was invalidated (an op that synchronised)
     } catch (...) {
-      end_failed_capture(*graph, device);
+      end_failed_capture(*graph, device, pool);
       call->out = torch::Tensor();  // frees its block in the graph's pool
       throw;
     }
