@@ -219,6 +219,8 @@ def needed_libs(binaries):
                 raise RuntimeError(f"{b}: ldd cannot find {name}")
             if not target or name.startswith(SKIP_PREFIXES) or name.startswith(SYSTEM_LIBS):
                 continue
+            if "/site-packages/" in target or "/torch/lib/" in target:
+                continue  # LibTorch's own dependencies: the GPU machine's pip torch brings them
             libs[name] = target
     return libs
 
@@ -233,9 +235,13 @@ def prepare(bundle: str, build: str) -> int:
     libs = needed_libs(bins)
     archive = os.path.join(bundle, "bundle.tar.xz")
     members = []
+    stripped = tempfile.mkdtemp(prefix="copgen-bundle-")
     with tarfile.open(archive, "w:xz", preset=6) as tar:
         for b in bins:
-            tar.add(b, arcname="bin/" + os.path.basename(b))
+            small = os.path.join(stripped, os.path.basename(b))
+            if subprocess.run(["strip", "--strip-unneeded", "-o", small, b]).returncode != 0:
+                shutil.copy2(b, small)
+            tar.add(small, arcname="bin/" + os.path.basename(b))
             members.append("bin/" + os.path.basename(b))
         for name, path in sorted(libs.items()):
             sub = "lib-fallback" if name.startswith(FALLBACK_LIBS) else "lib"
@@ -245,6 +251,7 @@ def prepare(bundle: str, build: str) -> int:
             if os.path.exists(src):
                 tar.add(src, arcname=arc)
                 members.append(arc)
+    shutil.rmtree(stripped, ignore_errors=True)
     torch_version = ""
     cache = os.path.join(build, "CMakeCache.txt")
     if os.path.isfile(cache):
