@@ -396,15 +396,18 @@ def run(args) -> int:
         c.sh(args_, c.left() - 5)
         with open(js, encoding="utf-8") as f:
             rows = json.load(f)["rows"]
-        keep = ("device", "precision", "batch_size", "cuda_graphs", "seconds_per_call", "tflops", "mfu",
-                "peak_device_bytes", "peak_device_allocated_bytes", "skipped")
+        keep = ("device", "precision", "ae_precision", "batch_size", "cuda_graphs", "peak_device_bytes",
+                "peak_device_allocated_bytes", "skipped")
         out = []
         for r in rows:
             o = {k: r[k] for k in keep if k in r}
+            for k in ("seconds_per_call", "tflops", "mfu"):
+                if k in r.get("network", {}):
+                    o[k] = r["network"][k]
             if r.get("end_to_end"):
                 o["tuples_per_s"] = r["end_to_end"]["tuples_per_s"]
-            if r.get("reference"):
-                o["reference_speedup"] = r["reference"].get("speedup")
+            if r.get("speedup"):
+                o["speedup_over_reference"] = r["speedup"]
             out.append(o)
         return {"json": js, "rows": out}
 

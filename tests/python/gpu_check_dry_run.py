@@ -47,6 +47,9 @@ def main() -> int:
     rows = by.get("bench", {}).get("rows", [])
     if len([r for r in rows if "skipped" not in r]) != 4:
         errors.append(f"bench: expected 4 measured rows (fp32, bf16 x batch 1, 2), got {rows}")
+    for row in rows:
+        if "skipped" not in row and not (row.get("seconds_per_call", 0) > 0 and "speedup_over_reference" in row):
+            errors.append(f"bench: row without its timing or the reference comparison: {row}")
     if not os.path.getsize(os.path.join(a.out, "gpu_check.log")):
         errors.append("empty log")
     if r.returncode != 0 and not errors:
