@@ -24,7 +24,9 @@ prints JSON timings on stdout (logs go to stderr):
      "e2e_steps": 50, "e2e_seconds": ..., "tuples_per_s": ..., "peak_host_rss_bytes": ...}]}
 
 `copgen bench --compare-reference` runs it with the same models, tiles, seed, threads and
-counts. Run it with an interpreter that has torch (Debian: /usr/bin/python3).
+counts. `--reference-settings` runs COP-GEN-Beta's own sampling settings instead (batches
+of 6; on CUDA fp16 under torch.autocast). Run it with an interpreter that has torch
+(Debian: /usr/bin/python3).
 """
 
 import argparse
@@ -356,11 +358,15 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", required=True, help="models directory (copgen.json + TorchScript files)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"], help="default fp32")
     p.add_argument("--autocast", action="store_true",
                    help="run reduced precision under torch.autocast (as the reference code does) "
                         "instead of casting the modules")
-    p.add_argument("--batch-sizes", default="1", help="comma-separated samples per network call")
+    p.add_argument("--batch-sizes", default=None, help="comma-separated samples per network call (default 1)")
+    p.add_argument("--reference-settings", action="store_true",
+                   help="COP-GEN-Beta's own sampling settings: batches of 6 and, on CUDA, fp16 under "
+                        "torch.autocast (the CPU keeps --precision); excludes --batch-sizes, and on CUDA "
+                        "--precision and --autocast")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
     p.add_argument("--repeat", type=int, default=3, help="timed network calls per batch size")
     p.add_argument("--steps", type=int, default=50, help="solver calls of the end-to-end translation")
@@ -373,6 +379,19 @@ def parse_args(argv):
                         "of the first batch size into DIR")
     p.add_argument("--json", help="also write the JSON to this file")
     a = p.parse_args(argv)
+    if a.reference_settings:
+        if a.batch_sizes is not None:
+            p.error("--batch-sizes cannot be combined with --reference-settings (batches of 6)")
+        a.batch_sizes = "6"
+        if a.device.startswith("cuda"):
+            if a.precision is not None or a.autocast:
+                p.error("--precision/--autocast cannot be combined with --reference-settings on CUDA "
+                        "(fp16 under torch.autocast)")
+            a.precision, a.autocast = "fp16", True
+    if a.precision is None:
+        a.precision = "fp32"
+    if a.batch_sizes is None:
+        a.batch_sizes = "1"
     try:
         a.batch_sizes = [int(v) for v in a.batch_sizes.split(",") if v]
     except ValueError:
@@ -434,12 +453,14 @@ def main(argv=None) -> int:
                     save_npy(os.path.join(a.save_latents, "S2L2A_pixels.npy"), pixels)
             r["peak_host_rss_bytes"] = peak_rss_bytes()
             if pipe.device.type == "cuda":
-                r["peak_device_bytes"] = torch.cuda.max_memory_allocated(pipe.device)
+                r["peak_device_bytes"] = torch.cuda.max_memory_reserved(pipe.device)
+                r["peak_device_allocated_bytes"] = torch.cuda.max_memory_allocated(pipe.device)
             log(f"batch {b}: {r['seconds_per_call']:.4g} s/call"
                 + (f", {r['tuples_per_s']:.4g} tuples/s end to end" if "tuples_per_s" in r else ""))
             results.append(r)
     out = {"pipeline": "reference", "torch": torch.__version__, "device": str(pipe.device),
            "precision": a.precision, "autocast": pipe.autocast, "threads": torch.get_num_threads(),
+           "settings": "reference" if a.reference_settings else "copgen",
            "models": os.path.abspath(a.models), "steps": a.steps, "seed": a.seed, "results": results}
     text = json.dumps(out, indent=2)
     if a.json:

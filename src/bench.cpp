@@ -340,6 +340,8 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
       mo.device = device_spec;
       mo.precision = p;
       mo.cuda_graphs = o.cuda_graphs;
+      mo.ae_precision = o.ae_precision;
+      mo.tf32 = o.tf32;
       std::optional<Models> models;
       try {
         models = Models::load(o.models_dir, mo);
@@ -366,6 +368,7 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
         BenchRow row;
         row.device = models->device().str();
         row.precision = precision_of(models->dtype());
+        row.ae_precision = precision_of(models->ae_dtype());
         row.batch_size = b;
         row.cuda_graphs = models->cuda_graphs();
         row.threads = torch::get_num_threads();
@@ -375,7 +378,8 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
         measure_calls(*models, b, o, row);
         if (o.end_to_end) measure_end_to_end(*models, tiles.narrow(0, 0, b), b, o, row);
         row.peak_host_rss_bytes = peak_host_rss_bytes();
-        row.peak_device_bytes = device_peak_bytes(models->device());
+        row.peak_device_bytes = device_peak_reserved_bytes(models->device());
+        row.peak_device_allocated_bytes = device_peak_bytes(models->device());
         row.cuda_graphs = models->cuda_graphs_captured() > 0;
         if (log) log(describe(row));
         indices.push_back(report.rows.size());
@@ -431,6 +435,9 @@ nlohmann::json bench_to_json(const BenchReport& r) {
     }
     j["peak_host_rss_bytes"] = row.peak_host_rss_bytes;
     j["peak_device_bytes"] = row.peak_device_bytes >= 0 ? json(row.peak_device_bytes) : json(nullptr);
+    j["peak_device_allocated_bytes"] =
+        row.peak_device_allocated_bytes >= 0 ? json(row.peak_device_allocated_bytes) : json(nullptr);
+    j["ae_precision"] = row.ae_precision;
     if (row.reference) {
       const ReferenceFigures& f = *row.reference;
       auto ratio = [](double ref_s, double ours_s) { return ref_s > 0 && ours_s > 0 ? json(ref_s / ours_s) : json(nullptr); };

@@ -25,15 +25,18 @@ std::string precision_name(Precision p) {
   return "?";
 }
 
-std::string dtype_name(torch::ScalarType t) {
-  return t == torch::kFloat32 ? "fp32" : t == torch::kBFloat16 ? "bf16" : t == torch::kFloat16 ? "fp16" : "?";
+std::string precision_name(torch::ScalarType t) {
+  if (t == torch::kFloat32) return "fp32";
+  if (t == torch::kBFloat16) return "bf16";
+  if (t == torch::kFloat16) return "fp16";
+  return "?";
 }
 
-Precision parse_precision(const std::string& s) {
+Precision parse_precision(const std::string& s, const std::string& flag) {
   for (Precision p : {Precision::Auto, Precision::Fp32, Precision::Bf16, Precision::Fp16}) {
     if (s == precision_name(p)) return p;
   }
-  throw UsageError("--precision: unknown precision '" + s + "' (expected auto, fp32, bf16 or fp16)");
+  throw UsageError(flag + ": unknown precision '" + s + "' (expected auto, fp32, bf16 or fp16)");
 }
 
 torch::Device resolve_device(const std::string& spec) {
@@ -76,31 +79,38 @@ bool cpu_has_native_bf16() {
   return false;
 }
 
-torch::ScalarType resolve_precision(Precision p, const torch::Device& device) {
+Precision auto_precision(const DeviceCaps& caps) {
+  if (!caps.cuda) return Precision::Fp32;
+  return caps.cc_major >= 8 ? Precision::Bf16 : Precision::Fp16;
+}
+
+torch::ScalarType resolve_precision(Precision p, const torch::Device& device, const std::string& flag) {
+  if (p == Precision::Auto) p = auto_precision(device_caps(device));
   if (p == Precision::Fp32) return torch::kFloat32;
   if (device.is_cpu()) {
-    if (p == Precision::Auto) return torch::kFloat32;
     if (p == Precision::Bf16) {
       // oneDNN runs bf16 matrix products on AMX / AVX512-BF16 (several times fp32's rate);
       // elsewhere it emulates them, slower than fp32.
       if (!cpu_has_native_bf16()) {
-        spdlog::warn("--precision bf16: this CPU has no native bf16 (AMX or AVX512-BF16); fp32 is likely faster");
+        spdlog::warn("{} bf16: this CPU has no native bf16 (AMX or AVX512-BF16); fp32 is likely faster", flag);
       }
       return torch::kBFloat16;
     }
-    throw UsageError("--precision " + precision_name(p) +
+    throw UsageError(flag + " " + precision_name(p) +
                      ": half precision is only offered on CUDA devices; use fp32 or bf16 on the CPU");
   }
   if (p == Precision::Fp16) return torch::kFloat16;
-  // bf16 needs compute capability 8.0 or later; older GPUs get fp16 under auto.
-  if (p == Precision::Bf16) return torch::kBFloat16;
-  try {
-    auto probe = torch::ones({2, 2}, torch::TensorOptions().device(device).dtype(torch::kBFloat16));
-    (void)torch::matmul(probe, probe).sum().item<float>();
-    return torch::kBFloat16;
-  } catch (const c10::Error&) {
-    return torch::kFloat16;
+  const DeviceCaps caps = device_caps(device);
+  if (caps.cc_major > 0 && caps.cc_major < 8) {
+    spdlog::warn("{} bf16: this GPU (compute capability {}.{}) emulates bf16; fp16 is faster", flag, caps.cc_major,
+                 caps.cc_minor);
   }
+  return torch::kBFloat16;
+}
+
+torch::ScalarType resolve_ae_precision(Precision p, const torch::Device& device) {
+  if (p == Precision::Auto) return torch::kFloat32;
+  return resolve_precision(p, device, "--ae-precision");
 }
 
 std::string default_models_dir() {
@@ -174,6 +184,9 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
   m.manifest_ = read_manifest(models_dir);
   m.device_ = resolve_device(options.device);
   m.dtype_ = resolve_precision(options.precision, m.device_);
+  m.ae_dtype_ = resolve_ae_precision(options.ae_precision, m.device_);
+  m.tf32_ = options.tf32;
+  set_tf32(options.tf32);
   const Manifest& mf = m.manifest_;
 
   const std::string bb_path = (fs::path(models_dir) / mf.backbone.file).string();
@@ -202,18 +215,26 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
                      "': attribute 'scale_factor' is missing or differs from the manifest's");
   }
 
-  for (auto* mod : {m.backbone_.get(), m.autoencoder_.get()}) {
-    mod->eval();
-    mod->to(m.device_, m.dtype_);
-  }
+  m.backbone_->eval();
+  m.backbone_->to(m.device_, m.dtype_);
+  m.autoencoder_->eval();
+  m.autoencoder_->to(m.device_, m.ae_dtype_);
   if (options.cuda_graphs && m.device_.is_cuda() && built_with_cuda()) {
     m.graphs_ = std::make_shared<GraphCache>(m.device_);
   }
   if (options.keep_freed_host_memory) keep_freed_host_memory();
-  spdlog::debug("loaded models from '{}' on {} in {}{} (backbone {} M parameters, {})", models_dir,
-                m.device_.str(), dtype_name(m.dtype_),
-                m.graphs_ ? " with CUDA graphs" : "", mf.backbone.parameters / 1000000, mf.backbone.source);
+  spdlog::debug("loaded models from '{}' on {}: backbone in {}{}, autoencoder in {}, TF32 {} (backbone {} M "
+                "parameters, {})",
+                models_dir, m.device_.str(), precision_name(m.dtype_), m.graphs_ ? " with CUDA graphs" : "",
+                precision_name(m.ae_dtype_), m.tf32_ ? "on" : "off", mf.backbone.parameters / 1000000,
+                mf.backbone.source);
   return m;
+}
+
+std::map<std::string, std::string> Models::settings_metadata() const {
+  return {{"COPGEN_PRECISION", precision_name(dtype_)},
+          {"COPGEN_AE_PRECISION", precision_name(ae_dtype_)},
+          {"COPGEN_TF32", tf32_ ? "on" : "off"}};
 }
 
 NoiseSchedule Models::schedule() const {
@@ -237,13 +258,13 @@ torch::Tensor Models::predict_noise(const torch::Tensor& z, const torch::Tensor&
 
 torch::Tensor Models::encode_moments(const torch::Tensor& x) {
   c10::InferenceMode guard;
-  auto out = autoencoder_->get_method("encode_moments")({to_device(x, device_).to(dtype_)});
+  auto out = autoencoder_->get_method("encode_moments")({to_device(x, device_).to(ae_dtype_)});
   return out.toTensor().to(torch::kFloat32);
 }
 
 torch::Tensor Models::decode(const torch::Tensor& z) {
   c10::InferenceMode guard;
-  auto out = autoencoder_->get_method("decode")({to_device(z, device_).to(dtype_)});
+  auto out = autoencoder_->get_method("decode")({to_device(z, device_).to(ae_dtype_)});
   return out.toTensor().to(torch::kFloat32);
 }
 

@@ -236,7 +236,7 @@ std::map<std::string, std::string> run_metadata(const RunOptions& o, const Model
                                                 const std::string& mode, const std::vector<Modality>& given_mods,
                                                 const Roles& roles) {
   const std::vector<Modality>& generated = roles.generated;
-  return {
+  std::map<std::string, std::string> meta = {
       {"COPGEN_VERSION", kVersion},
       {"COPGEN_MODELS_SHA256", models.manifest().sha256},
       {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
@@ -252,8 +252,10 @@ std::map<std::string, std::string> run_metadata(const RunOptions& o, const Model
       {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
       {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
       {"COPGEN_SAMPLES", std::to_string(o.samples)},
-      {"COPGEN_PRECISION", dtype_name(models.dtype())},
   };
+  const auto settings = models.settings_metadata();  // precisions and TF32
+  meta.insert(settings.begin(), settings.end());
+  return meta;
 }
 
 // Where the outputs of tiles are nodata: where any given input is (GDAL's mask of its band

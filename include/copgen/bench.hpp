@@ -39,6 +39,8 @@ struct BenchOptions {
   int steps = 50;                                  // --steps: solver calls of the end-to-end run
   bool end_to_end = true;                          // --no-end-to-end: network calls only
   bool cuda_graphs = true;                         // --cuda-graphs on|off (CUDA only)
+  Precision ae_precision = Precision::Auto;        // --ae-precision of the end-to-end run (auto: fp32)
+  bool tf32 = false;                               // --tf32 on|off (CUDA only)
   double peak_tflops = 0.0;                        // --peak-tflops: device peak; 0: no utilisation
   std::uint64_t seed = 0;                          // --seed of the random latents and draws
   bool compare_reference = false;                  // --compare-reference
@@ -82,7 +84,10 @@ struct BenchRow {
   double e2e_cpu_seconds = 0.0;
   double tuples_per_s = 0.0;
   std::int64_t peak_host_rss_bytes = -1;  // peak resident set of the process in this configuration
-  std::int64_t peak_device_bytes = -1;    // CUDA caching allocator peak; -1 on the CPU
+  std::int64_t peak_device_bytes = -1;    // CUDA caching allocator's peak reserved bytes (tensors,
+                                          // cached blocks, CUDA graph pools); -1 on the CPU
+  std::int64_t peak_device_allocated_bytes = -1;  // of which allocated to tensors at the peak; -1 on the CPU
+  std::string ae_precision;               // the autoencoder's ("fp32" unless --ae-precision)
   std::optional<ReferenceFigures> reference;  // with --compare-reference
 };
 

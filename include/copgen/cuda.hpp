@@ -7,11 +7,12 @@
 // does the CPU-only thing (no graphs, plain copies, no device statistics), so the same
 // sources build against both.
 //
-//   copgen::GraphCache graphs(device);
+//   copgen::GraphCache graphs(device);   // at most 4 shapes, least recently used freed
 //   auto out = graphs.run(fn, z, t);     // undefined: no graph for this call, run fn eagerly
 //   auto host = copgen::to_host(out);    // through pinned memory when out is on a GPU
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,55 +25,140 @@ namespace copgen {
 // True when this copgen was built against a LibTorch with CUDA (COPGEN_WITH_CUDA).
 bool built_with_cuda();
 
-// `t` on `device`. From the CPU to a CUDA device the data go through pinned
-// (page-locked) host memory and an asynchronous copy on the current stream; later work on
-// that stream sees them. Returns `t` itself when it is already on `device`.
+// `t` on `device`. From the CPU to a CUDA device the data are copied (synchronously) into
+// a reused pinned staging buffer, then asynchronously to the device on the current
+// stream; later work on that stream sees them, and the caller may change `t` as soon as
+// this returns. Returns `t` itself when it is already on `device`.
 torch::Tensor to_device(const torch::Tensor& t, const torch::Device& device);
 
-// `t` on the CPU; from a CUDA device through pinned host memory. Blocks until the data
-// are there. Returns `t` itself when it is already on the CPU.
+// `t` on the CPU; from a CUDA device through a reused pinned staging buffer, returned as
+// an owned (pageable) copy. Blocks until the data are there. Returns `t` itself when it is
+// already on the CPU.
 torch::Tensor to_host(const torch::Tensor& t);
 
 // Waits until the work queued on a CUDA device is done; does nothing for the CPU.
 void synchronize(const torch::Device& device);
 
-// Peak bytes held by tensors through the CUDA caching allocator on `device` since the
+// Peak bytes allocated to tensors through the CUDA caching allocator on `device` since the
 // last reset_device_peak_bytes(); -1 for the CPU or a build without CUDA.
 std::int64_t device_peak_bytes(const torch::Device& device);
 void reset_device_peak_bytes(const torch::Device& device);
 
+// What decides the precision a device computes natively: its kind and, for a CUDA
+// device, its compute capability (major.minor; 0.0 for the CPU).
+struct DeviceCaps {
+  bool cuda = false;
+  int cc_major = 0;
+  int cc_minor = 0;
+};
+// The capabilities of `device`; for a CUDA device of a build without CUDA, cuda = true
+// and 0.0 (unknown).
+DeviceCaps device_caps(const torch::Device& device);
+
+// Peak bytes reserved from the device by the CUDA caching allocator on `device` (tensors,
+// the allocator's cached free blocks and the CUDA graphs' private pools) since the last
+// reset_device_peak_bytes(); -1 for the CPU or a build without CUDA. This, not the
+// allocated peak, is what the process takes from the GPU.
+std::int64_t device_peak_reserved_bytes(const torch::Device& device);
+
+// Hands the caching allocator's unused cached blocks on `device` back to the driver (after
+// a CUDA graph's pool is freed); does nothing for the CPU.
+void release_cached_device_memory(const torch::Device& device);
+
+// TF32 for float32 matrix products and convolutions on CUDA (cuBLAS and cuDNN), process
+// wide. Off keeps float32 results exact to float32; on is faster on Ampere and later.
+// Has no effect on the CPU.
+void set_tf32(bool enabled);
+bool tf32_enabled();
+
+// Reusable host staging buffers (pinned on CUDA builds), at most `max_buffers`, one per
+// shape and dtype, the least recently used freed when another is needed. A transfer
+// copies the caller's data into a buffer (synchronously), starts the asynchronous copy to
+// the device, and records a fence; the next acquire of that buffer waits on the fence
+// first, so no copy ever reads data being overwritten and pinned memory does not grow
+// with the number of batches.
+//
+// Thread-safe (one mutex); the buffer acquire() returns must be used by the caller alone
+// until its fence is set.
+class HostStagingPool {
+ public:
+  // Returns a new (uninitialised) CPU tensor of the shape and dtype.
+  using Allocator = std::function<torch::Tensor(c10::IntArrayRef sizes, torch::ScalarType dtype)>;
+  explicit HostStagingPool(Allocator allocate, std::size_t max_buffers = 4);
+
+  // A buffer of this shape and dtype: the one kept for it (after waiting on its fence),
+  // else a new one from the allocator.
+  torch::Tensor acquire(c10::IntArrayRef sizes, torch::ScalarType dtype);
+  // Gives `buffer` (from acquire) back. `wait`, when given, returns once the last
+  // asynchronous use of the buffer is done (a CUDA event's synchronize); the next acquire
+  // of the buffer calls it first. A buffer the pool does not keep is waited on at once.
+  void release(const torch::Tensor& buffer, std::function<void()> wait = {});
+
+  std::size_t buffers() const;         // buffers held now
+  std::int64_t allocations() const;    // buffers allocated so far
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// One call of a function captured for replay (a CUDA graph and its static buffers).
+// Destroying it frees what the capture holds.
+class CapturedCall {
+ public:
+  virtual ~CapturedCall() = default;
+  // The function's output for new inputs of the captured shape and dtype: a fresh tensor
+  // the caller owns.
+  virtual torch::Tensor replay(const torch::Tensor& a, const torch::Tensor& b) = 0;
+};
+
 // CUDA graphs of one function of two tensors (the backbone call), one graph per input
-// shape and dtype. The first call of a shape warms the function up on a side stream (lazy
-// initialisation and TorchScript's profiling runs must not happen inside a capture),
-// captures one call into a graph reading from static input buffers, and replays it;
-// every later call copies its inputs into those buffers and replays. A capture that fails
-// is logged once and that shape runs eagerly from then on.
+// shape and dtype, the `max_graphs` most recently used kept (an evicted graph and its
+// memory pool are freed). The first call of a shape captures it (see capture_cuda_graph)
+// and every later call replays. A capture that fails (an op that synchronises, out of
+// memory during the capture) leaves the allocator consistent, is logged as one warning,
+// and that shape runs eagerly from then on (run returns an undefined tensor for it).
 //
 // Not thread-safe: one GraphCache serves one thread (a Models object).
 class GraphCache {
  public:
   using Fn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
+  // Captures one call of fn on inputs like a and b; throws when the capture fails.
+  using Capture = std::function<std::unique_ptr<CapturedCall>(const Fn& fn, const torch::Tensor& a,
+                                                              const torch::Tensor& b)>;
+  static constexpr int kDefaultMaxGraphs = 4;
 
-  // max_graphs bounds the shapes captured (each holds its own memory pool); calls of
-  // further shapes run eagerly.
-  explicit GraphCache(const torch::Device& device, int max_graphs = 8);
+  // The default capture is capture_cuda_graph for CUDA devices of a CUDA build, and none
+  // elsewhere (run always returns an undefined tensor). Tests pass their own.
+  explicit GraphCache(const torch::Device& device, int max_graphs = kDefaultMaxGraphs, Capture capture = {});
   ~GraphCache();
   GraphCache(const GraphCache&) = delete;
   GraphCache& operator=(const GraphCache&) = delete;
 
-  // fn(a, b) through this shape's graph: a fresh tensor the caller owns (never the
-  // graph's static output, which the next replay overwrites). Returns an undefined tensor
-  // when no graph serves the call: not a CUDA build or device, a failed capture, or too
-  // many shapes. a and b must already be on the device, in the dtype fn expects; fn must
-  // not synchronise with the host (no .item(), no host copies).
+  // fn(a, b) through this shape's graph: a fresh tensor the caller owns. Returns an
+  // undefined tensor when no graph serves the call (no capture for this device, or this
+  // shape's capture failed): the caller then runs fn eagerly. With the CUDA capture, a
+  // and b must be on the device, in the dtype fn expects, and fn must not synchronise
+  // with the host.
   torch::Tensor run(const Fn& fn, const torch::Tensor& a, const torch::Tensor& b);
 
-  int captured() const;  // graphs captured so far
+  int captured() const;  // captures that succeeded so far
   int failed() const;    // shapes whose capture failed
+  int evicted() const;   // graphs freed to make room for another shape
+  int held() const;      // graphs held now (<= max_graphs)
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The CUDA capture of GraphCache: warms fn up on a side stream (lazy initialisation and
+// TorchScript's profiling runs must not happen inside a capture), captures one call into
+// a graph reading from static copies of a and b, and always ends the capture (even when
+// fn throws), so that the graph's memory pool is released and the caching allocator stays
+// consistent before the error propagates. Throws std::runtime_error where there is no
+// CUDA.
+std::unique_ptr<CapturedCall> capture_cuda_graph(const GraphCache::Fn& fn, const torch::Tensor& a,
+                                                 const torch::Tensor& b);
 
 }  // namespace copgen

@@ -12,6 +12,7 @@
 // All tensors returned are float32 on the models' device.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -26,23 +27,35 @@ namespace copgen {
 
 enum class Precision { Auto, Fp32, Bf16, Fp16 };
 std::string precision_name(Precision p);          // "auto", "fp32", "bf16", "fp16"
-Precision parse_precision(const std::string& s);  // throws UsageError naming --precision
-std::string dtype_name(torch::ScalarType t);      // "fp32", "bf16", "fp16" (the precision in use)
+std::string precision_name(torch::ScalarType t);  // "fp32", "bf16", "fp16"
+// Throws UsageError naming `flag` (--precision, --ae-precision).
+Precision parse_precision(const std::string& s, const std::string& flag = "--precision");
 
 // "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N". Throws UsageError
 // naming --device when the spec is malformed, the build has no CUDA, or no such GPU.
 torch::Device resolve_device(const std::string& spec);
-// Auto -> bf16 on a CUDA device that supports it (fp16 otherwise), fp32 on CPU. bf16 on
-// the CPU is offered (the reference runs the CPU in bf16; with AMX or AVX512-BF16 its
-// matrix products are several times faster) and warns where the CPU lacks native bf16.
-// Throws UsageError for fp16 on CPU.
-torch::ScalarType resolve_precision(Precision p, const torch::Device& device);
+// What --precision auto means, as a pure rule: fp32 on the CPU; on CUDA bf16 where the
+// GPU computes it natively (compute capability 8.0 and later: Ampere, Hopper, ...), fp16
+// on older GPUs (and on an unknown one, 0.0), so that an emulated bf16 is never chosen.
+Precision auto_precision(const DeviceCaps& caps);
+// The backbone's dtype for --precision p on `device` (auto: auto_precision). bf16 on the
+// CPU is offered (the reference runs the CPU in bf16; with AMX or AVX512-BF16 its matrix
+// products are several times faster) and warns where the CPU lacks native bf16; bf16 on a
+// GPU before compute capability 8.0 warns too. Throws UsageError naming `flag` for fp16
+// on the CPU.
+torch::ScalarType resolve_precision(Precision p, const torch::Device& device, const std::string& flag = "--precision");
+// The autoencoder's dtype for --ae-precision p: auto is fp32 everywhere (bf16 moves
+// decoded pixels by several grey levels, see docs/performance.md); explicit values follow
+// resolve_precision's rules.
+torch::ScalarType resolve_ae_precision(Precision p, const torch::Device& device);
 // True when /proc/cpuinfo lists avx512_bf16 or amx_bf16.
 bool cpu_has_native_bf16();
 
 struct ModelOptions {
   std::string device = "auto";        // --device
-  Precision precision = Precision::Auto;  // --precision
+  Precision precision = Precision::Auto;  // --precision: the backbone's
+  Precision ae_precision = Precision::Auto;  // --ae-precision: the autoencoder's (auto: fp32)
+  bool tf32 = false;                  // --tf32: TF32 float32 matmuls/convolutions on CUDA (process wide)
   bool verify_checksums = true;       // compare each file's SHA-256 with the manifest
   bool cuda_graphs = true;            // --cuda-graphs: replay the backbone call as a CUDA graph (CUDA only)
   bool keep_freed_host_memory = true;  // after loading, keep freed host memory for reuse (runtime.hpp)
@@ -59,7 +72,11 @@ class Models {
   const std::string& directory() const { return dir_; }
   NoiseSchedule schedule() const;
   torch::Device device() const { return device_; }
-  torch::ScalarType dtype() const { return dtype_; }
+  torch::ScalarType dtype() const { return dtype_; }        // the backbone's
+  torch::ScalarType ae_dtype() const { return ae_dtype_; }  // the autoencoder's
+  // The model settings that change numerics, for the outputs' metadata: COPGEN_PRECISION
+  // (the backbone's) and COPGEN_AE_PRECISION (fp32, bf16, fp16), COPGEN_TF32 (on, off).
+  std::map<std::string, std::string> settings_metadata() const;
   // Latent shape [C, H, W] and image side, from the manifest.
   int latent_channels() const { return manifest_.latent_shape[0]; }
   int latent_size() const { return manifest_.latent_shape[1]; }
@@ -74,6 +91,7 @@ class Models {
   // Whether backbone calls go through CUDA graphs, and how many shapes were captured.
   bool cuda_graphs() const { return graphs_ != nullptr; }
   int cuda_graphs_captured() const { return graphs_ ? graphs_->captured() : 0; }
+  const GraphCache* graph_cache() const { return graphs_.get(); }
   // Autoencoder moments (mean, logvar) of images in model range [-1, 1].
   torch::Tensor encode_moments(const torch::Tensor& x);
   // Images in model range (unclamped) from scaled latents.
@@ -84,6 +102,8 @@ class Models {
   std::string dir_;
   torch::Device device_{torch::kCPU};
   torch::ScalarType dtype_ = torch::kFloat32;
+  torch::ScalarType ae_dtype_ = torch::kFloat32;
+  bool tf32_ = false;
   std::shared_ptr<torch::jit::Module> backbone_;
   std::shared_ptr<torch::jit::Module> autoencoder_;
   std::shared_ptr<GraphCache> graphs_;  // null: eager calls

@@ -23,6 +23,8 @@ struct BenchFlags {
   std::string models;
   std::string json;
   std::string cuda_graphs = "on";
+  std::string ae_precision = "auto";
+  std::string tf32 = "off";
   std::string reference_autocast = "on";
   bool no_end_to_end = false;
   int threads = 0;
@@ -52,6 +54,8 @@ Command add_bench(CLI::App& app, LogFlags& log) {
   cmd->add_flag("--no-end-to-end", flags->no_end_to_end, "Time network calls only");
   cmd->add_option("--cuda-graphs", flags->cuda_graphs, "on or off: replay the backbone call as a CUDA graph")
       ->capture_default_str();
+  cmd->add_option("--ae-precision", flags->ae_precision, kAePrecisionHelp)->capture_default_str();
+  cmd->add_option("--tf32", flags->tf32, kTf32Help)->capture_default_str();
   cmd->add_option("--peak-tflops", o.peak_tflops,
                   "The device's peak TFLOP/s at the precision measured, for the utilisation column");
   add_seed_option(cmd, flags->seed, "Seed of the random latents and draws, 0 to 2^64-1 (default: 0)");
@@ -80,6 +84,8 @@ Command add_bench(CLI::App& app, LogFlags& log) {
               throw UsageError("--cuda-graphs: expected on or off, got '" + flags->cuda_graphs + "'");
             }
             o.cuda_graphs = flags->cuda_graphs == "on";
+            o.ae_precision = parse_precision(flags->ae_precision, "--ae-precision");
+            o.tf32 = parse_on_off(flags->tf32, "--tf32");
             if (flags->reference_autocast != "on" && flags->reference_autocast != "off") {
               throw UsageError("--reference-autocast: expected on or off, got '" + flags->reference_autocast + "'");
             }

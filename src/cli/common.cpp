@@ -8,6 +8,12 @@
 
 namespace copgen::cli {
 
+bool parse_on_off(const std::string& value, const std::string& flag) {
+  if (value == "on") return true;
+  if (value == "off") return false;
+  throw UsageError(flag + ": expected on or off, got '" + value + "'");
+}
+
 void add_log_flags(CLI::App* cmd, LogFlags& flags) {
   cmd->add_flag("-v,--verbose", flags.verbosity, "More log output (repeat for more)");
   cmd->add_flag("-q,--quiet", flags.quiet, "Only warnings and errors");
@@ -16,8 +22,9 @@ void add_log_flags(CLI::App* cmd, LogFlags& flags) {
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
   cmd->add_option("--models", f.models, "Models directory (default: $COPGEN_MODELS, else installed)");
   cmd->add_option("--device", f.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--precision", f.precision, "auto, fp32, bf16 or fp16 (auto: bf16 on CUDA, fp32 on CPU; fp16 CUDA only)")
-      ->capture_default_str();
+  cmd->add_option("--precision", f.precision, kPrecisionHelp)->capture_default_str();
+  cmd->add_option("--ae-precision", f.ae_precision, kAePrecisionHelp)->capture_default_str();
+  cmd->add_option("--tf32", f.tf32, kTf32Help)->capture_default_str();
   add_seed_option(cmd, f.seed, "Seed of the one random generator, 0 to 2^64-1 (default: random, logged)");
   cmd->add_option("--steps", o.sampler.steps, "Network calls per sample")->capture_default_str();
   cmd->add_option("--solver", f.solver, "dpm-solver-fast (reference), dpm-solver++2m or ddim")
@@ -37,11 +44,10 @@ void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOption
   o.sampler.grid = parse_time_grid(f.time_grid);
   if (f.seed) o.seed = f.seed;
   mo.device = f.device;
-  mo.precision = parse_precision(f.precision);
-  if (f.cuda_graphs != "on" && f.cuda_graphs != "off") {
-    throw UsageError("--cuda-graphs: expected on or off, got '" + f.cuda_graphs + "'");
-  }
-  mo.cuda_graphs = f.cuda_graphs == "on";
+  mo.precision = parse_precision(f.precision, "--precision");
+  mo.ae_precision = parse_precision(f.ae_precision, "--ae-precision");
+  mo.tf32 = parse_on_off(f.tf32, "--tf32");
+  mo.cuda_graphs = parse_on_off(f.cuda_graphs, "--cuda-graphs");
   if (f.threads < 0) throw UsageError("--threads: must be positive, got " + std::to_string(f.threads));
   configure_threads(f.threads);
 }

@@ -23,6 +23,21 @@ inline constexpr const char* kExitCodesAndModels =
     "4 model error, 5 output error, 130 interrupted (SIGINT/SIGTERM).\n"
     "Models: --models DIR, else $COPGEN_MODELS, else the installed models directory.";
 
+// Help of the precision flags, shared by the sampling commands and bench.
+inline constexpr const char* kPrecisionHelp =
+    "The backbone's precision: auto, fp32, bf16 or fp16. auto: fp32 on the CPU; on CUDA bf16 where the GPU "
+    "computes it natively (compute capability >= 8.0), else fp16. bf16 is accepted on the CPU (fast with "
+    "AMX/AVX512-BF16); fp16 is CUDA only";
+inline constexpr const char* kAePrecisionHelp =
+    "The autoencoder's precision: auto, fp32, bf16 or fp16. auto: fp32 (bf16 moves decoded pixels by "
+    "several grey levels); fp16 is CUDA only";
+inline constexpr const char* kTf32Help =
+    "on or off: TF32 for float32 matrix products and convolutions on CUDA (faster, about 3 decimal digits; "
+    "off keeps float32 exact); no effect on the CPU";
+
+// "on" -> true, "off" -> false; throws UsageError naming `flag` otherwise.
+bool parse_on_off(const std::string& value, const std::string& flag);
+
 // Logging flags, added to every subcommand.
 struct LogFlags {
   int verbosity = 0;
@@ -48,6 +63,8 @@ struct SamplingFlags {
   std::optional<std::uint64_t> seed;
   int threads = 0;
   std::string cuda_graphs = "on";
+  std::string ae_precision = "auto";
+  std::string tf32 = "off";
 };
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o);
 // Converts the flag strings into `o` and `mo`; throws UsageError naming the flag.

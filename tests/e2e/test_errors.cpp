@@ -377,6 +377,11 @@ TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]")
       {"unknown precision", "translate --from S2L1C --to DEM --precision fp8" + i + o, {"--precision", "fp8"}},
       {"half precision on the CPU", "translate --from S2L1C --to DEM --device cpu --precision fp16" + i + o,
        {"--precision fp16"}},
+      {"half precision autoencoder on the CPU",
+       "translate --from S2L1C --to DEM --device cpu --ae-precision fp16" + i + o, {"--ae-precision fp16"}},
+      {"unknown autoencoder precision", "translate --from S2L1C --to DEM --ae-precision fp8" + i + o,
+       {"--ae-precision", "fp8"}},
+      {"tf32 neither on nor off", "translate --from S2L1C --to DEM --tf32 yes" + i + o, {"--tf32", "yes"}},
       {"several outputs to one file", "translate --from S2L1C" + i + o, {"-o", "o.tif", "{modality}"}},
       // an image named like a latent (where it would collide with one) is refused for its name
       {"an image output that is not GeoTIFF",

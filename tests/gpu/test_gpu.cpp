@@ -5,7 +5,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include "copgen/bench.hpp"
 #include "copgen/cuda.hpp"
@@ -25,12 +27,19 @@ using namespace copgen;
 
 namespace {
 
+// The tiny test models: $COPGEN_TEST_MODELS (scripts/gpu_check.sh --run exports them on the
+// GPU machine, where the build's path does not exist), else the build's.
+std::string test_models() {
+  const char* env = std::getenv("COPGEN_TEST_MODELS");
+  return env != nullptr && *env != '\0' ? env : COPGEN_TEST_MODELS;
+}
+
 Models tiny(Precision p, bool graphs) {
   ModelOptions o;
   o.device = "cuda";
   o.precision = p;
   o.cuda_graphs = graphs;
-  return Models::load(COPGEN_TEST_MODELS, o);
+  return Models::load(test_models(), o);
 }
 
 struct Inputs {
@@ -99,8 +108,16 @@ TEST_CASE("gpu: pinned transfers round trip and device memory is counted", "[gpu
   CHECK(on_dev.device() == dev);
   const torch::Tensor back = to_host(on_dev * 2);
   CHECK(back.device().is_cpu());
-  CHECK(back.is_pinned());
+  CHECK_FALSE(back.is_pinned());  // an owned copy, not the reused staging buffer
   CHECK(torch::equal(back, host * 2));
+  // The caller may change its tensor as soon as to_device returns; the staging buffer is
+  // reused for the next transfer of the same shape only after the copy is done.
+  torch::Tensor scratch = host.clone();
+  const torch::Tensor first = to_device(scratch, dev);
+  scratch.fill_(7);
+  const torch::Tensor second = to_device(scratch, dev);
+  CHECK(torch::equal(first.cpu(), host));
+  CHECK(torch::equal(second.cpu(), torch::full_like(host, 7)));
   if (built_with_cuda()) {
     reset_device_peak_bytes(dev);
     {
@@ -108,13 +125,62 @@ TEST_CASE("gpu: pinned transfers round trip and device memory is counted", "[gpu
       synchronize(dev);
     }
     CHECK(device_peak_bytes(dev) >= 64 * 1024 * 1024);
+    CHECK(device_peak_reserved_bytes(dev) >= device_peak_bytes(dev));
   }
+}
+
+TEST_CASE("gpu: a capture that synchronises falls back to eager and sampling goes on", "[gpu]") {
+  COPGEN_REQUIRE_GPU();
+  if (!built_with_cuda()) return;
+  const torch::Device dev(torch::kCUDA, 0);
+  GraphCache graphs(dev);
+  const torch::Tensor a = torch::randn({4, 8}, torch::TensorOptions().device(dev));
+  const torch::Tensor b = torch::randn({8}, torch::TensorOptions().device(dev));
+  // .item() synchronises with the host: forbidden inside a capture.
+  auto syncing = [](const torch::Tensor& x, const torch::Tensor& y) { return x * y.sum().item<float>(); };
+  CHECK_FALSE(graphs.run(syncing, a, b).defined());
+  CHECK(graphs.failed() == 1);
+  CHECK_FALSE(graphs.run(syncing, a, b).defined());  // no second attempt
+  CHECK(graphs.failed() == 1);
+  // The allocator and the stream are usable: eager work, and a capture of another shape.
+  const torch::Tensor eager = syncing(a, b);
+  CHECK(torch::isfinite(eager).all().item<bool>());
+  auto plain = [](const torch::Tensor& x, const torch::Tensor& y) { return x * 2 + y; };
+  const torch::Tensor a2 = torch::randn({2, 8}, torch::TensorOptions().device(dev));
+  const torch::Tensor g = graphs.run(plain, a2, b);
+  REQUIRE(g.defined());
+  CHECK(torch::allclose(g, plain(a2, b)));
+  CHECK(graphs.captured() == 1);
+}
+
+TEST_CASE("gpu: graph pools are bounded and counted in the reserved peak", "[gpu]") {
+  COPGEN_REQUIRE_GPU();
+  if (!built_with_cuda()) return;
+  const torch::Device dev(torch::kCUDA, 0);
+  auto fn = [](const torch::Tensor& x, const torch::Tensor& y) { return torch::matmul(x, x.transpose(0, 1)) + y.sum(); };
+  const torch::Tensor b = torch::randn({8}, torch::TensorOptions().device(dev));
+  GraphCache graphs(dev, 2);
+  reset_device_peak_bytes(dev);
+  std::int64_t reserved_after_two = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (std::int64_t n : {512, 1024, 1536}) {
+      const torch::Tensor a = torch::randn({n, 256}, torch::TensorOptions().device(dev));
+      const torch::Tensor out = graphs.run(fn, a, b);
+      REQUIRE(out.defined());
+      CHECK(torch::allclose(out, fn(a, b), 1e-4, 1e-4));
+    }
+    if (round == 0) reserved_after_two = device_peak_reserved_bytes(dev);
+  }
+  CHECK(graphs.held() == 2);
+  CHECK(graphs.evicted() >= 7);
+  // Evicted pools are freed: cycling through the shapes does not raise the peak much.
+  CHECK(device_peak_reserved_bytes(dev) <= reserved_after_two * 2);
 }
 
 TEST_CASE("gpu: bench measures CUDA rows", "[gpu]") {
   COPGEN_REQUIRE_GPU();
   BenchOptions o;
-  o.models_dir = COPGEN_TEST_MODELS;
+  o.models_dir = test_models();
   o.devices = {"cuda"};
   o.precisions = {Precision::Fp32, Precision::Bf16};
   o.batch_sizes = {2};
@@ -129,6 +195,7 @@ TEST_CASE("gpu: bench measures CUDA rows", "[gpu]") {
     CHECK(row.tuples_per_s > 0);
     if (built_with_cuda()) {
       CHECK(row.peak_device_bytes > 0);
+      CHECK(row.peak_device_bytes >= row.peak_device_allocated_bytes);
       CHECK(row.cuda_graphs);
     }
   }
