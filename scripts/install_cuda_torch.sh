@@ -28,11 +28,14 @@ esac
 log() { echo "install_cuda_torch: $*" >&2; }
 py="$venv/bin/python"
 
+# "VERSION CUDA PREFIX" of the environment's torch (one import: importing torch is slow).
+torch_info() {
+  [ -x "$py" ] && "$py" -c 'import numpy, torch, torch.utils
+print(torch.__version__.split("+")[0], torch.version.cuda or "none", torch.utils.cmake_prefix_path)' 2>/dev/null
+}
+info=""
 have_torch() {
-  [ -x "$py" ] && "$py" - "$TORCH_VERSION" >/dev/null 2>&1 <<'EOF'
-import sys, torch, numpy
-sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
-EOF
+  info="$(torch_info)" && [ "${info%% *}" = "$TORCH_VERSION" ]
 }
 
 if [ "$mode" = venv ]; then
@@ -70,8 +73,8 @@ fi
 
 # The CUDA major of the wheel must match nvcc's (CMake compiles against nvcc's toolkit
 # headers while linking the wheel's CUDA runtime).
-torch_cuda="$("$py" -c 'import torch; print(torch.version.cuda or "")')"
-if [ -z "$torch_cuda" ]; then
+read -r _ torch_cuda torch_prefix <<<"$info"
+if [ "$torch_cuda" = none ]; then
   log "torch in $venv is a CPU-only build (torch.version.cuda is None)"
   exit 1
 fi
@@ -88,4 +91,4 @@ else
   log "warning: no nvcc found; CMake needs a CUDA $torch_cuda toolkit to use this LibTorch"
 fi
 
-"$py" -c 'import torch; print(torch.utils.cmake_prefix_path)'
+echo "$torch_prefix"
