@@ -48,7 +48,7 @@ stamp "LibTorch 2.11 (pip, CUDA 13.0): configure ($prefix)"
 t=$SECONDS
 mkdir -p "$cuda_build_dir"
 cmake -S "$root" -B "$cuda_build_dir" -DCMAKE_BUILD_TYPE=Release -DCOPGEN_BUILD_TESTS=ON \
-  -DCMAKE_PREFIX_PATH="$prefix" -DCOPGEN_PYTHON="$venv_python" | tee "$cuda_build_dir/configure.log"
+  -DCMAKE_PREFIX_PATH="$prefix" -DCOPGEN_PYTHON="$venv_python" -DPython_EXECUTABLE="$venv_python" | tee "$cuda_build_dir/configure.log"
 if ! grep -q 'copgen: CUDA support ON' "$cuda_build_dir/configure.log"; then
   echo "test.sh: the LibTorch in $prefix did not give a CUDA build (copgen: CUDA support OFF)" >&2
   exit 1
