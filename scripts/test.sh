@@ -1,10 +1,68 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds copgen with its tests, and runs every test.
-# Usage: scripts/test.sh [ctest arguments...]   (e.g. -L unit, -R cli)
+# Installs the dependencies, builds copgen with its tests, and runs every test; then does
+# the same against a CUDA LibTorch (scripts/install_cuda_torch.sh: pip torch 2.11.0 for
+# CUDA 13.0 in a virtual environment), where the unit, e2e and python tests run on the CPU.
+# Usage: scripts/test.sh [ctest arguments...]   (e.g. -L unit, -R cli; both builds get them)
+# Environment:
+#   COPGEN_BUILD_DIR        the Debian LibTorch (1.13, CPU) build (default: build)
+#   COPGEN_CUDA_BUILD_DIR   the CUDA LibTorch build (default: build-cuda)
+#   COPGEN_CUDA_BUILD=1     also the CUDA LibTorch build (off until its CI time is measured
+#                           on an idle machine: docs/performance.md; COPGEN_SKIP_CUDA_BUILD=1
+#                           keeps it off whatever COPGEN_CUDA_BUILD says)
+#   COPGEN_CUDA_TORCH_VENV  where install_cuda_torch.sh puts torch (default /opt/copgen-torch-2.11.0)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${COPGEN_BUILD_DIR:-$root/build}"
+cuda_build_dir="${COPGEN_CUDA_BUILD_DIR:-$root/build-cuda}"
+jobs="$(nproc 2>/dev/null || echo 2)"
 
+t0=$SECONDS
+stamp() { echo "test.sh: $(date -u +%H:%M:%S) $1 (+$((SECONDS - t0)) s)"; }
+# elapsed NAME START: how long part NAME took
+timings=()
+elapsed() { timings+=("$(printf '%-28s %5d s' "$1" $((SECONDS - $2)))"); }
+report() {
+  echo "test.sh: timings"
+  for line in "${timings[@]}"; do echo "  $line"; done
+}
+trap report EXIT
+
+stamp "LibTorch 1.13 (Debian, CPU): build"
+t=$SECONDS
 bash "$root/scripts/build.sh" "$build_dir" -DCOPGEN_BUILD_TESTS=ON
-cd "$build_dir"
-ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" "$@"
+elapsed "1.13 deps+configure+build" $t
+stamp "LibTorch 1.13 (Debian, CPU): tests"
+t=$SECONDS
+(cd "$build_dir" && ctest --output-on-failure -j "$jobs" "$@")
+elapsed "1.13 tests" $t
+
+if [ "${COPGEN_CUDA_BUILD:-0}" != 1 ] || [ "${COPGEN_SKIP_CUDA_BUILD:-0}" = 1 ]; then
+  stamp "no CUDA LibTorch build (COPGEN_CUDA_BUILD=1 adds it)"
+  exit 0
+fi
+
+stamp "LibTorch 2.11 (pip, CUDA 13.0): install"
+t=$SECONDS
+prefix="$(bash "$root/scripts/install_cuda_torch.sh" --print-prefix)"
+venv_python="$(bash "$root/scripts/install_cuda_torch.sh" --print-venv)/bin/python"
+elapsed "2.11 install" $t
+stamp "LibTorch 2.11 (pip, CUDA 13.0): configure ($prefix)"
+t=$SECONDS
+mkdir -p "$cuda_build_dir"
+cmake -S "$root" -B "$cuda_build_dir" -DCMAKE_BUILD_TYPE=Release -DCOPGEN_BUILD_TESTS=ON \
+  -DCMAKE_PREFIX_PATH="$prefix" -DCOPGEN_PYTHON="$venv_python" -DPython_EXECUTABLE="$venv_python" | tee "$cuda_build_dir/configure.log"
+if ! grep -q 'copgen: CUDA support ON' "$cuda_build_dir/configure.log"; then
+  echo "test.sh: the LibTorch in $prefix did not give a CUDA build (copgen: CUDA support OFF)" >&2
+  exit 1
+fi
+elapsed "2.11 configure" $t
+stamp "LibTorch 2.11 (pip, CUDA 13.0): build"
+t=$SECONDS
+cmake --build "$cuda_build_dir" -j "$jobs"
+elapsed "2.11 build" $t
+stamp "LibTorch 2.11 (pip, CUDA 13.0): tests"
+t=$SECONDS
+# No GPU in CI: the gpu label would only report skips.
+(cd "$cuda_build_dir" && ctest --output-on-failure -j "$jobs" -L 'unit|e2e|python' "$@")
+elapsed "2.11 tests" $t
+stamp "done"

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -472,9 +473,21 @@ TEST_CASE("errors: running out of memory exits 1 suggesting a batch size that fi
     return;
   }
   TempDir tmp;
-  // A 2.5 GiB address-space limit: LibTorch and the tiny models load; a batch of 512
-  // samples' attention over ~1000 tokens (gigabytes) does not.
-  const std::string cmd = "sh -c " + quote("ulimit -v 2621440; exec " + bin() +
+  // A 2.5 GiB address-space limit beyond what the libraries take: LibTorch and the tiny
+  // models load; a batch of 512 samples' attention over ~1000 tokens (gigabytes) does not.
+  // The libraries' share is this test process's own address space, as it links the same
+  // ones: about 1 GiB with Debian's CPU LibTorch, several with a CUDA LibTorch's libraries
+  // (under a flat 2.5 GiB limit copgen could not even load those).
+  std::int64_t own_kib = 0;
+  {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmSize:", 0) == 0) own_kib = std::stoll(line.substr(7));
+    }
+  }
+  const std::int64_t limit_kib = std::max<std::int64_t>(2621440, own_kib + 1572864);
+  INFO("ulimit -v " << limit_kib << " (this process: " << own_kib << " KiB)");
+  const std::string cmd = "sh -c " + quote("ulimit -v " + std::to_string(limit_kib) + "; exec " + bin() +
                                            " generate --to DEM --samples 512 --batch-size 512 --threads 1 -o " +
                                            quote(tmp.file("g.tif")) + kFast);
   const auto r = expect_failure(models_env() + cmd, 1, {"out of memory", "batch of 512", "try --batch-size 256"},
