@@ -610,8 +610,8 @@ BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgress
       {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
       {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
   };
-  const auto settings = models.settings_metadata();  // precisions and TF32
-  meta.insert(settings.begin(), settings.end());
+  const auto model_settings = models.settings_metadata();  // precisions and TF32
+  meta.insert(model_settings.begin(), model_settings.end());
 
   // ---- workers -------------------------------------------------------------------------
   const ModelDims dims{models.image_size(), models.latent_channels(), models.latent_size()};
