@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -91,13 +92,12 @@ std::vector<std::string> input_files(const std::string& input) {
     return out;
   }
   if (fs::exists(input, ec)) return {input};
-  std::size_t start = 0;  // a comma-joined list of band files
-  while (input.find(',') != std::string::npos && start <= input.size()) {
-    std::size_t c = input.find(',', start);
-    if (c == std::string::npos) c = input.size();
-    const std::string part = input.substr(start, c - start);
+  // a comma-joined list of band files
+  for (std::size_t start = 0; input.find(',') != std::string::npos && start <= input.size();) {
+    const std::size_t end = std::min(input.find(',', start), input.size());
+    const std::string part = input.substr(start, end - start);
     if (!part.empty() && fs::exists(part, ec)) out.push_back(part);
-    start = c + 1;
+    start = end + 1;
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include <gdal_priv.h>
 #include <ogr_spatialref.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,6 +154,13 @@ std::optional<std::string> unprivileged_prefix(const std::string& dir) {
   fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                            fs::perms::others_read | fs::perms::others_exec);
   return std::string("setpriv --reuid=65534 --regid=65534 --clear-groups ");
+}
+
+long dead_pid() {
+  for (long p = 4000000; p > 1000; --p) {
+    if (::kill(static_cast<pid_t>(p), 0) != 0 && errno == ESRCH) return p;
+  }
+  return -1;
 }
 
 bool built_with_asan() {

@@ -73,6 +73,9 @@ std::optional<std::string> unprivileged_prefix(const std::string& dir);
 
 bool built_with_asan();
 
+// A pid no process has (the owner of a "killed" run's leftovers); -1 if none is found.
+long dead_pid();
+
 // Whole file as bytes ("" if missing).
 std::string read_file_bytes(const std::string& path);
 bool file_exists(const std::string& path);

@@ -80,16 +80,10 @@ Command add_bench(CLI::App& app, LogFlags& log) {
             o.precisions.clear();
             for (const std::string& p : flags->precisions) o.precisions.push_back(parse_precision(p));
             o.end_to_end = !flags->no_end_to_end;
-            if (flags->cuda_graphs != "on" && flags->cuda_graphs != "off") {
-              throw UsageError("--cuda-graphs: expected on or off, got '" + flags->cuda_graphs + "'");
-            }
-            o.cuda_graphs = flags->cuda_graphs == "on";
+            o.cuda_graphs = parse_on_off(flags->cuda_graphs, "--cuda-graphs");
             o.ae_precision = parse_precision(flags->ae_precision, "--ae-precision");
             o.tf32 = parse_on_off(flags->tf32, "--tf32");
-            if (flags->reference_autocast != "on" && flags->reference_autocast != "off") {
-              throw UsageError("--reference-autocast: expected on or off, got '" + flags->reference_autocast + "'");
-            }
-            o.reference_autocast = flags->reference_autocast == "on";
+            o.reference_autocast = parse_on_off(flags->reference_autocast, "--reference-autocast");
             if (flags->threads < 0) {
               throw UsageError("--threads: must be positive, got " + std::to_string(flags->threads));
             }

@@ -14,14 +14,12 @@
 
 namespace copgen::cli {
 
-inline constexpr const char* kExitCodes =
+inline const std::string kExitCodes =
     "Exit codes: 0 success, 1 other failure, 2 usage error, 3 input data error,\n"
     "4 model error, 5 output error, 130 interrupted (SIGINT/SIGTERM).";
-// The footer of the commands that load models (--models).
-inline constexpr const char* kExitCodesAndModels =
-    "Exit codes: 0 success, 1 other failure, 2 usage error, 3 input data error,\n"
-    "4 model error, 5 output error, 130 interrupted (SIGINT/SIGTERM).\n"
-    "Models: --models DIR, else $COPGEN_MODELS, else the installed models directory.";
+// The footer of copgen and of the commands that load models (--models).
+inline const std::string kExitCodesAndModels =
+    kExitCodes + "\nModels: --models DIR, else $COPGEN_MODELS, else the installed models directory.";
 
 // Help of the precision flags, shared by the sampling commands and bench.
 inline constexpr const char* kPrecisionHelp =

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
                "with the COP-GEN-Beta diffusion model."};
   app.set_version_flag("--version", std::string("copgen ") + kVersion);
   app.require_subcommand(1);
-  app.footer(cli::kExitCodes);
+  app.footer(cli::kExitCodesAndModels);
 
   cli::LogFlags log;
   const std::vector<cli::Command> commands = {

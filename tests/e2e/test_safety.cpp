@@ -6,12 +6,10 @@
 // killed runs are removed; messages share one style.
 #include "catch_torch.hpp"
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -66,14 +64,6 @@ CommandResult interrupt(const std::string& command, const std::string& ready, co
                              "echo \"exit=$code\"; awk \"BEGIN { print \\\"stopped after \\\" $t1 - $t0 \\\" s\\\" }\"; " +
                              "cat " + quote(log) + "; rm -f " + quote(log);
   return run_command(script);
-}
-
-// A pid no process has (for leftovers of a "killed" run).
-long dead_pid() {
-  for (long p = 4000000; p > 1000; --p) {
-    if (::kill(static_cast<pid_t>(p), 0) != 0 && errno == ESRCH) return p;
-  }
-  return -1;
 }
 
 // The Sentinel-2 bands of a scene as one UInt16 GeoTIFF (B04, B03, B02), sparse: tiles

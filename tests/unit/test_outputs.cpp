@@ -2,11 +2,9 @@
 // made for outputs go again when left empty; leftovers of dead processes are removed.
 #include "catch_torch.hpp"
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 
@@ -19,13 +17,6 @@ using copgen::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-long dead_pid() {
-  for (long p = 4000000; p > 1000; --p) {
-    if (::kill(static_cast<pid_t>(p), 0) != 0 && errno == ESRCH) return p;
-  }
-  return -1;
-}
 
 std::string message_of(const std::function<void()>& f) {
   try {
@@ -119,7 +110,7 @@ TEST_CASE("outputs: locations - extensions and folders made for outputs", "[outp
 
 TEST_CASE("outputs: work folders and temporary files of dead processes are removed", "[outputs]") {
   TempDir tmp;
-  const long dead = dead_pid();
+  const long dead = copgen::test::dead_pid();
   REQUIRE(dead > 0);
   const std::string d = std::to_string(dead), me = std::to_string(::getpid());
   fs::create_directories(tmp.file(".copgen-work-" + d + "-3/inner"));
