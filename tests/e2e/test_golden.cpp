@@ -1,0 +1,193 @@
+// Golden outputs: the SHA-256 of what copgen writes for four fixed runs (the demo, a batch
+// over a small tree, a fused 600 x 500 scene, an eval table), so that a refactoring that
+// is meant to change nothing is seen to change nothing. The digests hold per LibTorch
+// version (another version rounds differently); a version without recorded digests
+// prints them and skips. They were recorded on 2-core x86-64 machines.
+//
+// What is hashed: the demo's and the scene's GeoTIFFs byte for byte; for the batch, each
+// output's pixels, mask and georeferencing (not its metadata, which the batch layout may
+// extend); for eval, table1.csv and every generated image in its cache.
+#include "catch_torch.hpp"
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <gdal_priv.h>
+
+#include "copgen/sha256.hpp"
+#include "support.hpp"
+
+using namespace copgen::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct GoldenDigests {
+  const char* demo;
+  const char* batch;
+  const char* scene;
+  const char* eval;
+};
+
+// LibTorch major.minor -> digests. Update only for a change meant to alter outputs, and
+// say so in the commit.
+const std::map<std::string, GoldenDigests> kGolden = {
+    {"1.13",
+     {"cb747e93812fb9a896f1a782b98e20fb27b562c316bf3cf97044347d3be77ac7",
+      "11fbf0b58d984c0116441f04d347b2b7950ec7a5b8e4d7763b94f04b48d788cb",
+      "4368810d27a31013df34b41d4d0361bdad48c86bd488ee7843dc2fe48c8d3814",
+      "7818990f6bb24b35b0b0788433d48e9094a7ee61285f0056d165e01137fb8d17"}},
+};
+
+std::string torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR);
+}
+
+// The recorded digests of this LibTorch; nullptr (and a skip marker in the log) if none.
+const GoldenDigests* recorded() {
+  const auto it = kGolden.find(torch_version());
+  if (it != kGolden.end()) return &it->second;
+  std::printf("COPGEN_GOLDEN_SKIP: no golden digests for LibTorch %s\n", torch_version().c_str());
+  return nullptr;
+}
+
+void check_digest(const char* name, const std::string& got, const GoldenDigests* golden, const char* want) {
+  // printed so that a new LibTorch's digests can be recorded from one run
+  std::printf("golden %s %s: %s\n", torch_version().c_str(), name, got.c_str());
+  if (golden == nullptr) return;
+  INFO(name);
+  CHECK(got == want);
+}
+
+std::string sha256_of(const std::string& bytes) { return copgen::sha256_hex(bytes.data(), bytes.size()); }
+
+// Pixels of every band and of the mask, size, geotransform and CRS of a raster.
+std::string raster_content(const std::string& path) {
+  GDALAllRegister();
+  GDALDataset* ds = static_cast<GDALDataset*>(GDALOpen(path.c_str(), GA_ReadOnly));
+  REQUIRE(ds != nullptr);
+  const int w = ds->GetRasterXSize(), h = ds->GetRasterYSize();
+  std::ostringstream s;
+  s << w << "x" << h << "x" << ds->GetRasterCount() << "\n";
+  std::array<double, 6> gt{};
+  if (ds->GetGeoTransform(gt.data()) == CE_None) {
+    for (double v : gt) s << v << " ";
+  }
+  s << "\n" << (ds->GetSpatialRef() != nullptr ? ds->GetProjectionRef() : "") << "\n";
+  std::vector<uint8_t> pixels(static_cast<size_t>(w) * h);
+  for (int b = 1; b <= ds->GetRasterCount(); ++b) {
+    GDALRasterBand* band = ds->GetRasterBand(b);
+    REQUIRE(band->GetRasterDataType() == GDT_Byte);
+    for (GDALRasterBand* layer : {band, band->GetMaskBand()}) {
+      REQUIRE(layer->RasterIO(GF_Read, 0, 0, w, h, pixels.data(), w, h, GDT_Byte, 0, 0) == CE_None);
+      s.write(reinterpret_cast<const char*>(pixels.data()), static_cast<std::streamsize>(pixels.size()));
+    }
+  }
+  GDALClose(ds);
+  return s.str();
+}
+
+// One digest over "relative path: digest" lines of the files under root that `keep` takes.
+template <class Keep, class Digest>
+std::string tree_digest(const std::string& root, Keep keep, Digest digest) {
+  std::map<std::string, std::string> lines;
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::relative(e.path(), root).generic_string();
+    if (keep(rel)) lines[rel] = digest(e.path().string());
+  }
+  std::string all;
+  for (const auto& [rel, d] : lines) all += rel + ": " + d + "\n";
+  INFO(all);
+  CHECK(!lines.empty());
+  return sha256_of(all);
+}
+
+// Exported by tests/CMakeLists.txt beside the tiny test models.
+std::string demo_models() { return (fs::path(COPGEN_TEST_MODELS).parent_path() / "demo").string(); }
+
+void require_ok(const CommandResult& r) {
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+}
+
+}  // namespace
+
+TEST_CASE("golden: the demo translate writes the recorded bytes", "[golden]") {
+  const GoldenDigests* golden = recorded();
+  TempDir tmp;
+  const std::string out = tmp.file("s2l2a_demo.tif");
+  // the command of scripts/demo.sh, on the models it exports (tiny, seed 42)
+  require_ok(run_command(bin() + " translate --from S2L1C --to S2L2A -i " +
+                         quote(std::string(COPGEN_SOURCE_DIR) + "/demo/s2l1c_demo.tif") + " -o " + quote(out) +
+                         " --models " + quote(demo_models()) + " --seed 42 --overwrite"));
+  check_digest("demo", copgen::sha256_file(out), golden, golden ? golden->demo : "");
+}
+
+TEST_CASE("golden: a batch over a small Major TOM tree gives the recorded pixels", "[golden]") {
+  const GoldenDigests* golden = recorded();
+  TempDir tmp;
+  // three locations with S2L1C and S1RTC thumbnails, one with S2L1C only
+  for (int i = 0; i < 4; ++i) {
+    const std::string cell = std::to_string(600 + i % 2) + "D_" + std::to_string(70 + i) + "L";
+    for (const std::string mod : {"S2L1C", "S1RTC"}) {
+      if (mod == "S1RTC" && i == 3) continue;
+      const std::string dir = tmp.file("tree/Core-" + mod + "/" + cell.substr(0, 4) + "/" + cell + "/P" + mod + "_" + cell);
+      fs::create_directories(dir);
+      SyntheticRaster spec;
+      spec.format = "PNG";
+      spec.georeferenced = false;
+      spec.seed = 300 + 10 * i + (mod == "S1RTC" ? 1 : 0);
+      write_synthetic(dir + "/thumbnail.png", spec);
+    }
+  }
+  require_ok(run_copgen("translate --input-dir " + quote(tmp.file("tree")) + " --output-dir " + quote(tmp.file("out")) +
+                        " --from S2L1C,S1RTC --to S2L2A,DEM --steps 3 --seed 11 --batch-size 2"));
+  const std::string digest =
+      tree_digest(tmp.file("out"), [](const std::string& rel) { return rel.size() > 4 && rel.substr(rel.size() - 4) == ".tif"; },
+                  [](const std::string& path) { return sha256_of(raster_content(path)); });
+  check_digest("batch", digest, golden, golden ? golden->batch : "");
+}
+
+TEST_CASE("golden: a fused 600 x 500 scene writes the recorded bytes", "[golden]") {
+  const GoldenDigests* golden = recorded();
+  TempDir tmp;
+  SyntheticRaster spec;
+  spec.width = 600;
+  spec.height = 500;
+  spec.seed = 21;
+  write_synthetic(tmp.file("scene.tif"), spec);
+  require_ok(run_copgen("translate --from S2L1C --to S2L2A,DEM -i " + quote(tmp.file("scene.tif")) + " -o " +
+                        quote(tmp.file("out/")) + " --tiling fused --steps 2 --seed 3 --batch-size 8"));
+  const std::string digest = tree_digest(tmp.file("out"), [](const std::string&) { return true; },
+                                         [](const std::string& path) { return copgen::sha256_file(path); });
+  check_digest("scene", digest, golden, golden ? golden->scene : "");
+}
+
+TEST_CASE("golden: an eval table on tiny models holds the recorded values", "[golden]") {
+  const GoldenDigests* golden = recorded();
+  TempDir tmp;
+  // six aligned tuples, one folder per modality, every modality a thumbnail
+  for (int i = 0; i < 6; ++i) {
+    for (const std::string mod : {"DEM", "S1RTC", "S2L1C", "S2L2A"}) {
+      fs::create_directories(tmp.file("set/" + mod));
+      SyntheticRaster spec;
+      spec.format = "PNG";
+      spec.georeferenced = false;
+      spec.seed = 500 + 10 * i + static_cast<int>(mod.size()) + (mod.back() == 'A' ? 5 : 0);
+      write_synthetic(tmp.file("set/" + mod + "/t" + std::to_string(i) + ".png"), spec);
+    }
+  }
+  const std::string out = tmp.file("eval");
+  require_ok(run_copgen("eval --test-set " + quote(tmp.file("set")) + " -o " + quote(out) + " --extractors " +
+                        quote(COPGEN_TEST_EXTRACTORS) +
+                        " --device cpu --steps 2 --seed 5 --batch-size 4 --conditions DEM+S1RTC,S1RTC+S2L1C"));
+  const std::string digest = tree_digest(
+      out,
+      [](const std::string& rel) {
+        return rel == "table1.csv" || (rel.rfind("cache/generated/", 0) == 0 && rel.substr(rel.size() - 4) == ".png");
+      },
+      [](const std::string& path) { return copgen::sha256_file(path); });
+  check_digest("eval", digest, golden, golden ? golden->eval : "");
+}
