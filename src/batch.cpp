@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -17,9 +16,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
-#include <unistd.h>
 
 #include "copgen/cancel.hpp"
+#include "copgen/inputs.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/outputs.hpp"
 #include "copgen/pixels.hpp"
@@ -27,7 +26,7 @@
 #include "copgen/runtime.hpp"
 #include "copgen/tuples.hpp"
 #include "copgen/version.hpp"
-#include "pipeline_detail.hpp"
+#include "batch_queues.hpp"
 
 namespace copgen {
 
@@ -43,14 +42,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
-}
-
-bool is_npy(const std::string& path) {
-  return path.size() >= 4 && [&] {
-    std::string ext = path.substr(path.size() - 4);
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return ext == ".npy";
-  }();
 }
 
 std::vector<Modality> generated_of(const BatchOptions& o) {
@@ -74,15 +65,22 @@ std::string kind_name(ErrorKind k) {
   return "runtime";
 }
 
-// A thumbnail.png inside a Major TOM product folder (any case), or "".
-std::string thumbnail_in(const std::string& dir) {
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (name == "thumbnail.png" && it->is_regular_file(ec)) return it->path().string();
+// The failure a tuple records for exception `e`: copgen's errors with their kind, torch's
+// and every other std::exception (how TorchScript ops raise) as runtime errors. Nothing a
+// tuple does ends the run without its report; only Interrupted is not a failure, and the
+// callers rethrow it before asking.
+TupleFailure failure_of(const std::exception_ptr& e, const std::string& key) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    return {key, err.what(), err.kind()};
+  } catch (const c10::Error& err) {
+    return {key, std::string("torch: ") + err.what_without_backtrace(), ErrorKind::Runtime};
+  } catch (const std::exception& err) {
+    return {key, err.what(), ErrorKind::Runtime};
+  } catch (...) {
+    return {key, "an unknown exception", ErrorKind::Runtime};
   }
-  return "";
 }
 
 // One tuple of the sharded list and what this run must write for it.
@@ -98,8 +96,7 @@ struct Loaded {
   std::size_t planned = 0;
   bool fast = false;    // sample_tuples can take it as read
   bool failed = false;
-  std::string reason;
-  ErrorKind kind = ErrorKind::Runtime;
+  TupleFailure failure;  // when failed
   TupleInputs inputs;   // when fast
   GeoInfo geo;          // of the first --from modality
 };
@@ -121,8 +118,8 @@ struct ModelDims {
   std::int64_t latent = 32;
 };
 
-// Reads one tuple: fast when every input is a 256 x 256 3-band Byte raster (or a Major
-// TOM product folder holding one as thumbnail.png) or a .npy latent/moments.
+// Reads one tuple: fast when every input is a tile or a .npy latent/moments (inputs.hpp),
+// a Major TOM product folder whose thumbnail is a tile included.
 Loaded load_tuple(const Planned& p, std::size_t index, const std::vector<Modality>& from, const ModelDims& dims,
                   bool tiles) {
   Loaded l;
@@ -135,47 +132,33 @@ Loaded load_tuple(const Planned& p, std::size_t index, const std::vector<Modalit
     for (Modality m : from) {
       const std::string& path = p.src->inputs.at(m);
       const std::string what = modality_name(m) + " input";
+      GivenProbe probe = probe_given(path, what, dims.image_size);
+      if (probe.form == GivenForm::ProductFolder && !probe.file.empty()) {
+        probe = probe_given(probe.file, what, dims.image_size);  // its thumbnail, when that is a tile
+      }
       GivenData given;
-      if (is_npy(path)) {
-        torch::Tensor t = detail::read_given_npy(path, what, dims.channels, dims.latent);
+      if (probe.form == GivenForm::Npy) {
+        torch::Tensor t = read_given_npy(path, what, dims.channels, dims.latent);
         (t.size(0) == dims.channels ? given.latent : given.moments) = t;
       } else {
-        std::string file = path;
-        std::error_code ec;
-        if (fs::is_directory(path, ec)) {
-          file = thumbnail_in(path);
-          if (file.empty()) {  // physical bands only: translate() reads the product folder
-            l.fast = false;
-            continue;
-          }
-        }
-        const RasterInfo info = probe_raster(file, what);
-        if (info.bands != 3 || info.data_type != "Byte" || info.width != dims.image_size ||
-            info.height != dims.image_size) {
-          l.fast = false;  // a scene or physical bands: translate() decides
+        // a scene, a band list, physical bands only: translate() decides
+        if (probe.form != GivenForm::Tile) {
+          l.fast = false;
           continue;
         }
-        const ImageU8 img = read_image_u8(file, what);
-        if (!img.valid.empty()) {
+        given = read_given_tile(probe.file, what);
+        if (!given.valid.empty()) {
           l.fast = false;  // nodata pixels: translate() masks them (or fills them) as in single runs
           continue;
         }
-        if (first) l.geo = img.geo;
-        given.pixels = image_to_tensor(img);
+        if (first) l.geo = given.geo;
       }
       first = false;
       l.inputs.given[m] = std::move(given);
     }
-  } catch (const Error& e) {
+  } catch (...) {
     l.failed = true;
-    l.reason = e.what();
-    l.kind = e.kind();
-  } catch (const c10::Error& e) {
-    l.failed = true;
-    l.reason = std::string("torch: ") + e.what_without_backtrace();
-  } catch (const std::exception& e) {
-    l.failed = true;
-    l.reason = e.what();
+    l.failure = failure_of(std::current_exception(), p.src->key);
   }
   if (!l.fast || l.failed) l.inputs.given.clear();
   return l;
@@ -209,87 +192,6 @@ void remove_stale_temporaries(const std::vector<Planned>& plan) {
     }
   }
 }
-
-// A bounded single-consumer queue of write jobs.
-class WriteQueue {
- public:
-  explicit WriteQueue(std::size_t capacity) : capacity_(capacity) {}
-  void push(WriteJob job) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return jobs_.size() < capacity_; });
-    jobs_.push_back(std::move(job));
-    cv_.notify_all();
-  }
-  // False once closed and drained.
-  bool pop(WriteJob& job) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !jobs_.empty() || closed_; });
-    if (jobs_.empty()) return false;
-    job = std::move(jobs_.front());
-    jobs_.pop_front();
-    cv_.notify_all();
-    return true;
-  }
-  void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<WriteJob> jobs_;
-  bool closed_ = false;
-};
-
-// The batches the readers prefetch, handed to the sampling thread in order.
-class ReadAhead {
- public:
-  ReadAhead(std::size_t count, std::size_t window) : count_(count), window_(std::max<std::size_t>(1, window)) {}
-
-  // Reader side: the next batch position to load, or nullopt when done or stopped.
-  std::optional<std::size_t> claim() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stop_ || next_ >= count_ || next_ < consumed_ + window_; });
-    if (stop_ || next_ >= count_) return std::nullopt;
-    return next_++;
-  }
-  void deliver(std::size_t pos, LoadedBatch batch) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ready_[pos] = std::move(batch);
-    cv_.notify_all();
-  }
-  // Sampling side: batch `pos`, waiting for it; throws Interrupted on a stop request.
-  LoadedBatch take(std::size_t pos, double& waited) {
-    const auto start = Clock::now();
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!ready_.count(pos)) {
-      if (stop_requested()) throw Interrupted();
-      cv_.wait_for(lock, std::chrono::milliseconds(50));
-    }
-    LoadedBatch b = std::move(ready_[pos]);
-    ready_.erase(pos);
-    consumed_ = pos + 1;
-    cv_.notify_all();
-    waited += seconds_since(start);
-    return b;
-  }
-  void stop() {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::size_t count_, window_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::size_t next_ = 0, consumed_ = 0;
-  std::map<std::size_t, LoadedBatch> ready_;
-  bool stop_ = false;
-};
 
 // This shard's tuples (in key order) with their outputs, the batches (consecutive groups
 // of batch_size of that list, fixed whatever is done; see batch.hpp) and those batches
@@ -517,318 +419,338 @@ void validate(const BatchOptions& o) {
   }
 }
 
-BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgressFn& progress) {
-  validate(o);
-  const auto started = Clock::now();
-  BatchResult result;
-  result.seed = o.seed.value_or(random_seed());
-  if (!o.seed) {
-    spdlog::info("seed: {} (random; pass --seed {} to reproduce, and to resume with the same seed)", result.seed,
-                 result.seed);
-  }
-  result.report_path = o.report.empty() ? default_report_path(o) : o.report;
+namespace {
 
-  // ---- find the tuples, keep this shard's, plan their outputs -------------------------
+// One run of run_batch: plan, then reader threads, the sampling loop on the calling
+// thread (the fast path for batches of tiles, the per-tuple path for the rest) and a
+// writer thread, then the report. The destructor stops and joins the threads.
+class BatchRunner {
+ public:
+  BatchRunner(const BatchOptions& o, Models& models, const BatchProgressFn& progress)
+      : o_(o), models_(models), progress_(progress) {}
+  ~BatchRunner() { shutdown(); }
+  BatchRunner(const BatchRunner&) = delete;
+  BatchRunner& operator=(const BatchRunner&) = delete;
+
+  BatchResult run();
+
+ private:
+  void plan();
+  void start_readers();
+  void start_writer();
+  bool sample_next(std::size_t w);
+  void sample_fast(const std::vector<Loaded*>& fast, std::size_t first);
+  void translate_one(const Loaded& l);
+  void write(const WriteJob& job);
+  void finish();
+  void shutdown();
+
+  void fail(std::size_t index, TupleFailure failure);
+  bool halted();
+  void report_progress();  // under stats_mu_
+
+  const BatchOptions& o_;
+  Models& models_;
+  const BatchProgressFn& progress_;
+  const Clock::time_point started_ = Clock::now();
+  std::vector<Modality> generated_;
+  Roles roles_;
+  BatchResult result_;
+  Discovered found_;
+  Plan plan_;
+  int to_do_ = 0;
+  CreatedDirs made_;  // removed again if the run ends before writing anything into them
+  std::map<std::string, std::string> meta_;
+  std::size_t window_ = 1;
+  std::unique_ptr<detail::ReadAhead<LoadedBatch>> ahead_;
+  detail::BoundedQueue<WriteJob> queue_{2};
+  std::vector<std::thread> readers_;
+  std::thread writer_;
+  std::mutex stats_mu_;  // result_'s counts, halt_, the timings below
+  bool halt_ = false;    // --fail-fast tripped
+  double read_seconds_ = 0.0, write_seconds_ = 0.0;
+};
+
+BatchResult BatchRunner::run() {
+  validate(o_);
+  plan();
+  start_readers();
+  start_writer();
+  try {
+    for (std::size_t w = 0; w < plan_.work.size(); ++w) {
+      throw_if_stop_requested();
+      if (halted() || !sample_next(w)) break;
+    }
+  } catch (const Interrupted&) {
+    result_.interrupted = true;
+    spdlog::warn("interrupted: finishing the outputs already sampled, then stopping");
+  }
+  finish();
+  return result_;
+}
+
+// Finds the tuples, keeps this shard's, plans their outputs, checks where the outputs and
+// the report go and makes the output folder: everything that can fail before any work.
+void BatchRunner::plan() {
+  generated_ = generated_of(o_);
+  roles_ = Roles::make(sorted_modalities(o_.from), generated_);
+  result_.seed = o_.seed.value_or(random_seed());
+  if (!o_.seed) {
+    spdlog::info("seed: {} (random; pass --seed {} to reproduce, and to resume with the same seed)", result_.seed,
+                 result_.seed);
+  }
+  result_.report_path = o_.report.empty() ? default_report_path(o_) : o_.report;
   // the output tree is never read as input, even when it lies inside the input tree
-  const Discovered found =
-      o.input_dir.empty() ? read_tuple_list(o.inputs_from, o.from) : discover_tuples(o.input_dir, o.from, o.output);
-  for (const std::string& w : found.warnings) spdlog::warn("{}", w);
-  result.layout = layout_name(found.layout);
-  result.found = static_cast<int>(found.tuples.size());
-  result.incomplete = static_cast<int>(found.incomplete.size());
-  const std::vector<Modality> generated = generated_of(o);
-  const std::vector<Modality> given_sorted = sorted_modalities(o.from);
-  const Roles roles = Roles::make(given_sorted, generated);
-
-  const Plan planned = plan_run(o, found, generated);
-  const std::vector<Planned>& plan = planned.tuples;
-  const std::vector<std::vector<std::size_t>>& batches = planned.batches;
-  const std::vector<std::size_t>& work = planned.work;
-  result.in_shard = static_cast<int>(plan.size());
-  result.skipped = planned.complete;
-  const int to_do = result.in_shard - result.skipped;
+  found_ = o_.input_dir.empty() ? read_tuple_list(o_.inputs_from, o_.from)
+                                : discover_tuples(o_.input_dir, o_.from, o_.output);
+  for (const std::string& w : found_.warnings) spdlog::warn("{}", w);
+  result_.layout = layout_name(found_.layout);
+  result_.found = static_cast<int>(found_.tuples.size());
+  result_.incomplete = static_cast<int>(found_.incomplete.size());
+  plan_ = plan_run(o_, found_, generated_);
+  result_.in_shard = static_cast<int>(plan_.tuples.size());
+  result_.skipped = plan_.complete;
+  to_do_ = result_.in_shard - result_.skipped;
   spdlog::info("batch: {} tuple(s) found ({} layout), {} lacking a --from modality; shard {}: {}, {} complete, {} to do",
-               result.found, result.layout, result.incomplete, shard_name(o.shard), result.in_shard, result.skipped,
-               to_do);
+               result_.found, result_.layout, result_.incomplete, shard_name(o_.shard), result_.in_shard,
+               result_.skipped, to_do_);
 
-  check_report_path(result.report_path, found);
-  check_writable_dir(o.output, "--output-dir");
-  CreatedDirs made;  // removed again if the run ends before writing anything into them
-  made.create(o.output, "--output-dir");
-  {
-    std::vector<Planned> todo;
-    for (const Planned& p : plan) {
-      if (!p.complete) todo.push_back(p);
-    }
-    remove_stale_temporaries(todo);
+  check_report_path(result_.report_path, found_);
+  check_writable_dir(o_.output, "--output-dir");
+  made_.create(o_.output, "--output-dir");
+  std::vector<Planned> todo;
+  for (const Planned& p : plan_.tuples) {
+    if (!p.complete) todo.push_back(p);
   }
-
-  // ---- shared state --------------------------------------------------------------------
-  std::mutex stats_mu;
-  bool halt = false;  // --fail-fast tripped
-  double read_seconds = 0.0, write_seconds = 0.0;
-  auto report_progress = [&]() {  // under stats_mu
-    if (!progress) return;
-    BatchProgress p;
-    p.done = result.written + result.failed;
-    p.total = to_do;
-    p.failed = result.failed;
-    p.skipped = result.skipped;
-    p.elapsed = seconds_since(started);
-    progress(p);
-  };
-  auto fail = [&](std::size_t index, const std::string& reason, ErrorKind kind) {
-    std::lock_guard<std::mutex> lock(stats_mu);
-    spdlog::warn("tuple {} failed: {}", plan[index].src->key, reason);
-    result.failures.push_back({plan[index].src->key, reason, kind});
-    ++result.failed;
-    if (o.fail_fast) halt = true;
-    report_progress();
-  };
-  auto halted = [&]() {
-    std::lock_guard<std::mutex> lock(stats_mu);
-    return halt;
-  };
-  if (progress) {
-    std::lock_guard<std::mutex> lock(stats_mu);
+  remove_stale_temporaries(todo);
+  if (progress_) {
+    std::lock_guard<std::mutex> lock(stats_mu_);
     report_progress();
   }
+  meta_ = run_metadata(o_, models_, result_.seed, "batch", sorted_modalities(o_.from), roles_);
+}
 
-  std::map<std::string, std::string> meta = {
-      {"COPGEN_VERSION", kVersion},
-      {"COPGEN_MODELS_SHA256", models.manifest().sha256},
-      {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
-      {"COPGEN_MODE", "batch"},
-      {"COPGEN_SEED", std::to_string(result.seed)},
-      {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
-      {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
-      {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
-      {"COPGEN_GUIDANCE_SCALE", std::to_string(o.guidance.scale)},
-      {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
-      {"COPGEN_GIVEN", join_modalities(given_sorted)},
-      {"COPGEN_GENERATED", join_modalities(generated)},
-      {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
-      {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
-  };
-  const auto model_settings = models.settings_metadata();  // precisions and TF32
-  meta.insert(model_settings.begin(), model_settings.end());
-
-  // ---- workers -------------------------------------------------------------------------
-  const ModelDims dims{models.image_size(), models.latent_channels(), models.latent_size()};
+void BatchRunner::start_readers() {
+  const ModelDims dims{models_.image_size(), models_.latent_channels(), models_.latent_size()};
   // the scene flags that make translate() treat even 256 x 256 thumbnails as scenes
-  const bool tiles = o.scene.input_kind != InputKind::Physical && o.scene.output_kind == OutputKind::Thumbnail &&
-                     !o.scene.force;
-  const std::size_t window = static_cast<std::size_t>(o.prefetch > 0 ? o.prefetch : o.readers + 1);
-  ReadAhead ahead(work.size(), window);
-  WriteQueue queue(2);
-  std::vector<std::thread> readers;
-  std::thread writer;
-  auto shutdown = [&]() {
-    ahead.stop();
-    for (std::thread& t : readers) {
-      if (t.joinable()) t.join();
-    }
-    queue.close();
-    if (writer.joinable()) writer.join();
-  };
-  struct Guard {
-    std::function<void()> f;
-    ~Guard() { f(); }
-  } guard{shutdown};
-
-  for (int r = 0; r < o.readers && !work.empty(); ++r) {
-    readers.emplace_back([&]() {
-      while (auto pos = ahead.claim()) {
+  const bool tiles = o_.scene.input_kind != InputKind::Physical && o_.scene.output_kind == OutputKind::Thumbnail;
+  window_ = static_cast<std::size_t>(o_.prefetch > 0 ? o_.prefetch : o_.readers + 1);
+  ahead_ = std::make_unique<detail::ReadAhead<LoadedBatch>>(plan_.work.size(), window_);
+  for (int r = 0; r < o_.readers && !plan_.work.empty(); ++r) {
+    readers_.emplace_back([this, dims, tiles]() {
+      while (auto pos = ahead_->claim()) {
         const auto t0 = Clock::now();
         LoadedBatch lb;
-        for (std::size_t i : batches[work[*pos]]) lb.tuples.push_back(load_tuple(plan[i], i, o.from, dims, tiles));
-        {
-          std::lock_guard<std::mutex> lock(stats_mu);
-          read_seconds += seconds_since(t0);
+        for (std::size_t i : plan_.batches[plan_.work[*pos]]) {
+          lb.tuples.push_back(load_tuple(plan_.tuples[i], i, o_.from, dims, tiles));
         }
-        ahead.deliver(*pos, std::move(lb));
+        {
+          std::lock_guard<std::mutex> lock(stats_mu_);
+          read_seconds_ += seconds_since(t0);
+        }
+        ahead_->deliver(*pos, std::move(lb));
       }
     });
   }
-  writer = std::thread([&]() {
+}
+
+void BatchRunner::start_writer() {
+  writer_ = std::thread([this]() {
     WriteJob job;
-    while (queue.pop(job)) {
+    while (queue_.pop(job)) {
       const auto t0 = Clock::now();
-      for (std::size_t j = 0; j < job.planned.size(); ++j) {
-        const Planned& p = plan[job.planned[j]];
-        try {
-          for (std::size_t g = 0; g < generated.size(); ++g) {
-            if (!p.write[g]) continue;
-            const Modality m = generated[g];
-            std::error_code ec;
-            fs::create_directories(fs::path(p.outputs[g]).parent_path(), ec);
-            WriteOptions w;
-            w.format = o.format;
-            w.overwrite = true;
-            w.metadata = meta;
-            w.metadata["COPGEN_BATCH_SEED"] = std::to_string(job.seed);
-            w.metadata["COPGEN_TUPLE"] = p.src->key;
-            w.metadata["COPGEN_MODALITY"] = modality_name(m);
-            w.band_descriptions = detail::band_descriptions(m);  // as translate() writes them
-            write_image_u8(p.outputs[g], tensor_to_image(job.outputs[j].images.at(m), job.geo[j]), w);
-            spdlog::debug("wrote {}", p.outputs[g]);
-          }
-          std::lock_guard<std::mutex> lock(stats_mu);
-          ++result.written;
-          report_progress();
-        } catch (const Error& e) {
-          fail(job.planned[j], e.what(), e.kind());
-        } catch (const std::exception& e) {
-          fail(job.planned[j], e.what(), ErrorKind::Runtime);
-        }
-      }
-      std::lock_guard<std::mutex> lock(stats_mu);
-      write_seconds += seconds_since(t0);
+      write(job);
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      write_seconds_ += seconds_since(t0);
     }
   });
+}
 
-  // ---- sampling, on this thread ------------------------------------------------------
-  SamplingSettings settings;
-  settings.sampler = o.sampler;
-  settings.guidance = o.guidance;
-  settings.cond_latent = o.cond_latent;
-  try {
-    for (std::size_t w = 0; w < work.size(); ++w) {
-      throw_if_stop_requested();
-      if (halted()) break;
-      LoadedBatch lb = ahead.take(w, result.read_wait_seconds);
-      const std::vector<std::size_t>& members = batches[work[w]];
-      std::vector<Loaded*> fast, slow;
-      for (Loaded& l : lb.tuples) {
-        const Planned& p = plan[l.planned];
-        if (l.failed) {
-          if (!p.complete) fail(l.planned, l.reason, l.kind);
-        } else if (l.fast) {
-          fast.push_back(&l);
-        } else if (!p.complete) {
-          slow.push_back(&l);
-        }
+// The writer thread: each tuple's missing outputs, with the provenance of single runs.
+void BatchRunner::write(const WriteJob& job) {
+  for (std::size_t j = 0; j < job.planned.size(); ++j) {
+    const Planned& p = plan_.tuples[job.planned[j]];
+    try {
+      for (std::size_t g = 0; g < generated_.size(); ++g) {
+        if (!p.write[g]) continue;
+        const Modality m = generated_[g];
+        std::error_code ec;
+        fs::create_directories(fs::path(p.outputs[g]).parent_path(), ec);
+        WriteOptions w;
+        w.format = o_.format;
+        w.overwrite = true;
+        w.metadata = meta_;
+        w.metadata["COPGEN_BATCH_SEED"] = std::to_string(job.seed);
+        w.metadata["COPGEN_TUPLE"] = p.src->key;
+        w.metadata["COPGEN_MODALITY"] = modality_name(m);
+        w.band_descriptions = band_descriptions(m);  // as translate() writes them
+        write_image_u8(p.outputs[g], tensor_to_image(job.outputs[j].images.at(m), job.geo[j]), w);
+        spdlog::debug("wrote {}", p.outputs[g]);
       }
-      if (halted()) break;
-      // Complete tuples join only a batch that has something to write.
-      const bool sample = std::any_of(fast.begin(), fast.end(), [&](const Loaded* l) { return !plan[l->planned].complete; });
-      if (sample) {
-        WriteJob job;
-        job.seed = batch_seed(result.seed, plan[members.front()].src->key);
-        at::Generator gen = at::detail::createCPUGenerator(job.seed);
-        std::vector<TupleInputs> inputs;
-        for (Loaded* l : fast) inputs.push_back(l->inputs);
-        const auto t0 = Clock::now();
-        std::vector<TupleOutputs> outs;
-        std::optional<std::pair<std::string, ErrorKind>> error;
-        try {
-          outs = sample_tuples(models, roles, inputs, settings, gen, [](int, int) { throw_if_stop_requested(); });
-        } catch (const Interrupted&) {
-          result.sampling_seconds += seconds_since(t0);
-          throw;
-        } catch (const Error& e) {
-          error = std::make_pair(std::string(e.what()), e.kind());
-        } catch (const c10::Error& e) {
-          error = std::make_pair(std::string("torch: ") + e.what_without_backtrace(), ErrorKind::Runtime);
-        }
-        result.sampling_seconds += seconds_since(t0);
-        ++result.batches;
-        for (std::size_t j = 0; j < fast.size(); ++j) {
-          const Planned& p = plan[fast[j]->planned];
-          if (p.complete) continue;  // sampled for the batch's composition only
-          if (error) {
-            fail(fast[j]->planned, error->first, error->second);
-            continue;
-          }
-          job.planned.push_back(fast[j]->planned);
-          job.outputs.push_back(std::move(outs[j]));
-          job.geo.push_back(fast[j]->geo);
-        }
-        if (!job.planned.empty()) queue.push(std::move(job));
-      }
-      for (Loaded* l : slow) {
-        throw_if_stop_requested();
-        if (halted()) break;
-        const Planned& p = plan[l->planned];
-        const TranslateOptions t = per_tuple_options(o, p, generated, result.seed);
-        const auto t0 = Clock::now();
-        try {
-          for (const std::string& out : p.outputs) {
-            std::error_code ec;
-            fs::create_directories(fs::path(out).parent_path(), ec);
-          }
-          translate(t, models);
-          result.translate_seconds += seconds_since(t0);
-          std::lock_guard<std::mutex> lock(stats_mu);
-          ++result.written;
-          report_progress();
-        } catch (const Interrupted&) {
-          result.translate_seconds += seconds_since(t0);
-          throw;
-        } catch (const Error& e) {
-          result.translate_seconds += seconds_since(t0);
-          fail(l->planned, e.what(), e.kind());
-        } catch (const c10::Error& e) {
-          result.translate_seconds += seconds_since(t0);
-          fail(l->planned, std::string("torch: ") + e.what_without_backtrace(), ErrorKind::Runtime);
-        }
-      }
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      ++result_.written;
+      report_progress();
+    } catch (...) {
+      fail(job.planned[j], failure_of(std::current_exception(), p.src->key));
     }
-  } catch (const Interrupted&) {
-    result.interrupted = true;
-    spdlog::warn("interrupted: finishing the outputs already sampled, then stopping");
   }
-  shutdown();  // the writer drains its queue: every sampled tuple is written
-  result.read_seconds = read_seconds;
-  result.write_seconds = write_seconds;
-  result.not_done = result.in_shard - result.skipped - result.written - result.failed;
-  result.stopped_early = !result.interrupted && halt && result.not_done > 0;
-  result.wall_seconds = seconds_since(started);
+}
 
-  // ---- the report ----------------------------------------------------------------------
-  const double wall = result.wall_seconds;
-  write_text_atomically(result.report_path, make_report(o, result, found, generated, window, models).dump(2) + "\n",
-                        "--report");
+// Batch `w` of the work list: its tiles sampled together, its other tuples one by one.
+// False when --fail-fast has tripped.
+bool BatchRunner::sample_next(std::size_t w) {
+  LoadedBatch lb = ahead_->take(w, result_.read_wait_seconds);
+  std::vector<Loaded*> fast, slow;
+  for (Loaded& l : lb.tuples) {
+    const Planned& p = plan_.tuples[l.planned];
+    if (l.failed) {
+      if (!p.complete) fail(l.planned, l.failure);
+    } else if (l.fast) {
+      fast.push_back(&l);
+    } else if (!p.complete) {
+      slow.push_back(&l);
+    }
+  }
+  if (halted()) return false;
+  // Complete tuples join only a batch that has something to write.
+  if (std::any_of(fast.begin(), fast.end(), [&](const Loaded* l) { return !plan_.tuples[l->planned].complete; })) {
+    sample_fast(fast, plan_.batches[plan_.work[w]].front());
+  }
+  for (const Loaded* l : slow) {
+    throw_if_stop_requested();
+    if (halted()) break;
+    translate_one(*l);
+  }
+  return true;
+}
+
+// The fast path: the batch's tiles in one sample_tuples call, seeded by the key of the
+// batch's first tuple; the outputs go to the writer.
+void BatchRunner::sample_fast(const std::vector<Loaded*>& fast, std::size_t first) {
+  WriteJob job;
+  job.seed = batch_seed(result_.seed, plan_.tuples[first].src->key);
+  at::Generator gen = at::detail::createCPUGenerator(job.seed);
+  std::vector<TupleInputs> inputs;
+  for (const Loaded* l : fast) inputs.push_back(l->inputs);
+  SamplingSettings settings;
+  settings.sampler = o_.sampler;
+  settings.guidance = o_.guidance;
+  settings.cond_latent = o_.cond_latent;
+  const auto t0 = Clock::now();
+  std::vector<TupleOutputs> outs;
+  std::optional<TupleFailure> error;
+  try {
+    outs = sample_tuples(models_, roles_, inputs, settings, gen, [](int, int) { throw_if_stop_requested(); });
+  } catch (const Interrupted&) {
+    result_.sampling_seconds += seconds_since(t0);
+    throw;
+  } catch (...) {
+    error = failure_of(std::current_exception(), "");
+  }
+  result_.sampling_seconds += seconds_since(t0);
+  ++result_.batches;
+  for (std::size_t j = 0; j < fast.size(); ++j) {
+    const Planned& p = plan_.tuples[fast[j]->planned];
+    if (p.complete) continue;  // sampled for the batch's composition only
+    if (error) {
+      fail(fast[j]->planned, {p.src->key, error->reason, error->kind});
+      continue;
+    }
+    job.planned.push_back(fast[j]->planned);
+    job.outputs.push_back(std::move(outs[j]));
+    job.geo.push_back(fast[j]->geo);
+  }
+  if (!job.planned.empty()) queue_.push(std::move(job));
+}
+
+// The per-tuple path: translate() with the tuple's own seed; it writes the outputs itself.
+void BatchRunner::translate_one(const Loaded& l) {
+  const Planned& p = plan_.tuples[l.planned];
+  const TranslateOptions t = per_tuple_options(o_, p, generated_, result_.seed);
+  const auto t0 = Clock::now();
+  try {
+    for (const std::string& out : p.outputs) {
+      std::error_code ec;
+      fs::create_directories(fs::path(out).parent_path(), ec);
+    }
+    translate(t, models_);
+    result_.translate_seconds += seconds_since(t0);
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    ++result_.written;
+    report_progress();
+  } catch (const Interrupted&) {
+    result_.translate_seconds += seconds_since(t0);
+    throw;
+  } catch (...) {
+    result_.translate_seconds += seconds_since(t0);
+    fail(l.planned, failure_of(std::current_exception(), p.src->key));
+  }
+}
+
+// Drains the writer (every sampled tuple is written), then the counts, the report and the
+// summary in the log.
+void BatchRunner::finish() {
+  shutdown();
+  result_.read_seconds = read_seconds_;
+  result_.write_seconds = write_seconds_;
+  result_.not_done = result_.in_shard - result_.skipped - result_.written - result_.failed;
+  result_.stopped_early = !result_.interrupted && halt_ && result_.not_done > 0;
+  result_.wall_seconds = seconds_since(started_);
+  const double wall = result_.wall_seconds;
+  write_text_atomically(result_.report_path,
+                        make_report(o_, result_, found_, generated_, window_, models_).dump(2) + "\n", "--report");
 
   spdlog::info("batch: {} written, {} skipped (complete), {} failed, {} not done; {:.2f} tuples/s; network busy {:.0f}% of "
                "{:.1f} s; report {}",
-               result.written, result.skipped, result.failed, result.not_done, wall > 0 ? result.written / wall : 0.0,
-               wall > 0 ? 100.0 * result.sampling_seconds / wall : 0.0, wall, result.report_path);
-  for (std::size_t i = 0; i < result.failures.size() && i < 10; ++i) {
-    spdlog::error("failed: {}: {}", result.failures[i].key, result.failures[i].reason);
+               result_.written, result_.skipped, result_.failed, result_.not_done, wall > 0 ? result_.written / wall : 0.0,
+               wall > 0 ? 100.0 * result_.sampling_seconds / wall : 0.0, wall, result_.report_path);
+  for (std::size_t i = 0; i < result_.failures.size() && i < 10; ++i) {
+    spdlog::error("failed: {}: {}", result_.failures[i].key, result_.failures[i].reason);
   }
-  if (result.failures.size() > 10) spdlog::error("... and {} more (see the report)", result.failures.size() - 10);
-  if (result.stopped_early) spdlog::error("stopped at the first failure (--fail-fast); rerun to go on");
-  return result;
+  if (result_.failures.size() > 10) spdlog::error("... and {} more (see the report)", result_.failures.size() - 10);
+  if (result_.stopped_early) spdlog::error("stopped at the first failure (--fail-fast); rerun to go on");
 }
 
-BatchProgressLine::BatchProgressLine(bool enabled, double log_every_seconds)
-    : enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0), log_every_(log_every_seconds) {}
-
-BatchProgressLine::~BatchProgressLine() { finish(); }
-
-void BatchProgressLine::update(const BatchProgress& p) {
-  if (!enabled_) return;
-  const double rate = p.elapsed > 0 ? p.done / p.elapsed : 0.0;
-  const double eta = rate > 0 ? (p.total - p.done) / rate : -1.0;
-  const std::string failed = p.failed > 0 ? ", " + std::to_string(p.failed) + " failed" : "";
-  if (tty_) {
-    constexpr int kWidth = 24;
-    const int filled = p.total > 0 ? static_cast<int>(static_cast<double>(kWidth) * p.done / p.total) : kWidth;
-    std::string bar(static_cast<std::size_t>(std::clamp(filled, 0, kWidth)), '#');
-    bar.resize(kWidth, '.');
-    draw_progress_line(fmt::format("[{}] {}/{} tuples{}, {:.2f} tuples/s, ETA {}", bar, p.done, p.total, failed, rate,
-                                   format_duration(eta)));
-    if (p.done >= p.total) finish();  // the last update: the summary goes on its own line
-  } else if (p.elapsed - last_log_ >= log_every_ || p.done == p.total) {
-    spdlog::info("progress: {}/{} tuples{}, {:.2f} tuples/s, ETA {}", p.done, p.total, failed, rate,
-                 format_duration(eta));
-    last_log_ = p.elapsed;
+void BatchRunner::shutdown() {
+  if (ahead_) ahead_->stop();
+  for (std::thread& t : readers_) {
+    if (t.joinable()) t.join();
   }
+  queue_.close();
+  if (writer_.joinable()) writer_.join();
 }
 
-void BatchProgressLine::finish() {
-  if (tty_) end_progress_line();
+void BatchRunner::fail(std::size_t index, TupleFailure failure) {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  failure.key = plan_.tuples[index].src->key;
+  spdlog::warn("tuple {} failed: {}", failure.key, failure.reason);
+  result_.failures.push_back(std::move(failure));
+  ++result_.failed;
+  if (o_.fail_fast) halt_ = true;
+  report_progress();
+}
+
+bool BatchRunner::halted() {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return halt_;
+}
+
+void BatchRunner::report_progress() {
+  if (!progress_) return;
+  BatchProgress p;
+  p.done = result_.written + result_.failed;
+  p.total = to_do_;
+  p.failed = result_.failed;
+  p.skipped = result_.skipped;
+  p.elapsed = seconds_since(started_);
+  progress_(p);
+}
+
+}  // namespace
+
+BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgressFn& progress) {
+  BatchRunner runner(o, models, progress);
+  return runner.run();
 }
 
 }  // namespace copgen

@@ -12,25 +12,17 @@
 
 #include "copgen/error.hpp"
 #include "copgen/outputs.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
 namespace fs = std::filesystem;
 
+using detail::ends_with_ci;
+using detail::lower;
+using detail::starts_with_ci;
+
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-bool starts_with_ci(const std::string& s, const std::string& prefix) {
-  return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == lower(prefix);
-}
-
-bool ends_with_ci(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == lower(suffix);
-}
 
 // The modality a folder name stands for ("S2L1C", "s2_l1c"), if any.
 std::optional<Modality> modality_of(const std::string& name) {

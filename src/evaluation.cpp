@@ -17,6 +17,7 @@
 #include "copgen/cancel.hpp"
 #include "copgen/conditioning.hpp"
 #include "copgen/error.hpp"
+#include "copgen/inputs.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/outputs.hpp"
 #include "copgen/pipeline.hpp"
@@ -24,11 +25,13 @@
 #include "copgen/raster_io.hpp"
 #include "copgen/sha256.hpp"
 #include "copgen/version.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using detail::ends_with_ci;
 
 // ---- rows -------------------------------------------------------------------------------
 
@@ -115,34 +118,13 @@ std::optional<TableValues> paper_values(const EvalCondition& condition) {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-bool ends_with_ci(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == lower(suffix);
-}
-
-std::string shape_str(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
-// The thumbnail of a Major TOM product folder: the file whose name ends in thumbnail.png.
+// The thumbnail of a Major TOM product folder (inputs.hpp's rule).
 std::string find_thumbnail(const std::string& product_dir, Modality m) {
-  std::vector<std::string> found;
-  std::error_code ec;
-  for (fs::directory_iterator it(product_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (it->is_regular_file(ec) && ends_with_ci(name, "thumbnail.png")) found.push_back(it->path().string());
-  }
+  const std::string found = find_product_thumbnail(product_dir);
   if (found.empty()) {
     throw InputError(modality_name(m) + " product folder '" + product_dir + "' holds no *thumbnail.png");
   }
-  std::sort(found.begin(), found.end());
-  return found.front();
+  return found;
 }
 
 }  // namespace
@@ -173,19 +155,12 @@ TestSet discover_test_set(const std::string& root, int limit) {
   return s;
 }
 
-TestInput read_test_input(const std::string& path, Modality m, Models& models) {
+GivenData read_test_input(const std::string& path, Modality m, Models& models) {
   const std::string what = modality_name(m) + " test input";
-  TestInput in;
-  const int64_t c = models.latent_channels(), h = models.latent_size();
+  GivenData in;
+  const int64_t c = models.latent_channels();
   if (ends_with_ci(path, ".npy")) {
-    torch::Tensor t = read_npy(path);
-    const bool spatial = t.dim() == 3 && t.size(1) == h && t.size(2) == h;
-    if (!spatial || (t.size(0) != c && t.size(0) != 2 * c)) {
-      throw InputError(what + " '" + path + "': expected autoencoder moments [" + std::to_string(2 * c) + ", " +
-                       std::to_string(h) + ", " + std::to_string(h) + "] or a latent [" + std::to_string(c) + ", " +
-                       std::to_string(h) + ", " + std::to_string(h) + "], found " + shape_str(t));
-    }
-    if (!torch::isfinite(t).all().item<bool>()) throw InputError(what + " '" + path + "': contains NaN or infinite values");
+    torch::Tensor t = read_given_npy(path, what, c, models.latent_size());
     (t.size(0) == c ? in.latent : in.moments) = t;
     return in;
   }
@@ -352,7 +327,7 @@ torch::Tensor Runner::real_pixels(Modality m, size_t first, size_t count) {
   std::vector<size_t> owners;
   for (size_t i = 0; i < count; ++i) {
     const TestTuple& t = set_.tuples[first + i];
-    TestInput in = read_test_input(t.files.at(m), m, models_);
+    GivenData in = read_test_input(t.files.at(m), m, models_);
     if (in.pixels.defined()) {
       pixels[i] = in.pixels;
     } else {
@@ -475,8 +450,7 @@ void Runner::generate_row(const EvalCondition& c, bool& changed) {
       if (!given.count(it.tuple)) {
         auto& g = given[it.tuple];
         for (Modality m : c.given) {
-          TestInput in = read_test_input(t.files.at(m), m, models_);
-          g[m] = GivenData{in.pixels, in.moments, in.latent};
+          g[m] = read_test_input(t.files.at(m), m, models_);
         }
       }
       inputs.push_back(TupleInputs{t.key, given[it.tuple]});

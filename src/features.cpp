@@ -15,28 +15,17 @@
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/sha256.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
 namespace fs = std::filesystem;
+using detail::ends_with_ci;
+using detail::lower;
+using detail::shape_str;
 using nlohmann::json;
 
 namespace {
-
-std::string shape_str(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 struct ManifestReader {
   const std::string& origin;
@@ -157,7 +146,7 @@ void check_images(const torch::Tensor& images, const std::string& what) {
 bool is_side_file(const std::string& name) {
   const std::string n = lower(name);
   for (const char* s : {".npy", ".aux.xml", ".ovr", ".msk", ".json", ".txt", ".csv", ".md"}) {
-    if (ends_with(n, s)) return true;
+    if (ends_with_ci(n, s)) return true;
   }
   return n.empty() || n[0] == '.';
 }

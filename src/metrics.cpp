@@ -5,16 +5,13 @@
 #include <string>
 
 #include "copgen/error.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
-namespace {
+using detail::shape_str;
 
-std::string shape_str(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
+namespace {
 
 void check_features(const torch::Tensor& f, const std::string& what) {
   if (!f.defined() || f.dim() != 2) {

@@ -4,17 +4,13 @@
 #include <cctype>
 
 #include "copgen/error.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
-namespace {
+using detail::lower;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+namespace {
 
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();

@@ -11,10 +11,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
+#include "copgen/version.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
@@ -120,8 +123,7 @@ void check_output_file(const std::string& path, const std::vector<std::string>& 
 }
 
 void check_output_extension(const std::string& path, const std::string& flag) {
-  std::string ext = fs::path(path).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string ext = detail::lower(fs::path(path).extension().string());
   if (ext.empty() || ext == ".tif" || ext == ".tiff") return;
   throw UsageError(flag + " '" + path + "': copgen writes GeoTIFF files (--format GTiff or COG); name the output " +
                    "with .tif or .tiff, not '" + fs::path(path).extension().string() + "'");
@@ -239,6 +241,138 @@ void write_text_atomically(const std::string& path, const std::string& text, con
     fs::remove(temp, ignored);
     throw OutputError(what + " '" + path + "': cannot rename into place (" + ec.message() + ")");
   }
+}
+
+// ---- the outputs of a run ------------------------------------------------------------
+
+std::vector<std::string> band_descriptions(Modality m) {
+  switch (m) {
+    case Modality::DEM: return {"hillshade", "hillshade", "hillshade"};
+    case Modality::S1RTC: return {"VV (dB, stretched)", "VV+VH (stretched)", "VH (dB, stretched)"};
+    case Modality::S2L1C:
+    case Modality::S2L2A: return {"B04 (red)", "B03 (green)", "B02 (blue)"};
+  }
+  return {};
+}
+
+std::string insert_sample_suffix(const std::string& path, int k, int n) {
+  if (n <= 1) return path;
+  const fs::path p(path);
+  const std::string suffix = "_s" + std::to_string(k);
+  return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
+}
+
+OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
+                        const std::vector<Modality>& saved_latent_modalities, const std::vector<std::string>& inputs) {
+  OutputPlan plan;
+  std::set<std::string> all;
+  std::set<std::string> dirs;
+  std::vector<std::string> input_paths;
+  for (const std::string& in : inputs) {
+    for (const std::string& f : input_files(in)) input_paths.push_back(f);
+  }
+  // -o out/, an existing folder or several outputs: the folder is made if missing
+  const bool dir_mode = o.output.find("{modality}") == std::string::npos &&
+                        (o.output.back() == '/' || fs::is_directory(o.output) || generated.size() > 1);
+  const auto check = [&](const std::string& p, const std::string& what) {
+    check_output_file(p, input_paths, what);
+    std::error_code ec;
+    if (!o.overwrite && fs::exists(p, ec)) {
+      throw OutputError(what + " '" + p + "' exists (use --overwrite to replace it)");
+    }
+  };
+  for (int k = 0; k < o.samples; ++k) {
+    std::vector<std::string> row;
+    for (Modality m : generated) {
+      const std::string p = output_path(o.output, generated, m, k, o.samples);
+      if (!all.insert(p).second) {
+        throw UsageError("-o '" + o.output + "': two outputs would both be written to '" + p + "'");
+      }
+      check_output_extension(p, "-o");
+      check(p, "output");
+      dirs.insert(fs::path(p).parent_path().string());
+      row.push_back(p);
+    }
+    plan.images.push_back(row);
+    std::vector<std::string> lrow(kNumModalities);
+    if (!o.save_latents_dir.empty()) {
+      for (Modality m : saved_latent_modalities) {
+        const std::string p = insert_sample_suffix(
+            (fs::path(o.save_latents_dir) / (modality_name(m) + ".npy")).string(), k, o.samples);
+        check(p, "latent output");
+        if (!all.insert(p).second) {
+          throw UsageError("--save-latents '" + o.save_latents_dir + "': '" + p + "' collides with another output");
+        }
+        lrow[static_cast<size_t>(modality_index(m))] = p;
+      }
+    }
+    plan.latents.push_back(lrow);
+  }
+  // Folders are made only once every check passed; the plan removes them again if the run
+  // ends before writing into them.
+  for (const std::string& d : dirs) {
+    const std::string dir = d.empty() ? "." : d;
+    std::error_code ec;
+    if (!dir_mode && !fs::is_directory(dir, ec)) {
+      throw OutputError("output directory '" + dir + "' does not exist or is not a directory");
+    }
+    check_writable_dir(dir, "output directory");
+  }
+  if (!o.save_latents_dir.empty()) check_writable_dir(o.save_latents_dir, "--save-latents directory");
+  for (const std::string& d : dirs) {
+    if (dir_mode) plan.dirs.create(d, "output directory");
+  }
+  if (!o.save_latents_dir.empty()) plan.dirs.create(o.save_latents_dir, "--save-latents directory");
+  return plan;
+}
+
+std::map<std::string, std::string> run_metadata(const RunOptions& o, const Models& models, std::uint64_t seed,
+                                                const std::string& mode, const std::vector<Modality>& given_mods,
+                                                const Roles& roles) {
+  const std::vector<Modality>& generated = roles.generated;
+  std::map<std::string, std::string> meta = {
+      {"COPGEN_VERSION", kVersion},
+      {"COPGEN_MODELS_SHA256", models.manifest().sha256},
+      {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
+      {"COPGEN_MODE", mode},
+      {"COPGEN_SEED", std::to_string(seed)},
+      {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
+      {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
+      {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
+      {"COPGEN_GUIDANCE_SCALE", std::to_string(o.guidance.scale)},
+      {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
+      {"COPGEN_GIVEN", given_mods.empty() ? "none" : join_modalities(given_mods)},
+      {"COPGEN_GENERATED", join_modalities(generated)},
+      {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
+      {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
+      {"COPGEN_SAMPLES", std::to_string(o.samples)},
+  };
+  const auto settings = models.settings_metadata();  // precisions and TF32
+  meta.insert(settings.begin(), settings.end());
+  return meta;
+}
+
+std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
+                        Modality modality, int k, int n) {
+  std::string path;
+  const auto pos = output.find("{modality}");
+  if (pos != std::string::npos) {
+    path = output;
+    for (auto p = path.find("{modality}"); p != std::string::npos; p = path.find("{modality}")) {
+      path.replace(p, 10, modality_name(modality));
+    }
+  } else if (output.back() == '/' || fs::is_directory(output) || modalities.size() > 1) {
+    if (modalities.size() > 1 && output.back() != '/' && !fs::is_directory(output) &&
+        fs::path(output).has_extension()) {
+      throw UsageError("-o '" + output + "': " + std::to_string(modalities.size()) +
+                       " modalities are generated (" + join_modalities(modalities) +
+                       "); give a directory or a pattern with {modality}");
+    }
+    path = (fs::path(output) / (modality_name(modality) + ".tif")).string();
+  } else {
+    path = output;
+  }
+  return insert_sample_suffix(path, k, n);
 }
 
 }  // namespace copgen

@@ -143,31 +143,4 @@ void warn_if_reference_blas() {
   }
 }
 
-ProgressLine::ProgressLine(bool enabled, double quiet_for_seconds)
-    : enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0), quiet_for_(quiet_for_seconds),
-      start_(std::chrono::steady_clock::now()) {}
-
-ProgressLine::~ProgressLine() { finish(); }
-
-void ProgressLine::update(int done, int total) {
-  if (!enabled_) return;
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  if (elapsed < quiet_for_ && done < total) return;
-  const double eta = done > 0 ? elapsed / done * (total - done) : -1.0;
-  const std::string text = fmt::format("network calls {}/{}, {:.1f} s elapsed, ETA {}", done, total, elapsed,
-                                       format_duration(eta));
-  if (tty_) {
-    draw_progress_line(text);
-    if (done >= total) finish();
-  } else if (elapsed - last_print_ >= 5.0 || done == total) {
-    if (elapsed >= quiet_for_) spdlog::info("{}", text);
-    last_print_ = elapsed;
-  }
-}
-
-void ProgressLine::finish() {
-  if (tty_) end_progress_line();
-}
-
 }  // namespace copgen

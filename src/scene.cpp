@@ -9,6 +9,7 @@
 
 #include "copgen/cancel.hpp"
 #include "copgen/error.hpp"
+#include "copgen/inputs.hpp"
 #include "copgen/render.hpp"
 
 namespace copgen {
@@ -134,9 +135,10 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
       in.kind = InputKind::Physical;
       in.files = files;
       in.bands.assign(files.size(), 1);
-    } else if (fs::exists(fs::path(path) / "thumbnail.png") && requested != InputKind::Physical) {
+    } else if (const std::string thumbnail = find_product_thumbnail(path);
+               !thumbnail.empty() && requested != InputKind::Physical) {
       in.kind = InputKind::Thumbnail;
-      in.files = {(fs::path(path) / "thumbnail.png").string()};
+      in.files = {thumbnail};
     } else {
       std::string want;
       for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front() + ".tif";

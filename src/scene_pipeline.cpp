@@ -1,4 +1,4 @@
-// The scene path of translate: any size, physical bands, alignment, fused tiling.
+// The scene path of translate, phase by phase (scene_pipeline.hpp).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,14 +17,15 @@
 #include "copgen/raster_scene.hpp"
 #include "copgen/render.hpp"
 #include "copgen/scene.hpp"
+#include "copgen/scene_pipeline.hpp"
 #include "copgen/tiling.hpp"
 #include "copgen/tuples.hpp"
-#include "pipeline_detail.hpp"
+#include "copgen/outputs.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
 namespace fs = std::filesystem;
-using namespace detail;
 
 namespace {
 
@@ -60,25 +61,6 @@ std::pair<torch::Tensor, torch::Tensor> read_reflected(const RasterSource& src, 
   return {torch::nan_to_num(px, 0.0).round().clamp(0, 255).to(torch::kUInt8), pv};
 }
 
-struct Canvas {
-  int width = 0, height = 0;     // the scene
-  int64_t lat_h = 0, lat_w = 0;  // the latent canvas (padded scene / 8)
-  Layout layout;                 // latent windows
-  std::vector<Core> cores;
-};
-
-Canvas make_canvas(const Grid& grid, int overlap_px) {
-  Canvas c;
-  c.width = grid.width;
-  c.height = grid.height;
-  const auto pad8 = [](int v) { return static_cast<int64_t>(std::max(kWindow, (v + 7) / 8 * 8)); };
-  c.lat_h = pad8(grid.height) / 8;
-  c.lat_w = pad8(grid.width) / 8;
-  c.layout = make_layout(c.lat_h, c.lat_w, kWindow / 8, overlap_px / 8);
-  c.cores = window_cores(c.layout);
-  return c;
-}
-
 // Posterior moments of a rendered scene on the latent canvas [2C, lat_h, lat_w]: each
 // window encoded, its core written.
 torch::Tensor encode_scene(Models& models, const RasterSource& rendered, const Canvas& cv, int batch) {
@@ -103,44 +85,6 @@ torch::Tensor encode_scene(Models& models, const RasterSource& rendered, const C
   return moments;
 }
 
-// Noise prediction over the whole latent canvas: x [G, 1, C, H, W]; every window goes
-// through the network (in batches) and the overlapping predictions are averaged with
-// normalised feathering weights (MultiDiffusion, Bar-Tal et al. 2023, arXiv 2302.08113).
-NoiseFn fused_noise_fn(Models& models, const Roles& roles, const Canvas& cv, const torch::Tensor& weights,
-                       const std::vector<torch::Tensor>& given, const std::vector<torch::Tensor>& unused,
-                       const Guidance& guidance, const std::vector<torch::Tensor>& guidance_noise, int batch) {
-  const double n_t = models.schedule().num_timesteps();
-  return [&, n_t, batch](const torch::Tensor& x, double t) {
-    const torch::Tensor xw = extract_windows(x.squeeze(1), cv.layout);  // [N, G, C, 32, 32]
-    std::vector<torch::Tensor> gw, uw, hw;
-    for (const auto& g : given) gw.push_back(extract_windows(g[0], cv.layout));
-    for (const auto& u : unused) uw.push_back(extract_windows(u[0], cv.layout));
-    for (const auto& g : guidance_noise) hw.push_back(extract_windows(g[0], cv.layout));
-    const int64_t n = xw.size(0);
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < n; i += batch) {
-      throw_if_stop_requested();  // one call over a large canvas is many windows
-      const int64_t b = std::min<int64_t>(batch, n - i);
-      const torch::Tensor xb = xw.narrow(0, i, b).transpose(0, 1).contiguous();  // [G, b, C, 32, 32]
-      std::vector<torch::Tensor> gb, ub, hb;
-      for (const auto& g : gw) gb.push_back(g.narrow(0, i, b));
-      for (const auto& u : uw) ub.push_back(u.narrow(0, i, b));
-      for (const auto& h : hw) hb.push_back(h.narrow(0, i, b));
-      torch::Tensor eps = predict_generated(models, roles, xb, t * n_t, gb, 0.0, ub);
-      if (guidance.scale != 0.0 && !roles.given.empty()) {
-        const torch::Tensor un = predict_generated(models, roles, xb, t * n_t, hb, n_t, ub);
-        eps = (1.0 + guidance.scale) * eps - guidance.scale * un;
-      }
-      parts.push_back(eps.transpose(0, 1));  // [b, G, C, 32, 32]
-    }
-    return fuse_windows(torch::cat(parts, 0), weights, cv.layout).unsqueeze(1);
-  };
-}
-
-struct OutputSinks {
-  std::vector<RasterSink> sinks;  // per generated modality
-};
-
 // Scenes are sampled on one whole latent canvas (that is what makes fused tiling seamless),
 // so its memory is bounded by the canvas, not the scene. Refuses, before any work, a scene
 // whose canvas buffers would not fit in this machine's memory: the given latents and
@@ -160,53 +104,227 @@ void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& la
   }
 }
 
+// The conditioning of one scene sample: each tensor [1, C, lat_h, lat_w] on the device,
+// or cut into windows [N, C, 32, 32].
+struct Conditioning {
+  std::vector<torch::Tensor> given, unused, guidance_noise;
+
+  Conditioning windows(const Layout& layout) const {
+    Conditioning w;
+    for (const auto& g : given) w.given.push_back(extract_windows(g[0], layout));
+    for (const auto& u : unused) w.unused.push_back(extract_windows(u[0], layout));
+    for (const auto& h : guidance_noise) w.guidance_noise.push_back(extract_windows(h[0], layout));
+    return w;
+  }
+  // Windows i .. i + b - 1 of a windowed conditioning.
+  Conditioning narrow(int64_t i, int64_t b) const {
+    Conditioning w;
+    for (const auto& g : given) w.given.push_back(g.narrow(0, i, b));
+    for (const auto& u : unused) w.unused.push_back(u.narrow(0, i, b));
+    for (const auto& h : guidance_noise) w.guidance_noise.push_back(h.narrow(0, i, b));
+    return w;
+  }
+  // The joint noise function (conditioning.hpp) of windows conditioned on this.
+  NoiseFn noise_fn(Models& models, const Roles& roles, const Guidance& guidance) const {
+    return joint_noise_fn(models, roles, given, unused, guidance, guidance_noise);
+  }
+};
+
+// Noise prediction over the whole latent canvas: x [G, 1, C, H, W]; every window goes
+// through the joint noise function (in batches) and the overlapping predictions are
+// averaged with normalised feathering weights (MultiDiffusion, Bar-Tal et al. 2023,
+// arXiv 2302.08113).
+NoiseFn fused_noise_fn(Models& models, const Roles& roles, const Canvas& cv, const torch::Tensor& weights,
+                       Conditioning windows, const Guidance& guidance, int batch) {
+  return [&models, &roles, &cv, &weights, windows = std::move(windows), guidance, batch](const torch::Tensor& x,
+                                                                                        double t) {
+    const torch::Tensor xw = extract_windows(x.squeeze(1), cv.layout);  // [N, G, C, 32, 32]
+    const int64_t n = xw.size(0);
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < n; i += batch) {
+      throw_if_stop_requested();  // one call over a large canvas is many windows
+      const int64_t b = std::min<int64_t>(batch, n - i);
+      const torch::Tensor xb = xw.narrow(0, i, b).transpose(0, 1).contiguous();  // [G, b, C, 32, 32]
+      parts.push_back(windows.narrow(i, b).noise_fn(models, roles, guidance)(xb, t).transpose(0, 1));
+    }
+    return fuse_windows(torch::cat(parts, 0), weights, cv.layout).unsqueeze(1);
+  };
+}
+
+// The provenance items of a scene's outputs: run_metadata's and the scene settings'.
+std::map<std::string, std::string> scene_metadata(const TranslateOptions& o, const Models& models, const ScenePlan& p) {
+  std::vector<Modality> given_mods;
+  for (const ModalityInput& in : p.inputs) given_mods.push_back(in.modality);
+  auto meta = run_metadata(o, models, p.seed, "translate", sorted_modalities(given_mods), p.roles);
+  meta["COPGEN_TILING"] = tiling_name(o.scene.tiling);
+  meta["COPGEN_OVERLAP"] = std::to_string(o.scene.overlap);
+  std::string kinds;
+  for (const auto& in : p.inputs) {
+    kinds += (kinds.empty() ? "" : ",") + modality_name(in.modality) + ":" + input_kind_name(in.kind);
+  }
+  meta["COPGEN_INPUT_KINDS"] = kinds;
+  meta["COPGEN_L2A_OFFSET_ASSUMED"] = std::to_string(static_cast<int>(o.scene.s2l2a_offset));
+  meta["COPGEN_FILL_NODATA"] = o.scene.fill_nodata ? "yes" : "no";
+  return meta;
+}
+
+bool physical_output(const SceneOptions& s, Modality m) {
+  return s.output_kind == OutputKind::Physical && (m == Modality::S2L1C || m == Modality::S2L2A);
+}
+
+// The sink of sample k's output of generated modality g.
+RasterSink create_sink(const ScenePlan& plan, const TranslateOptions& o, std::size_t g, int k) {
+  const Modality m = plan.roles.generated[g];
+  SinkSpec spec;
+  spec.grid = plan.grid;
+  spec.format = o.format;
+  spec.overwrite = o.overwrite;
+  spec.metadata = plan.metadata;
+  spec.metadata["COPGEN_MODALITY"] = modality_name(m);
+  spec.metadata["COPGEN_SAMPLE"] = std::to_string(k);
+  spec.mask = !o.scene.fill_nodata;  // nodata is marked by the mask band alone (docs/scenes.md)
+  if (physical_output(o.scene, m)) {
+    spec.bands = 4;
+    spec.data_type = "UInt16";
+    spec.rgb = false;
+    spec.band_descriptions = {"B04", "B03", "B02", "saturated (1: the thumbnail was clipped at 255)"};
+    spec.metadata["COPGEN_OUTPUT_KIND"] = "physical (digital numbers)";
+  } else {
+    spec.band_descriptions = band_descriptions(m);
+    spec.metadata["COPGEN_OUTPUT_KIND"] = "thumbnail";
+  }
+  return RasterSink::create(plan.outputs.images[static_cast<std::size_t>(k)][g], spec);
+}
+
+// Writes the core of window i (decoded pixels px [3, 256, 256]) into sink, clipped to the
+// scene, as physical digital numbers where asked, 0 and masked where a rendering is nodata.
+void write_core(RasterSink& sink, const torch::Tensor& px, const ScenePlan& plan, const SceneOptions& scene,
+                const std::vector<RasterSource>& rendered, Modality m, std::size_t i) {
+  const Core& kc = plan.canvas.cores[i];
+  const Window& w = plan.canvas.layout.windows[i];
+  const int x0p = static_cast<int>(kc.x0 * 8), y0p = static_cast<int>(kc.y0 * 8);
+  const int x1p = std::min(static_cast<int>(kc.x1 * 8), plan.grid.width);
+  const int y1p = std::min(static_cast<int>(kc.y1 * 8), plan.grid.height);
+  if (x1p <= x0p || y1p <= y0p) return;
+  const torch::Tensor tile = px.narrow(1, y0p - w.y * 8, y1p - y0p).narrow(2, x0p - w.x * 8, x1p - x0p);
+  torch::Tensor valid = torch::ones({y1p - y0p, x1p - x0p}, torch::kBool);
+  if (!scene.fill_nodata) {
+    for (const RasterSource& r : rendered) valid.logical_and_(r.read_valid({1}, x0p, y0p, x1p - x0p, y1p - y0p));
+  }
+  torch::Tensor data = tile;
+  if (physical_output(scene, m)) {
+    torch::Tensor saturated;
+    const double offset = m == Modality::S2L2A ? scene.s2l2a_offset : 0.0;
+    const torch::Tensor dn = s2_dn_from_pixels(tile, offset, &saturated);
+    data = torch::cat({dn, saturated.unsqueeze(0).to(dn.scalar_type())}, 0);
+  }
+  sink.write(torch::where(valid.unsqueeze(0), data, torch::zeros_like(data)), x0p, y0p);
+  if (!scene.fill_nodata) sink.write_mask(valid, x0p, y0p);
+}
+
+// The per-pixel `name` ("mean" or "std") over the samples of generated modality g.
+std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std::size_t g, const std::string& name) {
+  std::vector<RasterSource> samples;
+  for (int k = 0; k < o.samples; ++k) {
+    samples.push_back(RasterSource::open(plan.outputs.images[static_cast<std::size_t>(k)][g], "sample"));
+  }
+  const int bands = samples[0].info().bands;
+  std::vector<int> band_list;
+  for (int b = 1; b <= bands; ++b) band_list.push_back(b);
+  const fs::path base = fs::path(output_path(o.output, plan.roles.generated, plan.roles.generated[g], 0, 1));
+  const std::string p = (base.parent_path() / (base.stem().string() + "_" + name + base.extension().string())).string();
+  SinkSpec spec;
+  spec.grid = plan.grid;
+  spec.bands = bands;
+  spec.data_type = "Float32";
+  spec.rgb = false;
+  spec.format = o.format;
+  spec.overwrite = o.overwrite;
+  spec.metadata = plan.metadata;
+  spec.metadata["COPGEN_SUMMARY"] = name + " over " + std::to_string(o.samples) + " samples";
+  spec.metadata["COPGEN_MODALITY"] = modality_name(plan.roles.generated[g]);
+  RasterSink sink = RasterSink::create(p, spec);
+  for (int y = 0; y < plan.grid.height; y += kWindow) {
+    for (int x = 0; x < plan.grid.width; x += 4 * kWindow) {
+      const int w = std::min(4 * kWindow, plan.grid.width - x), h = std::min(kWindow, plan.grid.height - y);
+      torch::Tensor sum = torch::zeros({bands, h, w}, torch::kFloat64), sq = torch::zeros_like(sum);
+      for (const auto& s : samples) {
+        const auto v = s.read(band_list, x, y, w, h).to(torch::kFloat64);
+        sum += v;
+        sq += v * v;
+      }
+      const auto mean = sum / o.samples;
+      sink.write(name == "mean" ? mean : (sq / o.samples - mean * mean).clamp_min(0).sqrt(), x, y);
+    }
+  }
+  sink.commit();
+  spdlog::info("wrote {} ({} over {} samples)", p, name, o.samples);
+  return p;
+}
+
 }  // namespace
 
-RunResult translate_scene(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
-  const auto started = std::chrono::steady_clock::now();
+Canvas make_canvas(const Grid& grid, int overlap_px) {
+  Canvas c;
+  c.width = grid.width;
+  c.height = grid.height;
+  const auto pad8 = [](int v) { return static_cast<int64_t>(std::max(kWindow, (v + 7) / 8 * 8)); };
+  c.lat_h = pad8(grid.height) / 8;
+  c.lat_w = pad8(grid.width) / 8;
+  c.layout = make_layout(c.lat_h, c.lat_w, kWindow / 8, overlap_px / 8);
+  c.cores = window_cores(c.layout);
+  return c;
+}
+
+ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   validate(o);
   validate(o.scene);
+  ScenePlan p;
   const std::vector<Modality> generated = generated_of(o);
-
-  // inputs: resolved, aligned, checked before any output is touched
-  std::vector<ModalityInput> inputs;
   std::vector<Modality> given_mods;
   for (const GivenInput& g : o.inputs) {
-    if (has_suffix_ci(g.path, ".npy")) {
+    if (detail::ends_with_ci(g.path, ".npy")) {
       throw InputError(modality_name(g.modality) + " input '" + g.path +
                        "': .npy latents are accepted for single 256 x 256 tiles only, not with scene inputs");
     }
-    inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind));
+    p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind));
     given_mods.push_back(g.modality);
   }
-  const Grid grid = scene_grid(inputs, o.scene);
-  const Roles roles = Roles::make(given_mods, generated);
-  check_canvas_fits(grid, models.latent_channels(), inputs[0].label);
+  p.grid = scene_grid(p.inputs, o.scene);
+  p.roles = Roles::make(given_mods, generated);
+  check_canvas_fits(p.grid, models.latent_channels(), p.inputs[0].label);
   if (!o.save_latents_dir.empty()) {
     throw UsageError("--save-latents is offered for 256 x 256 tiles only, not for scenes");
   }
   std::vector<std::string> input_paths;
-  for (const ModalityInput& in : inputs) {
+  for (const ModalityInput& in : p.inputs) {
     input_paths.push_back(in.label);
     input_paths.insert(input_paths.end(), in.files.begin(), in.files.end());
   }
-  const OutputPlan plan = plan_outputs(o, generated, {}, input_paths);
-  spdlog::info("scene {} x {} ({}), {} tiling, overlap {} px", grid.width, grid.height,
-               grid.georeferenced ? fmt::format("{:g} m", grid.resolution()) : "no georeferencing",
+  p.outputs = plan_outputs(o, generated, {}, input_paths);
+  spdlog::info("scene {} x {} ({}), {} tiling, overlap {} px", p.grid.width, p.grid.height,
+               p.grid.georeferenced ? fmt::format("{:g} m", p.grid.resolution()) : "no georeferencing",
                tiling_name(o.scene.tiling), o.scene.overlap);
+  p.seed = o.seed.value_or(random_seed());
+  if (!o.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", p.seed, p.seed);
 
-  RunResult result;
-  result.seed = o.seed.value_or(random_seed());
-  if (!o.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", result.seed, result.seed);
+  p.order.resize(p.inputs.size());
+  for (std::size_t i = 0; i < p.inputs.size(); ++i) p.order[i] = i;
+  std::sort(p.order.begin(), p.order.end(), [&](std::size_t a, std::size_t b) {
+    return modality_index(p.inputs[a].modality) < modality_index(p.inputs[b].modality);
+  });
+  p.canvas = make_canvas(p.grid, o.scene.overlap);
+  p.metadata = scene_metadata(o, models, p);
+  return p;
+}
 
-  // renderings of the inputs go to a scratch folder beside the first output
-  const WorkDir work(fs::path(plan.images[0][0]).parent_path().string());
+std::vector<RasterSource> render_inputs(const ScenePlan& plan, const SceneOptions& scene, const std::string& work_dir) {
   std::vector<RasterSource> rendered;
-  const std::int64_t pixels = static_cast<std::int64_t>(grid.width) * grid.height;
-  for (const ModalityInput& in : inputs) {
-    const std::string p = (fs::path(work.path()) / (modality_name(in.modality) + ".tif")).string();
-    const std::int64_t valid = render_to_file(in, grid, p, o.scene);
-    if (valid == 0 && !o.scene.fill_nodata) {
+  const std::int64_t pixels = static_cast<std::int64_t>(plan.grid.width) * plan.grid.height;
+  for (const ModalityInput& in : plan.inputs) {
+    const std::string p = (fs::path(work_dir) / (modality_name(in.modality) + ".tif")).string();
+    const std::int64_t valid = render_to_file(in, plan.grid, p, scene);
+    if (valid == 0 && !scene.fill_nodata) {
       throw InputError(modality_name(in.modality) + " input '" + in.label +
                        "': every pixel of the target grid is nodata, NaN or outside the input; "
                        "there is nothing to translate (--fill-nodata generates everywhere)");
@@ -214,214 +332,133 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
     if (valid < pixels) {
       spdlog::info("{} input '{}': {} of {} pixels are nodata, NaN or outside the input; they are {} in the outputs",
                    modality_name(in.modality), in.label, pixels - valid, pixels,
-                   o.scene.fill_nodata ? "generated (--fill-nodata)" : "nodata");
+                   scene.fill_nodata ? "generated (--fill-nodata)" : "nodata");
     }
     rendered.push_back(RasterSource::open(p, modality_name(in.modality) + " rendering"));
   }
-  // given inputs in modality order (roles.given)
-  std::vector<size_t> order(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return modality_index(inputs[a].modality) < modality_index(inputs[b].modality);
-  });
+  return rendered;
+}
 
-  const Canvas cv = make_canvas(grid, o.scene.overlap);
-  const torch::Tensor weights = normalised_weights(cv.layout);
-  const int64_t c = models.latent_channels();
-  const double sf = models.scale_factor();
-  const torch::Device device = models.device();
-  const int batch = o.batch_size;
+std::vector<torch::Tensor> encode_inputs(Models& models, const ScenePlan& plan,
+                                         const std::vector<RasterSource>& rendered, int batch) {
   std::vector<torch::Tensor> moments;
-  for (size_t i : order) moments.push_back(encode_scene(models, rendered[i], cv, batch));
+  for (std::size_t i : plan.order) moments.push_back(encode_scene(models, rendered[i], plan.canvas, batch));
+  return moments;
+}
 
-  at::Generator gen = at::detail::createCPUGenerator(result.seed);
-  auto meta = run_metadata(o, models, result.seed, "translate", sorted_modalities(given_mods), roles);
-  meta["COPGEN_TILING"] = tiling_name(o.scene.tiling);
-  meta["COPGEN_OVERLAP"] = std::to_string(o.scene.overlap);
-  std::string kinds;
-  for (const auto& in : inputs) kinds += (kinds.empty() ? "" : ",") + modality_name(in.modality) + ":" + input_kind_name(in.kind);
-  meta["COPGEN_INPUT_KINDS"] = kinds;
-  meta["COPGEN_L2A_OFFSET_ASSUMED"] = std::to_string(static_cast<int>(o.scene.s2l2a_offset));
-  meta["COPGEN_FILL_NODATA"] = o.scene.fill_nodata ? "yes" : "no";
-
+torch::Tensor sample_canvas(Models& models, const ScenePlan& plan, const std::vector<torch::Tensor>& moments,
+                            const TranslateOptions& o, at::Generator& gen, int k, const CanvasCallback& on_call) {
+  const Canvas& cv = plan.canvas;
+  const Roles& roles = plan.roles;
+  const torch::Device device = models.device();
   const bool guided = o.guidance.scale != 0.0 && !roles.given.empty();
-  const int n_windows = static_cast<int>(cv.layout.windows.size());
-  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : (n_windows + batch - 1) / batch;
-  const int calls_total = o.samples * chunks * o.sampler.steps;
   const int calls_per_step = guided ? 2 : 1;
-  std::vector<bool> needs_eps(roles.given.size(), o.cond_latent == CondLatent::Sample);
+  const std::vector<bool> needs_eps(roles.given.size(), o.cond_latent == CondLatent::Sample);
+  const Draws d = draw_noise(gen, roles, needs_eps, 1, {models.latent_channels(), cv.lat_h, cv.lat_w}, guided);
+  Conditioning cond;
+  for (std::size_t i = 0; i < moments.size(); ++i) {
+    cond.given.push_back(latent_from_moments(moments[i].unsqueeze(0), d.posterior_eps[i], models.scale_factor()).to(device));
+  }
+  for (const auto& u : d.unused_noise) cond.unused.push_back(u.to(device));
+  for (const auto& g : d.guidance_noise) cond.guidance_noise.push_back(g.to(device));
+  const Conditioning windows = cond.windows(cv.layout);
+  const torch::Tensor weights = normalised_weights(cv.layout);
+  const int64_t n_windows = static_cast<int64_t>(cv.layout.windows.size());
 
-  for (int k = 0; k < o.samples; ++k) {
+  torch::Tensor x0;  // [G, C, H, W]
+  SamplerOptions so = o.sampler;
+  if (o.scene.tiling == Tiling::Fused) {
+    so.on_call = [&](int, int) { on_call(static_cast<int>(n_windows) * calls_per_step); };
+    const NoiseFn fn = fused_noise_fn(models, roles, cv, weights, windows, o.guidance, o.batch_size);
+    x0 = sample(fn, models.schedule(), d.x_T.to(device), so).squeeze(1);
+  } else {
+    // each window alone, from its part of the same noise canvases; then feathered
+    const torch::Tensor xw = extract_windows(d.x_T.squeeze(1), cv.layout);  // [N, G, C, 32, 32]
+    std::vector<torch::Tensor> outs;
+    for (int64_t i = 0; i < n_windows; i += o.batch_size) {
+      const int64_t b = std::min<int64_t>(o.batch_size, n_windows - i);
+      so.on_call = [&](int, int) { on_call(static_cast<int>(b) * calls_per_step); };
+      const NoiseFn fn = windows.narrow(i, b).noise_fn(models, roles, o.guidance);
+      outs.push_back(sample(fn, models.schedule(), xw.narrow(0, i, b).transpose(0, 1).contiguous().to(device), so)
+                         .transpose(0, 1));
+    }
+    x0 = fuse_windows(torch::cat(outs, 0), weights, cv.layout);
+  }
+  require_finite(x0, "the scene of " + plan.inputs[0].label + " (sample " + std::to_string(k) + ")");
+  return x0;
+}
+
+std::vector<std::string> write_sample(Models& models, const ScenePlan& plan, const TranslateOptions& o,
+                                      const std::vector<RasterSource>& rendered, const torch::Tensor& x0, int k) {
+  const Layout& layout = plan.canvas.layout;
+  std::vector<RasterSink> sinks;
+  for (std::size_t g = 0; g < plan.roles.generated.size(); ++g) sinks.push_back(create_sink(plan, o, g, k));
+  const std::size_t batch = static_cast<std::size_t>(o.batch_size);
+  for (std::size_t first = 0; first < layout.windows.size(); first += batch) {
     throw_if_stop_requested();
-    const Draws d = draw_noise(gen, roles, needs_eps, 1, {c, cv.lat_h, cv.lat_w}, guided);
-    std::vector<torch::Tensor> given, unused, gnoise;
-    for (size_t i = 0; i < moments.size(); ++i) {
-      given.push_back(latent_from_moments(moments[i].unsqueeze(0), d.posterior_eps[i], sf).to(device));
+    const std::size_t n = std::min(layout.windows.size() - first, batch);
+    std::vector<torch::Tensor> lat;
+    for (std::size_t i = first; i < first + n; ++i) {
+      const Window& w = layout.windows[i];
+      lat.push_back(x0.narrow(2, w.y, layout.size).narrow(3, w.x, layout.size));
     }
-    for (const auto& u : d.unused_noise) unused.push_back(u.to(device));
-    for (const auto& g : d.guidance_noise) gnoise.push_back(g.to(device));
-
-    int done_before = k * chunks * o.sampler.steps;
-    torch::Tensor x0;  // [G, C, H, W]
-    if (o.scene.tiling == Tiling::Fused) {
-      SamplerOptions so = o.sampler;
-      so.on_call = [&](int done, int) {
-        result.network_calls += n_windows * calls_per_step;
-        if (progress) progress(done_before + done, calls_total);
-        throw_if_stop_requested();
-      };
-      const NoiseFn fn = fused_noise_fn(models, roles, cv, weights, given, unused, o.guidance, gnoise, batch);
-      x0 = sample(fn, models.schedule(), d.x_T.to(device), so).squeeze(1);
-    } else {
-      // each window alone, from its part of the same noise canvases; then feathered
-      const torch::Tensor xw = extract_windows(d.x_T.squeeze(1), cv.layout);  // [N, G, C, 32, 32]
-      std::vector<torch::Tensor> outs;
-      for (int64_t i = 0; i < n_windows; i += batch) {
-        const int64_t b = std::min<int64_t>(batch, n_windows - i);
-        std::vector<torch::Tensor> gb, ub, hb;
-        for (const auto& g : given) gb.push_back(extract_windows(g[0], cv.layout).narrow(0, i, b));
-        for (const auto& u : unused) ub.push_back(extract_windows(u[0], cv.layout).narrow(0, i, b));
-        for (const auto& h : gnoise) hb.push_back(extract_windows(h[0], cv.layout).narrow(0, i, b));
-        const NoiseFn fn = joint_noise_fn(models, roles, gb, ub, o.guidance, hb);
-        SamplerOptions so = o.sampler;
-        so.on_call = [&](int done, int) {
-          result.network_calls += static_cast<int>(b) * calls_per_step;
-          if (progress) progress(done_before + done, calls_total);
-          throw_if_stop_requested();
-        };
-        outs.push_back(sample(fn, models.schedule(), xw.narrow(0, i, b).transpose(0, 1).contiguous().to(device), so)
-                           .transpose(0, 1));
-        done_before += o.sampler.steps;
+    const torch::Tensor latb = torch::stack(lat, 1);  // [G, n, C, 32, 32]
+    for (std::size_t g = 0; g < plan.roles.generated.size(); ++g) {
+      if (sinks[g].path().empty()) continue;
+      const torch::Tensor px = model_to_pixels(models.decode(latb[static_cast<int64_t>(g)])).to(torch::kCPU);
+      for (std::size_t i = first; i < first + n; ++i) {
+        write_core(sinks[g], px[static_cast<int64_t>(i - first)], plan, o.scene, rendered, plan.roles.generated[g], i);
       }
-      x0 = fuse_windows(torch::cat(outs, 0), weights, cv.layout);
     }
-    if (!torch::isfinite(x0).all().item<bool>()) {
-      throw RuntimeError("the network produced NaN or infinite values for the scene of " + inputs[0].label +
-                         " (sample " + std::to_string(k) + "); check the models or try --precision fp32");
-    }
+  }
+  std::vector<std::string> written;
+  for (std::size_t g = 0; g < sinks.size(); ++g) {
+    sinks[g].commit();
+    written.push_back(sinks[g].path());
+    spdlog::info("wrote {} ({})", sinks[g].path(), modality_name(plan.roles.generated[g]));
+  }
+  return written;
+}
 
-    // decode window by window, each window writing its core, masked by the inputs' nodata
-    std::vector<RasterSink> sinks;
-    for (size_t g = 0; g < roles.generated.size(); ++g) {
-      const Modality m = roles.generated[g];
-      SinkSpec spec;
-      spec.grid = grid;
-      spec.format = o.format;
-      spec.overwrite = o.overwrite;
-      spec.metadata = meta;
-      spec.metadata["COPGEN_MODALITY"] = modality_name(m);
-      spec.metadata["COPGEN_SAMPLE"] = std::to_string(k);
-      spec.mask = !o.scene.fill_nodata;  // nodata is marked by the mask band alone (docs/scenes.md)
-      const bool physical = o.scene.output_kind == OutputKind::Physical &&
-                            (m == Modality::S2L1C || m == Modality::S2L2A);
-      if (physical) {
-        spec.bands = 4;
-        spec.data_type = "UInt16";
-        spec.rgb = false;
-        spec.band_descriptions = {"B04", "B03", "B02", "saturated (1: the thumbnail was clipped at 255)"};
-        spec.metadata["COPGEN_OUTPUT_KIND"] = "physical (digital numbers)";
-      } else {
-        spec.band_descriptions = band_descriptions(m);
-        spec.metadata["COPGEN_OUTPUT_KIND"] = "thumbnail";
-      }
-      sinks.push_back(RasterSink::create(plan.images[static_cast<size_t>(k)][g], spec));
-    }
-    for (size_t first = 0; first < cv.layout.windows.size(); first += static_cast<size_t>(batch)) {
+std::vector<std::string> write_summaries(const ScenePlan& plan, const TranslateOptions& o) {
+  std::vector<std::string> written;
+  if (o.samples < 2) return written;
+  for (std::size_t g = 0; g < plan.roles.generated.size(); ++g) {
+    if (o.scene.summary_mean) written.push_back(write_summary(plan, o, g, "mean"));
+    if (o.scene.summary_std) written.push_back(write_summary(plan, o, g, "std"));
+  }
+  return written;
+}
+
+RunResult translate_scene(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
+  const auto started = std::chrono::steady_clock::now();
+  const ScenePlan plan = prepare_scene(o, models);
+  RunResult result;
+  result.seed = plan.seed;
+  const int n_windows = static_cast<int>(plan.canvas.layout.windows.size());
+  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : (n_windows + o.batch_size - 1) / o.batch_size;
+  const int calls_total = o.samples * chunks * o.sampler.steps;
+  int calls_done = 0;
+  const CanvasCallback on_call = [&](int windows_called) {
+    result.network_calls += windows_called;
+    if (progress) progress(++calls_done, calls_total);
+    throw_if_stop_requested();
+  };
+  try {
+    // renderings of the inputs go to a scratch folder beside the first output
+    const WorkDir work(fs::path(plan.outputs.images[0][0]).parent_path().string());
+    const std::vector<RasterSource> rendered = render_inputs(plan, o.scene, work.path());
+    const std::vector<torch::Tensor> moments = encode_inputs(models, plan, rendered, o.batch_size);
+    at::Generator gen = at::detail::createCPUGenerator(plan.seed);
+    for (int k = 0; k < o.samples; ++k) {
       throw_if_stop_requested();
-      const size_t n = std::min(cv.layout.windows.size() - first, static_cast<size_t>(batch));
-      std::vector<torch::Tensor> lat;
-      for (size_t i = first; i < first + n; ++i) {
-        const Window& w = cv.layout.windows[i];
-        lat.push_back(x0.narrow(2, w.y, cv.layout.size).narrow(3, w.x, cv.layout.size));
-      }
-      const torch::Tensor latb = torch::stack(lat, 1);  // [G, n, C, 32, 32]
-      for (size_t g = 0; g < roles.generated.size(); ++g) {
-        const Modality m = roles.generated[g];
-        const torch::Tensor px = model_to_pixels(models.decode(latb[static_cast<int64_t>(g)])).to(torch::kCPU);
-        for (size_t i = first; i < first + n; ++i) {
-          const Core& kc = cv.cores[i];
-          const Window& w = cv.layout.windows[i];
-          // the core in pixels, clipped to the scene
-          const int x0p = static_cast<int>(kc.x0 * 8), y0p = static_cast<int>(kc.y0 * 8);
-          const int x1p = std::min(static_cast<int>(kc.x1 * 8), grid.width);
-          const int y1p = std::min(static_cast<int>(kc.y1 * 8), grid.height);
-          if (x1p <= x0p || y1p <= y0p) continue;
-          torch::Tensor tile = px[static_cast<int64_t>(i - first)]
-                                   .narrow(1, y0p - w.y * 8, y1p - y0p)
-                                   .narrow(2, x0p - w.x * 8, x1p - x0p);
-          torch::Tensor valid = torch::ones({y1p - y0p, x1p - x0p}, torch::kBool);
-          if (!o.scene.fill_nodata) {
-            for (const RasterSource& r : rendered) valid.logical_and_(r.read_valid({1}, x0p, y0p, x1p - x0p, y1p - y0p));
-          }
-          torch::Tensor data;
-          if (sinks[g].path().empty()) continue;
-          if (o.scene.output_kind == OutputKind::Physical && (m == Modality::S2L1C || m == Modality::S2L2A)) {
-            torch::Tensor saturated;
-            const double offset = m == Modality::S2L2A ? o.scene.s2l2a_offset : 0.0;
-            const torch::Tensor dn = s2_dn_from_pixels(tile, offset, &saturated);
-            data = torch::cat({dn, saturated.unsqueeze(0).to(dn.scalar_type())}, 0);
-          } else {
-            data = tile;
-          }
-          data = torch::where(valid.unsqueeze(0), data, torch::zeros_like(data));
-          sinks[g].write(data, x0p, y0p);
-          if (!o.scene.fill_nodata) sinks[g].write_mask(valid, x0p, y0p);
-        }
-      }
+      const torch::Tensor x0 = sample_canvas(models, plan, moments, o, gen, k, on_call);
+      for (const std::string& f : write_sample(models, plan, o, rendered, x0, k)) result.outputs.push_back(f);
     }
-    for (size_t g = 0; g < sinks.size(); ++g) {
-      sinks[g].commit();
-      result.outputs.push_back(sinks[g].path());
-      spdlog::info("wrote {} ({})", sinks[g].path(), modality_name(roles.generated[g]));
-    }
+  } catch (...) {
+    rethrow_with_out_of_memory_message({"windows of " + plan.inputs[0].label}, o.batch_size, models.device().str());
   }
-
-  // per-pixel mean and standard deviation over the samples, read back window by window
-  if (o.samples > 1 && (o.scene.summary_mean || o.scene.summary_std)) {
-    for (size_t g = 0; g < roles.generated.size(); ++g) {
-      std::vector<RasterSource> samples;
-      for (int k = 0; k < o.samples; ++k) {
-        samples.push_back(RasterSource::open(plan.images[static_cast<size_t>(k)][g], "sample"));
-      }
-      const int bands = samples[0].info().bands;
-      std::vector<int> band_list;
-      for (int b = 1; b <= bands; ++b) band_list.push_back(b);
-      const fs::path base = fs::path(output_path(o.output, roles.generated, roles.generated[g], 0, 1));
-      std::vector<std::pair<std::string, bool>> kinds_out;
-      if (o.scene.summary_mean) kinds_out.emplace_back("mean", true);
-      if (o.scene.summary_std) kinds_out.emplace_back("std", false);
-      for (const auto& [name, is_mean] : kinds_out) {
-        const std::string p = (base.parent_path() / (base.stem().string() + "_" + name + base.extension().string())).string();
-        SinkSpec spec;
-        spec.grid = grid;
-        spec.bands = bands;
-        spec.data_type = "Float32";
-        spec.rgb = false;
-        spec.format = o.format;
-        spec.overwrite = o.overwrite;
-        spec.metadata = meta;
-        spec.metadata["COPGEN_SUMMARY"] = name + " over " + std::to_string(o.samples) + " samples";
-        spec.metadata["COPGEN_MODALITY"] = modality_name(roles.generated[g]);
-        RasterSink sink = RasterSink::create(p, spec);
-        for (int y = 0; y < grid.height; y += kWindow) {
-          for (int x = 0; x < grid.width; x += 4 * kWindow) {
-            const int w = std::min(4 * kWindow, grid.width - x), h = std::min(kWindow, grid.height - y);
-            torch::Tensor sum = torch::zeros({bands, h, w}, torch::kFloat64), sq = torch::zeros_like(sum);
-            for (const auto& s : samples) {
-              const auto v = s.read(band_list, x, y, w, h).to(torch::kFloat64);
-              sum += v;
-              sq += v * v;
-            }
-            const auto mean = sum / o.samples;
-            sink.write(is_mean ? mean : (sq / o.samples - mean * mean).clamp_min(0).sqrt(), x, y);
-          }
-        }
-        sink.commit();
-        result.outputs.push_back(p);
-        spdlog::info("wrote {} ({} over {} samples)", p, name, o.samples);
-      }
-    }
-  }
+  for (const std::string& f : write_summaries(plan, o)) result.outputs.push_back(f);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }

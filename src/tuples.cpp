@@ -112,12 +112,9 @@ std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const
   SamplerOptions so = settings.sampler;
   so.on_call = on_call;
   const torch::Tensor x_0 = sample(fn, models.schedule(), to_device(draws.x_T, device), so);
-  if (!torch::isfinite(x_0).all().item<bool>()) {
-    std::string labels;
-    for (const auto& t : tuples) labels += (labels.empty() ? "" : ", ") + t.label;
-    throw RuntimeError("the network produced NaN or infinite values for " + labels +
-                       "; check the models or try --precision fp32");
-  }
+  std::string labels;
+  for (const auto& t : tuples) labels += (labels.empty() ? "" : ", ") + t.label;
+  require_finite(x_0, labels);
 
   std::vector<TupleOutputs> out(tuples.size());
   for (size_t gi = 0; gi < roles.generated.size(); ++gi) {
@@ -148,22 +145,36 @@ std::vector<std::string> labels_of(const std::vector<TupleInputs>& tuples) {
 std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
                                         const SamplingSettings& settings, at::Generator& gen,
                                         const CallCallback& on_call) {
-  const auto batch = static_cast<std::int64_t>(tuples.size());
   try {
     return sample_batch(models, roles, tuples, settings, gen, on_call);
+  } catch (...) {
+    rethrow_with_out_of_memory_message(labels_of(tuples), static_cast<std::int64_t>(tuples.size()),
+                                       models.device().str());
+  }
+}
+
+void require_finite(const torch::Tensor& x, const std::string& what) {
+  if (!torch::isfinite(x).all().item<bool>()) {
+    throw RuntimeError("the network produced NaN or infinite values for " + what +
+                       "; check the models or try --precision fp32");
+  }
+}
+
+void rethrow_with_out_of_memory_message(const std::vector<std::string>& labels, std::int64_t batch,
+                                        const std::string& device) {
+  try {
+    throw;
   } catch (const Error&) {
     throw;  // copgen's own (Interrupted, NaN output, ...)
   } catch (const c10::Error& e) {
     if (!is_out_of_memory(e.what_without_backtrace())) throw;
-    throw RuntimeError(out_of_memory_message(labels_of(tuples), batch, models.device().str()));
   } catch (const std::bad_alloc&) {
-    throw RuntimeError(out_of_memory_message(labels_of(tuples), batch, models.device().str()));
   } catch (const std::exception& e) {
     // The TorchScript interpreter rethrows the errors of its ops as std::runtime_error
     // with a traceback, so the message decides.
     if (!is_out_of_memory(e.what())) throw;
-    throw RuntimeError(out_of_memory_message(labels_of(tuples), batch, models.device().str()));
   }
+  throw RuntimeError(out_of_memory_message(labels, batch, device));
 }
 
 }  // namespace copgen

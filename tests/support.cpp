@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include "copgen/models.hpp"
+
 #include "catch_torch.hpp"
 
 #include <algorithm>
@@ -36,6 +38,15 @@ TempDir::~TempDir() {
   std::error_code ec;
   fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
   fs::remove_all(path, ec);
+}
+
+copgen::Models& tiny_models() {
+  static copgen::Models models = [] {
+    copgen::ModelOptions o;
+    o.device = "cpu";
+    return copgen::Models::load(COPGEN_TEST_MODELS, o);
+  }();
+  return models;
 }
 
 void write_synthetic(const std::string& path, const SyntheticRaster& spec) {

@@ -7,7 +7,14 @@
 #include <string>
 #include <vector>
 
+namespace copgen {
+class Models;
+}
+
 namespace copgen::test {
+
+// The tiny test models (COPGEN_TEST_MODELS) on the CPU, loaded once per test binary.
+copgen::Models& tiny_models();
 
 // A fresh empty directory under the system temp dir, removed by the destructor.
 struct TempDir {

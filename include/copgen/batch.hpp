@@ -54,8 +54,7 @@ struct BatchOptions : RunOptions {
   int readers = 2;               // --readers: reader threads
   int prefetch = 0;              // batches read ahead of the one sampled; 0: readers + 1
   SceneOptions scene;            // the scene flags, for tuples that go through translate(); with
-                                 // --input-kind physical, --output-kind physical or force, every
-                                 // tuple does
+                                 // --input-kind physical or --output-kind physical, every tuple does
 };
 
 // Throws UsageError naming the flags in conflict.
@@ -116,21 +115,5 @@ struct BatchResult {
 // tuple's own failure is recorded, not thrown. Interruption returns with interrupted set.
 BatchResult run_batch(const BatchOptions& options, Models& models, const BatchProgressFn& progress = {});
 
-// Prints batch progress: on a terminal one line redrawn in place (a bar, tuples done of
-// total, tuples per second, ETA), otherwise a log line at most every `log_every` seconds.
-// Thread-compatible: run_batch calls its callback under one lock.
-class BatchProgressLine {
- public:
-  explicit BatchProgressLine(bool enabled, double log_every_seconds = 10.0);
-  ~BatchProgressLine();
-  void update(const BatchProgress& p);
-  void finish();
-
- private:
-  bool enabled_;
-  bool tty_;
-  double log_every_;
-  double last_log_ = -1e9;
-};
 
 }  // namespace copgen

@@ -89,12 +89,7 @@ TestSet discover_test_set(const std::string& root, int limit = 0);
 // crop of a larger image, S = models.image_size()), autoencoder moments (float
 // [2C, h, w]) or a scaled latent (float [C, h, w]) from a .npy. Throws InputError naming
 // the file for anything else (too small, not 3 Byte bands, wrong .npy shape, NaN).
-struct TestInput {
-  torch::Tensor pixels;
-  torch::Tensor moments;
-  torch::Tensor latent;
-};
-TestInput read_test_input(const std::string& path, Modality m, Models& models);
+GivenData read_test_input(const std::string& path, Modality m, Models& models);
 
 struct EvalOptions {
   std::string test_set;                     // --test-set: Major TOM tree or one folder per modality

@@ -1,14 +1,21 @@
-// Output locations: what copgen checks before it writes anything, and what it removes
-// when a run fails. Plain filesystem work (no GDAL); every command that writes files uses
-// it, so an output can never replace what is not an output.
+// Outputs: where a run's outputs go (output_path, plan_outputs), what they carry
+// (run_metadata, band_descriptions), what copgen checks before it writes anything, and
+// what it removes when a run fails. Plain filesystem work (no GDAL); every command that
+// writes files uses it, so an output can never replace what is not an output.
 //
 //   copgen::check_output_file("l2a.tif", copgen::input_files("l1c.tif"), "output");
 //   copgen::CreatedDirs dirs;            // folders made for outputs...
 //   dirs.create("out/S2L2A");            // ...removed again if still empty when it goes
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "copgen/conditioning.hpp"
+#include "copgen/modality.hpp"
+#include "copgen/pipeline.hpp"
 
 namespace copgen {
 
@@ -86,5 +93,39 @@ int remove_leftovers_of_dead_processes(const std::string& dir);
 // Writes `text` to `path` under a temporary name and renames it into place; OutputError
 // naming `what` on failure (nothing is left at `path` or beside it).
 void write_text_atomically(const std::string& path, const std::string& text, const std::string& what);
+
+// ---- the outputs of a run ------------------------------------------------------------
+
+// The output file of `modality`, sample k of n, for an -o of `output` when `modalities`
+// are generated: a pattern's {modality} is replaced; a directory (existing, ending in
+// '/', or several modalities) gets "<MODALITY>.tif"; a file name is used as is. With
+// n > 1 "_s<k>" goes before the extension. Throws UsageError for a single file name
+// with several modalities.
+std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
+                        Modality modality, int k, int n);
+
+// "<stem>_s<k><ext>" when n > 1, else path.
+std::string insert_sample_suffix(const std::string& path, int k, int n);
+
+// The band descriptions an output of modality m carries (the thumbnail's renderings).
+std::vector<std::string> band_descriptions(Modality m);
+
+struct OutputPlan {
+  std::vector<std::vector<std::string>> images;   // [sample][generated modality]
+  std::vector<std::vector<std::string>> latents;  // [sample][modality index], "" when not saved
+  CreatedDirs dirs;  // folders made for the outputs; those left empty are removed with the plan
+};
+// Resolves and checks every output path of a run before any work: existence without
+// --overwrite, collisions, a .tif name, writable directories, never a device, FIFO or
+// folder, never the same file as one of `inputs` (the paths as given: files, band lists,
+// product folders). Then makes the output folders.
+OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
+                        const std::vector<Modality>& saved_latent_modalities, const std::vector<std::string>& inputs);
+
+// The provenance items every output carries (COPGEN_VERSION, the models, the seed, the
+// sampler, the roles, the precisions); translate, generate, scenes and batch alike.
+std::map<std::string, std::string> run_metadata(const RunOptions& o, const Models& models, std::uint64_t seed,
+                                                const std::string& mode, const std::vector<Modality>& given_mods,
+                                                const Roles& roles);
 
 }  // namespace copgen

@@ -80,16 +80,11 @@ struct RunResult {
 };
 
 // Validates option combinations (naming both flags on a conflict); throws UsageError.
+// The modalities a translate run generates: --to, or every modality not given.
+std::vector<Modality> generated_of(const TranslateOptions& options);
+
 void validate(const TranslateOptions& options);
 void validate(const GenerateOptions& options);
-
-// The output file of `modality`, sample k of n, for an -o of `output` when `modalities`
-// are generated: a pattern's {modality} is replaced; a directory (existing, ending in
-// '/', or several modalities) gets "<MODALITY>.tif"; a file name is used as is. With
-// n > 1 "_s<k>" goes before the extension. Throws UsageError for a single file name
-// with several modalities.
-std::string output_path(const std::string& output, const std::vector<Modality>& modalities,
-                        Modality modality, int k, int n);
 
 // Runs a translation. 256 x 256 thumbnails and .npy latents are sampled as tiles; any other
 // input (larger or smaller scenes, physical bands, product folders) goes through the scene

@@ -45,22 +45,4 @@ void end_progress_line();
 // "m:ss" or "h:mm:ss"; "--:--" for a negative or unknown time.
 std::string format_duration(double seconds);
 
-// Prints "network calls D/T, E s elapsed, ETA m:ss" lines: on a terminal one line redrawn in place,
-// otherwise a log line at most every few seconds; nothing for runs shorter than
-// `quiet_for` or when disabled.
-class ProgressLine {
- public:
-  explicit ProgressLine(bool enabled, double quiet_for_seconds = 3.0);
-  ~ProgressLine();
-  void update(int done, int total);
-  void finish();
-
- private:
-  bool enabled_;
-  bool tty_;
-  double quiet_for_;
-  double last_print_ = -1e9;
-  std::chrono::steady_clock::time_point start_;
-};
-
 }  // namespace copgen

@@ -44,7 +44,6 @@ struct SceneOptions {
   OutputKind output_kind = OutputKind::Thumbnail;  // --output-kind
   bool summary_mean = false;               // --summary mean
   bool summary_std = false;                // --summary std
-  bool force = false;                      // use the scene path even for 256 x 256 thumbnails (tests)
 };
 
 // Validates the scene flags (naming the flag); throws UsageError.

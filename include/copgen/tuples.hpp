@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include "copgen/conditioning.hpp"
+#include "copgen/inputs.hpp"
 #include "copgen/modality.hpp"
 #include "copgen/sampler.hpp"
 
@@ -31,13 +32,6 @@ enum class CondLatent {
 };
 std::string cond_latent_name(CondLatent c);
 CondLatent parse_cond_latent(const std::string& s);  // throws UsageError naming --cond-latent
-
-// One given modality of one tuple: exactly one of the three is defined (CPU tensors).
-struct GivenData {
-  torch::Tensor pixels;   // uint8 [3, H, W] thumbnail, encoded by the autoencoder
-  torch::Tensor moments;  // float [2C, h, w] posterior moments (mean, logvar)
-  torch::Tensor latent;   // float [C, h, w] scaled latent, used as is
-};
 
 struct TupleInputs {
   std::string label;                    // names the tuple in messages (a path, a cell id)
@@ -73,6 +67,16 @@ bool is_out_of_memory(const std::string& message);
 // it suggests --batch-size batch/2, or other remedies when the batch is already 1.
 std::string out_of_memory_message(const std::vector<std::string>& labels, std::int64_t batch,
                                   const std::string& device);
+
+// Throws RuntimeError ("the network produced NaN or infinite values for <what>; ...")
+// unless every value of x is finite.
+void require_finite(const torch::Tensor& x, const std::string& what);
+
+// Call inside a catch block: rethrows the exception being handled, as a RuntimeError with
+// out_of_memory_message(labels, batch, device) when it reports a failed allocation (a
+// c10::Error or op error saying so, std::bad_alloc). copgen's own errors pass unchanged.
+[[noreturn]] void rethrow_with_out_of_memory_message(const std::vector<std::string>& labels, std::int64_t batch,
+                                                     const std::string& device);
 
 // Posterior moments [N, 2C, h, w] (CPU float) of uint8 images [N, 3, H, W], encoded in
 // chunks of at most `batch` images.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common.hpp"
+#include "progress.hpp"
 #include "copgen/runtime.hpp"
 
 namespace copgen::cli {

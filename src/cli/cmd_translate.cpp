@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common.hpp"
+#include "progress.hpp"
 #include "copgen/batch.hpp"
 #include "copgen/error.hpp"
 #include "copgen/runtime.hpp"

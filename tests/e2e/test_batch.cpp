@@ -340,3 +340,72 @@ TEST_CASE("batch cli: runs stopped by SIGKILL or SIGINT resume to the bytes of a
     CHECK(rep["counts"]["skipped_complete"].get<int>() == static_cast<int>(part.size()));
   }
 }
+
+namespace {
+
+// Replaces the backbone of the models in `dir` by one whose forward raises: TorchScript's
+// `raise` reaches C++ as a std::runtime_error, neither a copgen::Error nor a c10::Error.
+const char* const kRaisingBackbone = R"PY(
+import hashlib, json, sys, torch
+d = sys.argv[1]
+inner = torch.jit.load(d + "/backbone.pt")
+class Raising(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        for k in ["embed_dim", "depth", "num_heads", "num_modalities", "latent_channels", "latent_size", "patch_size"]:
+            setattr(self, k, int(getattr(inner, k)))
+    def forward(self, z, t):
+        if bool(t.numel() > 0):
+            raise ValueError("backbone op failed on purpose")
+        return self.inner(z, t)
+torch.jit.script(Raising(inner)).save(d + "/backbone.pt")
+with open(d + "/copgen.json") as f:
+    manifest = json.load(f)
+with open(d + "/backbone.pt", "rb") as f:
+    manifest["backbone"]["sha256"] = hashlib.sha256(f.read()).hexdigest()
+with open(d + "/copgen.json", "w") as f:
+    json.dump(manifest, f, indent=2)
+)PY";
+
+}  // namespace
+
+TEST_CASE("batch cli: an op error of another exception type fails its tuples - the report is still written", "[batch]") {
+  TempDir tmp;
+  const std::string models = tmp.file("models");
+  fs::copy(COPGEN_TEST_MODELS, models, fs::copy_options::recursive);
+  const CommandResult made =
+      run_command(quote(COPGEN_PYTHON) + " -c " + quote(kRaisingBackbone) + " " + quote(models));
+  INFO(made.output);
+  REQUIRE(made.exit_code == 0);
+  make_tree(tmp.file("in"));
+  // tuple 1's inputs are no 256 x 256 thumbnails: it takes the per-tuple path (translate())
+  SyntheticRaster odd;
+  odd.format = "PNG";
+  odd.georeferenced = false;
+  odd.width = 300;
+  odd.height = 280;
+  for (const std::string mod : {"S2L1C", "S1RTC"}) {
+    write_synthetic(tmp.file("in/Core-" + mod + "/" + key_of(1) + "/P" + mod + "_" + cell_name(1) + "/thumbnail.png"), odd);
+  }
+
+  const std::string out = tmp.file("out");
+  const CommandResult r = run_command(bin() + " translate --input-dir " + quote(tmp.file("in")) + " --output-dir " +
+                                      quote(out) + " --models " + quote(models) + kRun + " --batch-size 2");
+  INFO(r.output);
+  CHECK(r.exit_code == 1);  // runtime failures (tuple 5's input error does not decide)
+  const json report = report_of(out + "/copgen-report.json");
+  CHECK(report["status"] == "completed_with_failures");
+  CHECK(report["exit_code"] == 1);
+  CHECK(report["counts"]["written"] == 0);
+  CHECK(report["counts"]["failed"] == 6);  // tuples 0..5 (6 and 7 lack a --from modality)
+  std::set<std::string> raised, other;
+  for (const json& f : report["failures"]) {
+    const std::string reason = f["reason"];
+    (reason.find("backbone op failed on purpose") != std::string::npos ? raised : other).insert(f["key"].get<std::string>());
+    if (f["key"] != key_of(5)) CHECK(f["kind"] == "runtime");
+  }
+  CHECK(raised == std::set<std::string>{key_of(0), key_of(1), key_of(2), key_of(3), key_of(4)});
+  CHECK(other == std::set<std::string>{key_of(5)});
+  for (const std::string& name : file_names_under(out)) CHECK(name.find(".tif") == std::string::npos);
+}

@@ -57,14 +57,7 @@ std::map<std::string, std::string> tree(const std::string& root) {
   return out;
 }
 
-Models& tiny() {
-  static Models m = [] {
-    ModelOptions o;
-    o.device = "cpu";
-    return Models::load(COPGEN_TEST_MODELS, o);
-  }();
-  return m;
-}
+Models& tiny() { return test::tiny_models(); }
 
 BatchOptions options(const std::string& in, const std::string& out, int batch) {
   BatchOptions o;

@@ -133,7 +133,7 @@ TEST_CASE("evaluation: test inputs are centre-cropped to 256 or read as moments"
   Models models = tiny_models();
   test::TempDir dir;
   write_png(dir.file("big.png"), 301, 270, 4);
-  const TestInput big = read_test_input(dir.file("big.png"), Modality::S2L1C, models);
+  const GivenData big = read_test_input(dir.file("big.png"), Modality::S2L1C, models);
   REQUIRE(big.pixels.defined());
   CHECK(big.pixels.sizes() == torch::IntArrayRef({3, 256, 256}));
   const ImageU8 raw = read_image_u8(dir.file("big.png"), "test");
@@ -143,7 +143,7 @@ TEST_CASE("evaluation: test inputs are centre-cropped to 256 or read as moments"
     CHECK(big.pixels[b][y][x].item<int>() == want);
   }
   write_png(dir.file("exact.png"), 256, 256, 5);
-  const TestInput exact = read_test_input(dir.file("exact.png"), Modality::DEM, models);
+  const GivenData exact = read_test_input(dir.file("exact.png"), Modality::DEM, models);
   CHECK(exact.pixels.sizes() == torch::IntArrayRef({3, 256, 256}));
 
   write_png(dir.file("small.png"), 200, 300, 6);
@@ -156,7 +156,7 @@ TEST_CASE("evaluation: test inputs are centre-cropped to 256 or read as moments"
   }
 
   write_npy(dir.file("m.npy"), torch::ones({8, 32, 32}));
-  const TestInput m = read_test_input(dir.file("m.npy"), Modality::DEM, models);
+  const GivenData m = read_test_input(dir.file("m.npy"), Modality::DEM, models);
   CHECK_FALSE(m.pixels.defined());
   CHECK(m.moments.sizes() == torch::IntArrayRef({8, 32, 32}));
   write_npy(dir.file("z.npy"), torch::ones({4, 32, 32}));
