@@ -300,6 +300,89 @@ std::string find_reference_script(const std::string& explicit_path) {
                    std::string(kSourceScriptsDir) + "); give --reference-script");
 }
 
+namespace {
+
+// What every configuration of a bench run shares: the end-to-end tiles and, with
+// --compare-reference, the reference script and the tiles written for it.
+struct BenchInputs {
+  torch::Tensor tiles;     // uint8 pixel values [max batch, 3, S, S] (end to end)
+  std::string tiles_path;  // the same as .npy, for the reference
+  std::string script;      // scripts/reference_pipeline.py
+};
+
+// Rows skipped for every batch size of a configuration that cannot run here.
+void add_skipped_rows(const BenchOptions& o, const std::string& device_spec, Precision p, const std::string& why,
+                      BenchReport& report) {
+  for (int b : o.batch_sizes) {
+    BenchRow row;
+    row.device = device_spec;
+    row.precision = precision_name(p);
+    row.batch_size = b;
+    row.skipped = why;
+    report.rows.push_back(row);
+  }
+}
+
+// Measures one device and precision at every batch size (then the reference, if asked);
+// false, with skipped rows and `last_skip` set, when the configuration cannot run here.
+bool measure_configuration(const BenchOptions& o, const std::string& device_spec, Precision p,
+                           const BenchInputs& in, BenchReport& report, const BenchLog& log, std::string& last_skip) {
+  ModelOptions mo;
+  mo.device = device_spec;
+  mo.precision = p;
+  mo.cuda_graphs = o.cuda_graphs;
+  mo.ae_precision = o.ae_precision;
+  mo.tf32 = o.tf32;
+  std::optional<Models> models;
+  try {
+    models = Models::load(o.models_dir, mo);
+  } catch (const UsageError& e) {
+    last_skip = e.what();
+    add_skipped_rows(o, device_spec, p, e.what(), report);
+    if (log) log("skipped " + device_spec + " " + precision_name(p) + ": " + e.what());
+    return false;
+  }
+  const Manifest& mf = models->manifest();
+  report.models_sha256 = mf.sha256;
+  report.models_source = mf.backbone.source;
+  report.flops_per_call = mf.backbone_flops_per_call();
+
+  std::vector<size_t> indices;
+  for (int b : o.batch_sizes) {
+    BenchRow row;
+    row.device = models->device().str();
+    row.precision = precision_of(models->dtype());
+    row.ae_precision = precision_of(models->ae_dtype());
+    row.batch_size = b;
+    row.cuda_graphs = models->cuda_graphs();
+    row.threads = torch::get_num_threads();
+    if (log) log("measuring " + row.device + " " + row.precision + " batch " + std::to_string(b) + " ...");
+    reset_peak_host_rss();
+    reset_device_peak_bytes(models->device());
+    measure_calls(*models, b, o, row);
+    if (o.end_to_end) measure_end_to_end(*models, in.tiles.narrow(0, 0, b), b, o, row);
+    row.peak_host_rss_bytes = peak_host_rss_bytes();
+    row.peak_device_bytes = device_peak_reserved_bytes(models->device());
+    row.peak_device_allocated_bytes = device_peak_bytes(models->device());
+    row.cuda_graphs = models->cuda_graphs_captured() > 0;
+    if (log) log(describe(row));
+    indices.push_back(report.rows.size());
+    report.rows.push_back(row);
+  }
+  if (o.compare_reference) {
+    const std::string device = models->device().str();
+    const std::string precision = precision_of(models->dtype());
+    const int threads = torch::get_num_threads();
+    models.reset();  // free its memory before the reference loads its own copy
+    std::vector<BenchRow*> rows;
+    for (size_t i : indices) rows.push_back(&report.rows[i]);
+    run_reference(o, report.python, in.script, device, precision, threads, in.tiles_path, rows, log);
+  }
+  return true;
+}
+
+}  // namespace
+
 BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
   validate(o);
   BenchReport report;
@@ -312,23 +395,21 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
   report.peak_tflops = o.peak_tflops;
   report.load_average = load_average();
 
-  std::string script;
+  BenchInputs reference;
   if (o.compare_reference) {
-    script = find_reference_script(o.reference_script);
+    reference.script = find_reference_script(o.reference_script);
     report.python = o.python.empty() ? default_python() : o.python;
   }
   int max_batch = 0;
   for (int b : o.batch_sizes) max_batch = std::max(max_batch, b);
 
   std::unique_ptr<ScratchDir> scratch;
-  std::string tiles_path;
-  torch::Tensor tiles;
   if (o.end_to_end) {
-    tiles = synthetic_tiles(max_batch, read_manifest(o.models_dir).image_size);
+    reference.tiles = synthetic_tiles(max_batch, read_manifest(o.models_dir).image_size);
     if (o.compare_reference) {
       scratch = std::make_unique<ScratchDir>();
-      tiles_path = (fs::path(scratch->path) / "tiles.npy").string();
-      write_npy(tiles_path, tiles);  // float32 pixel values 0..255
+      reference.tiles_path = (fs::path(scratch->path) / "tiles.npy").string();
+      write_npy(reference.tiles_path, reference.tiles);  // float32 pixel values 0..255
     }
   }
 
@@ -336,65 +417,7 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
   std::string last_skip;
   for (const std::string& device_spec : o.devices) {
     for (Precision p : o.precisions) {
-      ModelOptions mo;
-      mo.device = device_spec;
-      mo.precision = p;
-      mo.cuda_graphs = o.cuda_graphs;
-      mo.ae_precision = o.ae_precision;
-      mo.tf32 = o.tf32;
-      std::optional<Models> models;
-      try {
-        models = Models::load(o.models_dir, mo);
-      } catch (const UsageError& e) {
-        last_skip = e.what();
-        for (int b : o.batch_sizes) {
-          BenchRow row;
-          row.device = device_spec;
-          row.precision = precision_name(p);
-          row.batch_size = b;
-          row.skipped = e.what();
-          report.rows.push_back(row);
-        }
-        if (log) log("skipped " + device_spec + " " + precision_name(p) + ": " + e.what());
-        continue;
-      }
-      const Manifest& mf = models->manifest();
-      report.models_sha256 = mf.sha256;
-      report.models_source = mf.backbone.source;
-      report.flops_per_call = mf.backbone_flops_per_call();
-
-      std::vector<size_t> indices;
-      for (int b : o.batch_sizes) {
-        BenchRow row;
-        row.device = models->device().str();
-        row.precision = precision_of(models->dtype());
-        row.ae_precision = precision_of(models->ae_dtype());
-        row.batch_size = b;
-        row.cuda_graphs = models->cuda_graphs();
-        row.threads = torch::get_num_threads();
-        if (log) log("measuring " + row.device + " " + row.precision + " batch " + std::to_string(b) + " ...");
-        reset_peak_host_rss();
-        reset_device_peak_bytes(models->device());
-        measure_calls(*models, b, o, row);
-        if (o.end_to_end) measure_end_to_end(*models, tiles.narrow(0, 0, b), b, o, row);
-        row.peak_host_rss_bytes = peak_host_rss_bytes();
-        row.peak_device_bytes = device_peak_reserved_bytes(models->device());
-        row.peak_device_allocated_bytes = device_peak_bytes(models->device());
-        row.cuda_graphs = models->cuda_graphs_captured() > 0;
-        if (log) log(describe(row));
-        indices.push_back(report.rows.size());
-        report.rows.push_back(row);
-        any_measured = true;
-      }
-      if (o.compare_reference) {
-        const std::string device = models->device().str();
-        const std::string precision = precision_of(models->dtype());
-        const int threads = torch::get_num_threads();
-        models.reset();  // free its memory before the reference loads its own copy
-        std::vector<BenchRow*> rows;
-        for (size_t i : indices) rows.push_back(&report.rows[i]);
-        run_reference(o, report.python, script, device, precision, threads, tiles_path, rows, log);
-      }
+      if (measure_configuration(o, device_spec, p, reference, report, log, last_skip)) any_measured = true;
     }
   }
   if (!any_measured) {
@@ -403,63 +426,74 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
   return report;
 }
 
+namespace {
+
+// The reference's figures of a row and copgen's speed over them, into j.
+void add_reference_json(const BenchRow& row, nlohmann::json& j) {
+  using nlohmann::json;
+  const ReferenceFigures& f = *row.reference;
+  auto ratio = [](double ref_s, double ours_s) { return ref_s > 0 && ours_s > 0 ? json(ref_s / ours_s) : json(nullptr); };
+  json ref = {{"seconds_per_call", f.seconds_per_call},
+              {"cpu_seconds_per_call", f.cpu_seconds_per_call},
+              {"calls_per_s", f.seconds_per_call > 0 ? 1.0 / f.seconds_per_call : 0.0},
+              {"peak_host_rss_bytes", f.peak_host_rss_bytes}};
+  // copgen's speed over the reference's: by wall clock, and by CPU time
+  json speedup = {{"network_calls", ratio(f.seconds_per_call, row.seconds_per_call)},
+                  {"network_calls_cpu", ratio(f.cpu_seconds_per_call, row.cpu_seconds_per_call)}};
+  if (row.e2e_steps > 0) {
+    ref["e2e_seconds"] = f.e2e_seconds;
+    ref["e2e_cpu_seconds"] = f.e2e_cpu_seconds;
+    ref["tuples_per_s"] = f.tuples_per_s;
+    speedup["end_to_end"] = ratio(f.e2e_seconds, row.e2e_seconds);
+    speedup["end_to_end_cpu"] = ratio(f.e2e_cpu_seconds, row.e2e_cpu_seconds);
+  }
+  j["reference"] = ref;
+  j["speedup"] = speedup;
+}
+
+// One row of the JSON report.
+nlohmann::json row_json(const BenchRow& row, const BenchOptions& options) {
+  using nlohmann::json;
+  json j = {{"device", row.device}, {"precision", row.precision}, {"batch_size", row.batch_size}};
+  if (!row.skipped.empty()) {
+    j["skipped"] = row.skipped;
+    return j;
+  }
+  j["cuda_graphs"] = row.cuda_graphs;
+  j["threads"] = row.threads;
+  j["network"] = {{"warmup_calls", options.warmup},
+                  {"timed_calls", row.timed_calls},
+                  {"seconds_per_call", row.seconds_per_call},
+                  {"cpu_seconds_per_call", row.cpu_seconds_per_call},
+                  {"calls_per_s", row.calls_per_s},
+                  {"sample_calls_per_s", row.sample_calls_per_s},
+                  {"tflops", row.tflops},
+                  {"mfu", row.mfu >= 0 ? json(row.mfu) : json(nullptr)}};
+  if (row.e2e_steps > 0) {
+    j["end_to_end"] = {{"translation", "S2L1C -> S2L2A"},
+                       {"tuples", row.batch_size},
+                       {"steps", row.e2e_steps},
+                       {"seconds", row.e2e_seconds},
+                       {"cpu_seconds", row.e2e_cpu_seconds},
+                       {"tuples_per_s", row.tuples_per_s}};
+  } else {
+    j["end_to_end"] = nullptr;
+  }
+  j["peak_host_rss_bytes"] = row.peak_host_rss_bytes;
+  j["peak_device_bytes"] = row.peak_device_bytes >= 0 ? json(row.peak_device_bytes) : json(nullptr);
+  j["peak_device_allocated_bytes"] =
+      row.peak_device_allocated_bytes >= 0 ? json(row.peak_device_allocated_bytes) : json(nullptr);
+  j["ae_precision"] = row.ae_precision;
+  if (row.reference) add_reference_json(row, j);
+  return j;
+}
+
+}  // namespace
+
 nlohmann::json bench_to_json(const BenchReport& r) {
   using nlohmann::json;
   json rows = json::array();
-  for (const BenchRow& row : r.rows) {
-    json j = {{"device", row.device}, {"precision", row.precision}, {"batch_size", row.batch_size}};
-    if (!row.skipped.empty()) {
-      j["skipped"] = row.skipped;
-      rows.push_back(j);
-      continue;
-    }
-    j["cuda_graphs"] = row.cuda_graphs;
-    j["threads"] = row.threads;
-    j["network"] = {{"warmup_calls", r.options.warmup},
-                    {"timed_calls", row.timed_calls},
-                    {"seconds_per_call", row.seconds_per_call},
-                    {"cpu_seconds_per_call", row.cpu_seconds_per_call},
-                    {"calls_per_s", row.calls_per_s},
-                    {"sample_calls_per_s", row.sample_calls_per_s},
-                    {"tflops", row.tflops},
-                    {"mfu", row.mfu >= 0 ? json(row.mfu) : json(nullptr)}};
-    if (row.e2e_steps > 0) {
-      j["end_to_end"] = {{"translation", "S2L1C -> S2L2A"},
-                         {"tuples", row.batch_size},
-                         {"steps", row.e2e_steps},
-                         {"seconds", row.e2e_seconds},
-                         {"cpu_seconds", row.e2e_cpu_seconds},
-                         {"tuples_per_s", row.tuples_per_s}};
-    } else {
-      j["end_to_end"] = nullptr;
-    }
-    j["peak_host_rss_bytes"] = row.peak_host_rss_bytes;
-    j["peak_device_bytes"] = row.peak_device_bytes >= 0 ? json(row.peak_device_bytes) : json(nullptr);
-    j["peak_device_allocated_bytes"] =
-        row.peak_device_allocated_bytes >= 0 ? json(row.peak_device_allocated_bytes) : json(nullptr);
-    j["ae_precision"] = row.ae_precision;
-    if (row.reference) {
-      const ReferenceFigures& f = *row.reference;
-      auto ratio = [](double ref_s, double ours_s) { return ref_s > 0 && ours_s > 0 ? json(ref_s / ours_s) : json(nullptr); };
-      json ref = {{"seconds_per_call", f.seconds_per_call},
-                  {"cpu_seconds_per_call", f.cpu_seconds_per_call},
-                  {"calls_per_s", f.seconds_per_call > 0 ? 1.0 / f.seconds_per_call : 0.0},
-                  {"peak_host_rss_bytes", f.peak_host_rss_bytes}};
-      // copgen's speed over the reference's: by wall clock, and by CPU time
-      json speedup = {{"network_calls", ratio(f.seconds_per_call, row.seconds_per_call)},
-                      {"network_calls_cpu", ratio(f.cpu_seconds_per_call, row.cpu_seconds_per_call)}};
-      if (row.e2e_steps > 0) {
-        ref["e2e_seconds"] = f.e2e_seconds;
-        ref["e2e_cpu_seconds"] = f.e2e_cpu_seconds;
-        ref["tuples_per_s"] = f.tuples_per_s;
-        speedup["end_to_end"] = ratio(f.e2e_seconds, row.e2e_seconds);
-        speedup["end_to_end_cpu"] = ratio(f.e2e_cpu_seconds, row.e2e_cpu_seconds);
-      }
-      j["reference"] = ref;
-      j["speedup"] = speedup;
-    }
-    rows.push_back(j);
-  }
+  for (const BenchRow& row : r.rows) rows.push_back(row_json(row, r.options));
   std::vector<std::string> precisions;
   for (Precision p : r.options.precisions) precisions.push_back(precision_name(p));
   return {{"copgen_version", r.copgen_version},

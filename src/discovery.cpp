@@ -297,6 +297,73 @@ Discovered discover_tuples(const std::string& root_text, const std::vector<Modal
   return major_tom ? discover_major_tom(from, core_dirs, skip) : discover_per_modality(from, mod_dirs, skip);
 }
 
+namespace {
+
+// Throws if a --inputs-from line holds a control character (other than a tab).
+void check_list_line(const std::string& t, const std::string& where) {
+  // a control character (a NUL byte, say) cannot be part of a path, and would cut messages
+  const auto bad = std::find_if(t.begin(), t.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 && c != '\t';
+  });
+  if (bad != t.end()) {
+    throw UsageError(fmt::format("{}: holds the control character \\x{:02x} at column {}; is it a text file?", where,
+                                 static_cast<unsigned char>(*bad), (bad - t.begin()) + 1));
+  }
+}
+
+// Reads the MODALITY=PATH and key=KEY fields of a --inputs-from line; sets `key` if the line names one.
+std::map<Modality, std::string> parse_list_fields(const std::string& t, const std::string& where,
+                                                  const fs::path& base, std::string& key) {
+  std::map<Modality, std::string> paths;
+  for (const std::string& field : split_fields(t)) {
+    const auto eq = field.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == field.size()) {
+      throw UsageError(where + ": '" + field + "' is not MODALITY=PATH or key=KEY");
+    }
+    const std::string name = field.substr(0, eq), value = field.substr(eq + 1);
+    if (lower(name) == "key") {
+      if (!safe_key(value)) {
+        throw UsageError(where + ": key '" + value + "' must be a relative path without '.', '..' or hidden parts");
+      }
+      key = value;
+      continue;
+    }
+    const auto m = modality_of(name);
+    if (!m) throw UsageError(where + ": unknown modality '" + name + "' (expected DEM, S1RTC, S2L1C or S2L2A)");
+    if (paths.count(*m)) throw UsageError(where + ": modality " + modality_name(*m) + " is given twice");
+    fs::path p(value);
+    if (p.is_relative() && !base.empty()) p = base / p;
+    paths[*m] = generic(p);
+  }
+  return paths;
+}
+
+// Names a tuple whose line has no key=KEY after one of its files; sets `key` and, for Major TOM names, `pattern`.
+void name_tuple_after_file(const std::vector<Modality>& from, std::map<Modality, std::string>& paths,
+                           const std::string& where, std::string& key, std::string& pattern) {
+  // named after the first --from modality present (or any, for an incomplete line)
+  std::string first;
+  for (Modality m : from) {
+    if (paths.count(m)) {
+      first = paths[m];
+      break;
+    }
+  }
+  if (first.empty() && !paths.empty()) first = paths.begin()->second;
+  if (first.empty()) throw UsageError(where + ": no MODALITY=PATH field");
+  if (auto mt = major_tom_naming(first)) {
+    key = mt->first;
+    pattern = mt->second;
+  } else {
+    fs::path fp(first);
+    if (fp.filename().empty()) fp = fp.parent_path();
+    key = fp.stem().string();
+    if (!safe_key(key)) throw UsageError(where + ": cannot name the tuple after '" + first + "'; add key=NAME");
+  }
+}
+
+}  // namespace
+
 Discovered read_tuple_list(const std::string& list_file, const std::vector<Modality>& from) {
   const std::string special = special_file_kind(list_file);  // a FIFO would block the run
   if (!special.empty()) throw InputError("--inputs-from '" + list_file + "': is " + special + ", not a regular file");
@@ -314,60 +381,13 @@ Discovered read_tuple_list(const std::string& list_file, const std::vector<Modal
     const std::string t = trim(line);
     if (t.empty() || t[0] == '#') continue;
     const std::string where = "--inputs-from '" + list_file + "' line " + std::to_string(line_no);
-    // a control character (a NUL byte, say) cannot be part of a path, and would cut messages
-    const auto bad = std::find_if(t.begin(), t.end(), [](char c) {
-      return static_cast<unsigned char>(c) < 0x20 && c != '\t';
-    });
-    if (bad != t.end()) {
-      throw UsageError(fmt::format("{}: holds the control character \\x{:02x} at column {}; is it a text file?", where,
-                                   static_cast<unsigned char>(*bad), (bad - t.begin()) + 1));
-    }
-    std::map<Modality, std::string> paths;
+    check_list_line(t, where);
     std::string key;
-    for (const std::string& field : split_fields(t)) {
-      const auto eq = field.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == field.size()) {
-        throw UsageError(where + ": '" + field + "' is not MODALITY=PATH or key=KEY");
-      }
-      const std::string name = field.substr(0, eq), value = field.substr(eq + 1);
-      if (lower(name) == "key") {
-        if (!safe_key(value)) {
-          throw UsageError(where + ": key '" + value + "' must be a relative path without '.', '..' or hidden parts");
-        }
-        key = value;
-        continue;
-      }
-      const auto m = modality_of(name);
-      if (!m) throw UsageError(where + ": unknown modality '" + name + "' (expected DEM, S1RTC, S2L1C or S2L2A)");
-      if (paths.count(*m)) throw UsageError(where + ": modality " + modality_name(*m) + " is given twice");
-      fs::path p(value);
-      if (p.is_relative() && !base.empty()) p = base / p;
-      paths[*m] = generic(p);
-    }
+    std::map<Modality, std::string> paths = parse_list_fields(t, where, base, key);
     std::string pattern;
     const bool complete =
         std::all_of(from.begin(), from.end(), [&](Modality m) { return paths.count(m) > 0; });
-    if (key.empty()) {
-      // named after the first --from modality present (or any, for an incomplete line)
-      std::string first;
-      for (Modality m : from) {
-        if (paths.count(m)) {
-          first = paths[m];
-          break;
-        }
-      }
-      if (first.empty() && !paths.empty()) first = paths.begin()->second;
-      if (first.empty()) throw UsageError(where + ": no MODALITY=PATH field");
-      if (auto mt = major_tom_naming(first)) {
-        key = mt->first;
-        pattern = mt->second;
-      } else {
-        fs::path fp(first);
-        if (fp.filename().empty()) fp = fp.parent_path();
-        key = fp.stem().string();
-        if (!safe_key(key)) throw UsageError(where + ": cannot name the tuple after '" + first + "'; add key=NAME");
-      }
-    }
+    if (key.empty()) name_tuple_after_file(from, paths, where, key, pattern);
     if (pattern.empty()) pattern = "{modality}/" + key + ".tif";
     if (!complete) {
       d.incomplete.push_back(key);

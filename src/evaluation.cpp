@@ -1,3 +1,4 @@
+// copgen eval: Table 1's rows, and the runner that generates, caches and scores them.
 #include "copgen/evaluation.hpp"
 
 #include <algorithm>
@@ -114,69 +115,6 @@ std::optional<TableValues> paper_values(const EvalCondition& condition) {
   return std::nullopt;
 }
 
-// ---- the test set -------------------------------------------------------------------------
-
-namespace {
-
-// The thumbnail of a Major TOM product folder (inputs.hpp's rule).
-std::string find_thumbnail(const std::string& product_dir, Modality m) {
-  const std::string found = find_product_thumbnail(product_dir);
-  if (found.empty()) {
-    throw InputError(modality_name(m) + " product folder '" + product_dir + "' holds no *thumbnail.png");
-  }
-  return found;
-}
-
-}  // namespace
-
-TestSet discover_test_set(const std::string& root, int limit) {
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) throw InputError("--test-set '" + root + "': not a directory");
-  const std::vector<Modality> all(kAllModalities.begin(), kAllModalities.end());
-  const Discovered d = discover_tuples(root, all);
-  TestSet s;
-  s.root = root;
-  s.layout = d.layout;
-  s.incomplete = static_cast<std::int64_t>(d.incomplete.size());
-  s.warnings = d.warnings;
-  for (const TupleSource& t : d.tuples) {
-    if (limit > 0 && static_cast<int>(s.tuples.size()) >= limit) break;
-    TestTuple tt;
-    tt.key = t.key;
-    for (const auto& [m, path] : t.inputs) {
-      tt.files[m] = d.layout == TupleLayout::MajorTom ? find_thumbnail(path, m) : path;
-    }
-    s.tuples.push_back(std::move(tt));
-  }
-  if (s.tuples.empty()) {
-    throw InputError("--test-set '" + root + "': no tuple has all four modalities (" + std::to_string(s.incomplete) +
-                     " incomplete)");
-  }
-  return s;
-}
-
-GivenData read_test_input(const std::string& path, Modality m, Models& models) {
-  const std::string what = modality_name(m) + " test input";
-  GivenData in;
-  const int64_t c = models.latent_channels();
-  if (ends_with_ci(path, ".npy")) {
-    torch::Tensor t = read_given_npy(path, what, c, models.latent_size());
-    (t.size(0) == c ? in.latent : in.moments) = t;
-    return in;
-  }
-  const ImageU8 img = read_image_u8(path, what);
-  const int s = models.image_size();
-  if (img.bands != 3 || img.width < s || img.height < s) {
-    throw InputError(what + " '" + path + "': expected an image of 3 Byte bands of at least " + std::to_string(s) +
-                     " x " + std::to_string(s) + ", found " + std::to_string(img.width) + " x " +
-                     std::to_string(img.height) + " with " + std::to_string(img.bands) + " band(s)");
-  }
-  torch::Tensor t = image_to_tensor(img);
-  const int64_t y0 = (img.height - s) / 2, x0 = (img.width - s) / 2;  // the centre crop
-  in.pixels = t.narrow(1, y0, s).narrow(2, x0, s).contiguous();
-  return in;
-}
-
 void validate(const EvalOptions& o) {
   if (o.test_set.empty()) throw UsageError("--test-set: a test set folder is required");
   if (o.output.empty()) throw UsageError("-o/--output: an output folder is required");
@@ -251,6 +189,7 @@ class Runner {
   EvalResult run();
 
  private:
+  json provenance(std::int64_t n) const;
   void prepare_cache();
   // uint8 [3, S, S] of each tuple's real `m`, decoding moments/latents where given so.
   torch::Tensor real_pixels(Modality m, size_t first, size_t count);
@@ -505,6 +444,36 @@ ImageFeatures Runner::generated_features(const EvalCondition& c, Modality m, boo
   });
 }
 
+// What produced the tables: versions, models, extractors, sampler and test set.
+json Runner::provenance(std::int64_t n) const {
+  const Manifest& mf = models_.manifest();
+  const ExtractorsManifest& em = ex_.manifest();
+  return json{
+      {"copgen_version", kVersion},
+      {"models", {{"dir", models_.directory()}, {"sha256", mf.sha256}, {"backbone", mf.backbone.source},
+                  {"autoencoder", mf.autoencoder.source}}},
+      {"extractors", {{"dir", ex_.directory()}, {"sha256", em.sha256},
+                      {"inception", {{"name", em.inception.name}, {"feature", em.inception.feature},
+                                     {"feature_dim", em.inception.feature_dim}, {"source", em.inception.source}}},
+                      {"vgg16", {{"name", em.vgg16.name}, {"feature", em.vgg16.feature},
+                                 {"feature_dim", em.vgg16.feature_dim}, {"source", em.vgg16.source}}}}},
+      {"seed", seed_},
+      {"sampler", {{"solver", solver_name(o_.sampling.sampler.solver)}, {"steps", o_.sampling.sampler.steps},
+                   {"time_grid", time_grid_name(o_.sampling.sampler.grid)},
+                   {"guidance_scale", o_.sampling.guidance.scale},
+                   {"cond_latent", cond_latent_name(o_.sampling.cond_latent)}}},
+      {"device", models_.device().str()},
+      {"batch_size", o_.batch_size},
+      {"samples_per_tuple", o_.samples_per_tuple},
+      {"k", o_.pr.k},
+      {"test_set", {{"root", o_.test_set}, {"layout", layout_name(set_.layout)}, {"tuples", n},
+                    {"incomplete_skipped", set_.incomplete}, {"limit", o_.limit}}},
+      {"counts", {{"real_per_modality", n}, {"generated_per_modality", n * o_.samples_per_tuple}}},
+      {"crop", "images larger than " + std::to_string(models_.image_size()) + " px: the centre " +
+                   std::to_string(models_.image_size()) + " x " + std::to_string(models_.image_size()) + " crop"},
+  };
+}
+
 EvalResult Runner::run() {
   const auto started = std::chrono::steady_clock::now();
   set_ = discover_test_set(o_.test_set, o_.limit);
@@ -553,33 +522,7 @@ EvalResult Runner::run() {
 
   result.seed = seed_;
   result.cache = stats_;
-  const Manifest& mf = models_.manifest();
-  const ExtractorsManifest& em = ex_.manifest();
-  std::map<std::string, std::int64_t> per_modality_real;
-  result.provenance = json{
-      {"copgen_version", kVersion},
-      {"models", {{"dir", models_.directory()}, {"sha256", mf.sha256}, {"backbone", mf.backbone.source},
-                  {"autoencoder", mf.autoencoder.source}}},
-      {"extractors", {{"dir", ex_.directory()}, {"sha256", em.sha256},
-                      {"inception", {{"name", em.inception.name}, {"feature", em.inception.feature},
-                                     {"feature_dim", em.inception.feature_dim}, {"source", em.inception.source}}},
-                      {"vgg16", {{"name", em.vgg16.name}, {"feature", em.vgg16.feature},
-                                 {"feature_dim", em.vgg16.feature_dim}, {"source", em.vgg16.source}}}}},
-      {"seed", seed_},
-      {"sampler", {{"solver", solver_name(o_.sampling.sampler.solver)}, {"steps", o_.sampling.sampler.steps},
-                   {"time_grid", time_grid_name(o_.sampling.sampler.grid)},
-                   {"guidance_scale", o_.sampling.guidance.scale},
-                   {"cond_latent", cond_latent_name(o_.sampling.cond_latent)}}},
-      {"device", models_.device().str()},
-      {"batch_size", o_.batch_size},
-      {"samples_per_tuple", o_.samples_per_tuple},
-      {"k", o_.pr.k},
-      {"test_set", {{"root", o_.test_set}, {"layout", layout_name(set_.layout)}, {"tuples", n},
-                    {"incomplete_skipped", set_.incomplete}, {"limit", o_.limit}}},
-      {"counts", {{"real_per_modality", n}, {"generated_per_modality", n * o_.samples_per_tuple}}},
-      {"crop", "images larger than " + std::to_string(models_.image_size()) + " px: the centre " +
-                   std::to_string(models_.image_size()) + " x " + std::to_string(models_.image_size()) + " crop"},
-  };
+  result.provenance = provenance(n);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   const std::string md = (fs::path(o_.output) / "table1.md").string();
@@ -592,309 +535,12 @@ EvalResult Runner::run() {
   return result;
 }
 
-// ---- tables -------------------------------------------------------------------------------
-
-enum class Metric { F, P, R, Fid };
-constexpr Metric kMetrics[] = {Metric::F, Metric::P, Metric::R, Metric::Fid};
-
-std::string metric_column(Metric k) {
-  switch (k) {
-    case Metric::F: return "F";
-    case Metric::P: return "P";
-    case Metric::R: return "R";
-    case Metric::Fid: return "FID";
-  }
-  return "?";
-}
-
-// The row's values in the table's units (percent for F/P/R).
-TableValues measured_values(const EvalRow& row) {
-  TableValues v;
-  for (const auto& [m, s] : row.scores) {
-    v.f[m] = 100.0 * s.f_score;
-    v.precision[m] = 100.0 * s.precision;
-    v.recall[m] = 100.0 * s.recall;
-    v.fid[m] = s.fid;
-  }
-  return v;
-}
-
-std::map<Modality, double>& values_of(TableValues& v, Metric k) {
-  switch (k) {
-    case Metric::F: return v.f;
-    case Metric::P: return v.precision;
-    case Metric::R: return v.recall;
-    case Metric::Fid: break;
-  }
-  return v.fid;
-}
-
-const std::map<Modality, double>& values_of(const TableValues& v, Metric k) {
-  return values_of(const_cast<TableValues&>(v), k);  // the same member, read only
-}
-
-// a - b where both have a value (the modalities both generated).
-TableValues difference(const TableValues& a, const TableValues& b) {
-  TableValues d;
-  for (Metric k : kMetrics) {
-    const auto& other = values_of(b, k);
-    for (const auto& [m, x] : values_of(a, k)) {
-      if (other.count(m)) values_of(d, k)[m] = x - other.at(m);
-    }
-  }
-  return d;
-}
-
-std::string fmt(double x, int decimals, bool sign = false) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, sign ? "%+.*f" : "%.*f", decimals, x);
-  return buf;
-}
-
-struct TableLine {
-  std::string model;
-  std::string condition;
-  TableValues values;
-  bool signed_values = false;
-};
-
-std::vector<TableLine> table_lines(const EvalResult& r, bool compare_paper) {
-  std::vector<TableLine> lines;
-  for (const EvalRow& row : r.rows) {
-    const TableValues mine = measured_values(row);
-    lines.push_back({"COP-GEN-Beta (copgen)", row.condition.label(), mine, false});
-    if (!compare_paper) continue;
-    if (const auto paper = paper_values(row.condition)) {
-      lines.push_back({"COP-GEN-Beta (paper)", row.condition.label(), *paper, false});
-      lines.push_back({"copgen - paper", row.condition.label(), difference(mine, *paper), true});
-    }
-  }
-  return lines;
-}
-
-std::vector<std::string> header() {
-  std::vector<std::string> h = {"Model", "Condition"};
-  for (Metric k : kMetrics) {
-    for (Modality m : kAllModalities) h.push_back(metric_column(k) + " " + modality_name(m));
-  }
-  return h;
-}
-
-std::vector<std::string> cells(const TableLine& line, int decimals) {
-  std::vector<std::string> c = {line.model, line.condition};
-  for (Metric k : kMetrics) {
-    for (Modality m : kAllModalities) {
-      const auto& v = values_of(line.values, k);
-      c.push_back(v.count(m) ? fmt(v.at(m), decimals, line.signed_values) : "NA");
-    }
-  }
-  return c;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return q + "\"";
-}
-
-json values_json(const TableValues& v) {
-  json out = json::object();
-  for (Modality m : kAllModalities) {
-    if (!v.fid.count(m)) continue;
-    out[modality_name(m)] = {{"f_score", v.f.at(m)}, {"precision", v.precision.at(m)},
-                             {"recall", v.recall.at(m)}, {"fid", v.fid.at(m)}};
-  }
-  return out;
-}
-
 }  // namespace
 
 EvalResult run_eval(const EvalOptions& options, Models& models, Extractors& extractors, const EvalProgress& progress) {
   validate(options);
   Runner runner(options, models, extractors, progress);
   return runner.run();
-}
-
-std::string table1_markdown(const EvalResult& r, bool compare_paper) {
-  std::ostringstream s;
-  const json& p = r.provenance;
-  s << "# Table 1, measured by copgen\n\n";
-  s << "F, P and R in percent (P/R with k = " << (p.is_object() ? p.value("k", 3) : 3) << "), FID on Inception pool3 features. "
-    << "NA: the modality was given, not generated.\n\n";
-  const std::vector<std::string> h = header();
-  s << "|";
-  for (const auto& c : h) s << " " << c << " |";
-  s << "\n|";
-  for (size_t i = 0; i < h.size(); ++i) s << "---|";
-  s << "\n";
-  for (const TableLine& line : table_lines(r, compare_paper)) {
-    s << "|";
-    for (const auto& c : cells(line, 2)) s << " " << c << " |";
-    s << "\n";
-  }
-  if (!p.is_object() || !p.contains("models")) return s.str();
-  s << "\n## Provenance\n\n";
-  // the field at a JSON pointer, as text ("?" where absent)
-  const auto f = [&p](const char* pointer) -> std::string {
-    const json::json_pointer ptr(pointer);
-    if (!p.contains(ptr)) return "?";
-    const json& v = p.at(ptr);
-    return v.is_string() ? v.get<std::string>() : v.dump();
-  };
-  s << "- models: `" << f("/models/dir") << "` (manifest sha256 `" << f("/models/sha256") << "`; backbone "
-    << f("/models/backbone") << ", autoencoder " << f("/models/autoencoder") << ")\n";
-  s << "- extractors: `" << f("/extractors/dir") << "` (manifest sha256 `" << f("/extractors/sha256")
-    << "`; Inception " << f("/extractors/inception/source") << ", VGG16 " << f("/extractors/vgg16/source") << ")\n";
-  s << "- seed " << f("/seed") << ", " << f("/sampler/steps") << " steps of " << f("/sampler/solver") << " ("
-    << f("/sampler/time_grid") << "), guidance scale " << f("/sampler/guidance_scale") << ", conditioning latent "
-    << f("/sampler/cond_latent") << ", batch size " << f("/batch_size") << ", device " << f("/device") << "\n";
-  s << "- test set: `" << f("/test_set/root") << "` (" << f("/test_set/layout") << "), " << f("/test_set/tuples")
-    << " tuples (" << f("/test_set/incomplete_skipped") << " incomplete skipped), " << f("/samples_per_tuple")
-    << " sample(s) per tuple; " << f("/crop") << "\n";
-  s << "- copgen " << f("/copgen_version") << "\n";
-  return s.str();
-}
-
-std::string table1_csv(const EvalResult& r, bool compare_paper) {
-  std::ostringstream s;
-  const std::vector<std::string> h = header();
-  for (size_t i = 0; i < h.size(); ++i) s << (i ? "," : "") << csv_field(h[i]);
-  s << "\n";
-  for (const TableLine& line : table_lines(r, compare_paper)) {
-    const std::vector<std::string> c = cells(line, 4);
-    for (size_t i = 0; i < c.size(); ++i) s << (i ? "," : "") << csv_field(c[i]);
-    s << "\n";
-  }
-  return s.str();
-}
-
-json table1_json(const EvalResult& r, bool compare_paper) {
-  json rows = json::array();
-  for (const EvalRow& row : r.rows) {
-    json j{{"condition", row.condition.label()}};
-    json given = json::array(), generated = json::array();
-    for (Modality m : row.condition.given) given.push_back(modality_name(m));
-    for (Modality m : row.condition.generated()) generated.push_back(modality_name(m));
-    j["given"] = given;
-    j["generated"] = generated;
-    json measured = values_json(measured_values(row));
-    for (const auto& [m, s] : row.scores) {
-      measured[modality_name(m)]["real_count"] = s.real_count;
-      measured[modality_name(m)]["fake_count"] = s.fake_count;
-    }
-    j["measured"] = measured;
-    if (compare_paper) {
-      if (const auto paper = paper_values(row.condition)) {
-        j["paper"] = values_json(*paper);
-        j["difference"] = values_json(difference(measured_values(row), *paper));
-      } else {
-        j["paper"] = nullptr;
-      }
-    }
-    rows.push_back(j);
-  }
-  return json{{"format", "copgen-eval"},
-              {"format_version", 1},
-              {"table", "COP-GEN-Beta Table 1"},
-              {"units", {{"f_score", "percent"}, {"precision", "percent"}, {"recall", "percent"}, {"fid", "FID"}}},
-              {"rows", rows},
-              {"provenance", r.provenance},
-              {"cache",
-               {{"chunks_generated", r.cache.chunks_generated},
-                {"chunks_reused", r.cache.chunks_reused},
-                {"images_generated", r.cache.images_generated},
-                {"features_extracted", r.cache.features_extracted},
-                {"features_reused", r.cache.features_reused},
-                {"network_calls", r.cache.network_calls}}},
-              {"seconds", r.seconds}};
-}
-
-// ---- copgen metrics -------------------------------------------------------------------------
-
-void validate(const CompareOptions& o) {
-  if (!o.features.empty()) {
-    if (!o.real.empty() || !o.fake.empty()) {
-      throw UsageError("--features reads both sets' features; it cannot be combined with --real or --fake");
-    }
-    if (!o.save_features.empty()) throw UsageError("--save-features cannot be combined with --features");
-  } else if (o.real.empty() || o.fake.empty()) {
-    throw UsageError("--real and --fake: give both image folders (or --features DIR)");
-  }
-  if (o.batch < 1) throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch));
-  if (o.pr.k < 1) throw UsageError("--k: must be at least 1, got " + std::to_string(o.pr.k));
-}
-
-CompareResult compare_image_sets(const CompareOptions& o, Extractors* extractors, const FeatureProgress& progress) {
-  validate(o);
-  if (!o.json.empty()) check_output_location(o.json, "--json", true);  // before the slow part
-  ImageFeatures real, fake;
-  json report;
-  if (!o.features.empty()) {
-    real = load_features((fs::path(o.features) / "real").string());
-    fake = load_features((fs::path(o.features) / "fake").string());
-    report["real"] = {{"features", (fs::path(o.features) / "real").string()}};
-    report["fake"] = {{"features", (fs::path(o.features) / "fake").string()}};
-    report["extractors"] = nullptr;
-  } else {
-    if (extractors == nullptr) throw ModelError("metrics: no feature extractors loaded");
-    const std::vector<std::string> real_files = list_image_files(o.real, "--real");
-    const std::vector<std::string> fake_files = list_image_files(o.fake, "--fake");
-    // P/R need k + 1 points per set: say so before the slow part
-    for (const auto& [flag, n] : {std::pair<std::string, size_t>{"--real", real_files.size()}, {"--fake", fake_files.size()}}) {
-      if (static_cast<int64_t>(n) < o.pr.k + 1) {
-        throw InputError(flag + " '" + (flag == "--real" ? o.real : o.fake) + "': " + std::to_string(n) +
-                         " image(s); precision/recall with k = " + std::to_string(o.pr.k) + " need at least " +
-                         std::to_string(o.pr.k + 1));
-      }
-    }
-    const auto total = static_cast<std::int64_t>(real_files.size() + fake_files.size());
-    real = extract_features(*extractors, real_files, "--real", o.batch, [&](std::int64_t d, std::int64_t) {
-      throw_if_stop_requested();
-      if (progress) progress(d, total);
-    });
-    fake = extract_features(*extractors, fake_files, "--fake", o.batch, [&](std::int64_t d, std::int64_t) {
-      throw_if_stop_requested();
-      if (progress) progress(static_cast<std::int64_t>(real_files.size()) + d, total);
-    });
-    report["real"] = {{"path", o.real}};
-    report["fake"] = {{"path", o.fake}};
-    const ExtractorsManifest& em = extractors->manifest();
-    report["extractors"] = {{"dir", extractors->directory()},
-                            {"sha256", em.sha256},
-                            {"inception", em.inception.source},
-                            {"vgg16", em.vgg16.source}};
-    if (!o.save_features.empty()) {
-      save_features(real, (fs::path(o.save_features) / "real").string());
-      save_features(fake, (fs::path(o.save_features) / "fake").string());
-    }
-  }
-  CompareResult r;
-  r.scores = score_sets(real.inception, fake.inception, real.vgg16, fake.vgg16, o.pr);
-  report["real"]["count"] = r.scores.real_count;
-  report["fake"]["count"] = r.scores.fake_count;
-  report["fid"] = r.scores.fid;
-  report["precision"] = r.scores.precision;
-  report["recall"] = r.scores.recall;
-  report["f_score"] = r.scores.f_score;
-  report["k"] = o.pr.k;
-  report["copgen_version"] = kVersion;
-  r.report = report;
-  if (!o.json.empty()) write_text_atomic(o.json, report.dump(2) + "\n");
-  return r;
-}
-
-std::string scores_table(const CompareResult& r) {
-  const SetScores& s = r.scores;
-  std::ostringstream t;
-  t << "metric      value\n";
-  t << "real        " << s.real_count << " images\n";
-  t << "fake        " << s.fake_count << " images\n";
-  t << "FID         " << fmt(s.fid, 4) << "\n";
-  t << "precision   " << fmt(s.precision, 6) << "  (" << fmt(100 * s.precision, 2) << " %)\n";
-  t << "recall      " << fmt(s.recall, 6) << "  (" << fmt(100 * s.recall, 2) << " %)\n";
-  t << "F-score     " << fmt(s.f_score, 6) << "  (" << fmt(100 * s.f_score, 2) << " %)\n";
-  return t.str();
 }
 
 }  // namespace copgen

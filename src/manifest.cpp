@@ -99,16 +99,10 @@ double Manifest::backbone_flops_per_call() const {
   return 2.0 * (linear + attention + skips);
 }
 
-Manifest parse_manifest(const std::string& text, const std::string& origin) {
-  Reader r{origin};
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    r.fail(std::string("not valid JSON (") + e.what() + ")");
-  }
-  if (!j.is_object()) r.fail("not a JSON object");
-  Manifest m;
+namespace {
+
+// Reads the top-level fields: format, format_version, modalities, latent_shape, image_size and scale_factor.
+void read_top_level(const Reader& r, const json& j, Manifest& m) {
   if (r.str(j, "format") != "copgen-models") r.fail("field 'format' must be \"copgen-models\"");
   m.format_version = static_cast<int>(r.integer(j, "format_version"));
   if (m.format_version != kManifestFormatVersion) {
@@ -139,7 +133,10 @@ Manifest parse_manifest(const std::string& text, const std::string& origin) {
   m.image_size = r.small_int(j, "image_size", "", 1, 1 << 16);
   m.scale_factor = r.number(j, "scale_factor");
   if (!(m.scale_factor > 0.0)) r.fail("field 'scale_factor' must be positive");
+}
 
+// Reads and checks the "schedule" object (the noise schedule).
+void read_schedule(const Reader& r, const json& j, Manifest& m) {
   const json& sch = r.field(j, "schedule", "");
   m.schedule.type = r.str(sch, "type", "schedule");
   m.schedule.beta_schedule = r.str(sch, "beta_schedule", "schedule");
@@ -154,7 +151,10 @@ Manifest parse_manifest(const std::string& text, const std::string& origin) {
         m.schedule.beta_start <= m.schedule.beta_end)) {
     r.fail("schedule betas must satisfy 0 < beta_start <= beta_end < 1");
   }
+}
 
+// Reads and checks the "backbone" object, and that latent_shape suits its patch size.
+void read_backbone(const Reader& r, const json& j, Manifest& m) {
   const json& bb = r.field(j, "backbone", "");
   m.backbone.file = r.file(bb, "backbone");
   m.backbone.sha256 = r.sha(bb, "backbone");
@@ -178,7 +178,10 @@ Manifest parse_manifest(const std::string& text, const std::string& origin) {
   if (m.latent_shape[1] % m.backbone.patch_size || m.latent_shape[2] % m.backbone.patch_size) {
     r.fail("latent_shape is not divisible by backbone.patch_size");
   }
+}
 
+// Reads and checks the "autoencoder" object, and that it matches latent_shape and image_size.
+void read_autoencoder(const Reader& r, const json& j, Manifest& m) {
   const json& ae = r.field(j, "autoencoder", "");
   m.autoencoder.file = r.file(ae, "autoencoder");
   m.autoencoder.sha256 = r.sha(ae, "autoencoder");
@@ -208,6 +211,24 @@ Manifest parse_manifest(const std::string& text, const std::string& origin) {
            std::to_string(m.latent_shape[2]) + " times the autoencoder's downsampling " +
            std::to_string(factor) + " is not image_size " + std::to_string(m.image_size));
   }
+}
+
+}  // namespace
+
+Manifest parse_manifest(const std::string& text, const std::string& origin) {
+  Reader r{origin};
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    r.fail(std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!j.is_object()) r.fail("not a JSON object");
+  Manifest m;
+  read_top_level(r, j, m);
+  read_schedule(r, j, m);
+  read_backbone(r, j, m);
+  read_autoencoder(r, j, m);
   m.sha256 = sha256_hex(text.data(), text.size());
   return m;
 }

@@ -220,7 +220,10 @@ std::atomic<unsigned long> g_temp_counter{0};
 
 }  // namespace
 
-torch::Tensor read_npy(const std::string& path) {
+namespace {
+
+// Checks that `path` is a non-empty regular file and returns its size in bytes.
+std::uintmax_t npy_file_size(const std::string& path) {
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) input_error(path, "file not found");
@@ -229,11 +232,12 @@ torch::Tensor read_npy(const std::string& path) {
   const std::uintmax_t file_size = fs::file_size(path, ec);
   if (ec) input_error(path, "cannot read (" + ec.message() + ")");
   if (file_size == 0) input_error(path, "file is empty (0 bytes)");
+  return file_size;
+}
 
-  std::ifstream in(path, std::ios::binary);
-  if (!in) input_error(path, "cannot open (" + std::string(std::strerror(errno)) + ")");
-
-  // Preamble: magic, version, header length.
+// Reads the preamble (magic, version, header length) and the header text; sets where the data starts.
+std::string read_header_text(std::ifstream& in, const std::string& path, std::uintmax_t file_size,
+                             std::uint64_t& data_offset) {
   unsigned char preamble[12] = {};
   in.read(reinterpret_cast<char*>(preamble), 8);
   if (in.gcount() < static_cast<std::streamsize>(kMagicSize) ||
@@ -252,7 +256,7 @@ torch::Tensor read_npy(const std::string& path) {
   if (in.gcount() < static_cast<std::streamsize>(length_bytes))
     input_error(path, "truncated header");
   const std::uint64_t header_len = read_le(preamble + 8, length_bytes);
-  const std::uint64_t data_offset = 8 + length_bytes + header_len;
+  data_offset = 8 + length_bytes + header_len;
   if (data_offset > file_size) {
     input_error(path, "truncated header (header length " + std::to_string(header_len) +
                           " but the file has " + std::to_string(file_size) + " bytes)");
@@ -260,35 +264,44 @@ torch::Tensor read_npy(const std::string& path) {
   std::string header(static_cast<std::size_t>(header_len), '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
   if (static_cast<std::uint64_t>(in.gcount()) != header_len) input_error(path, "truncated header");
+  return header;
+}
 
-  // Header dictionary.
-  HeaderParser parser(header, path);
-  const auto dict = parser.parse_dict();
+// The three entries a .npy header dictionary must hold (pointing into the parsed dictionary).
+struct HeaderFields {
   const PyValue* descr = nullptr;
   const PyValue* fortran = nullptr;
   const PyValue* shape_value = nullptr;
+};
+
+// Finds 'descr', 'fortran_order' and 'shape' in the parsed header; throws if one is missing.
+HeaderFields find_header_fields(const std::vector<std::pair<std::string, PyValue>>& dict, const std::string& path,
+                                const std::string& header) {
+  HeaderFields h;
   for (const auto& [key, value] : dict) {
     if (key == "descr")
-      descr = &value;
+      h.descr = &value;
     else if (key == "fortran_order")
-      fortran = &value;
+      h.fortran = &value;
     else if (key == "shape")
-      shape_value = &value;
+      h.shape_value = &value;
   }
-  if (descr == nullptr || fortran == nullptr || shape_value == nullptr) {
+  if (h.descr == nullptr || h.fortran == nullptr || h.shape_value == nullptr) {
     input_error(path,
                 "malformed header (it needs 'descr', 'fortran_order' and 'shape'): " +
                     (header.size() > 200 ? header.substr(0, 200) + "..." : header));
   }
+  return h;
+}
 
+// Maps the header's 'descr' to the stored dtype and its size in bytes; throws for unsupported dtypes.
+void parse_dtype(const PyValue* descr, const std::string& path, torch::ScalarType& stored, std::size_t& itemsize) {
   if (descr->kind != PyValue::Kind::Str) {
     input_error(path,
                 "unsupported dtype (structured arrays are not supported; copgen reads "
                 "'<f4', '<f8' and '<f2')");
   }
   const std::string& dtype = descr->str;
-  torch::ScalarType stored = torch::kFloat32;
-  std::size_t itemsize = 0;
   if (dtype == "<f4") {
     stored = torch::kFloat32;
     itemsize = 4;
@@ -303,7 +316,10 @@ torch::Tensor read_npy(const std::string& path) {
                           "' (copgen reads little-endian float32 '<f4', float64 '<f8' and "
                           "float16 '<f2')");
   }
+}
 
+// Throws unless the header's 'fortran_order' is False.
+void check_c_order(const PyValue* fortran, const std::string& path) {
   if (fortran->kind != PyValue::Kind::Bool)
     input_error(path, "malformed header ('fortran_order' is not True/False)");
   if (fortran->boolean) {
@@ -311,10 +327,13 @@ torch::Tensor read_npy(const std::string& path) {
                 "fortran_order is True; copgen reads C-order arrays only (save it with "
                 "numpy.ascontiguousarray)");
   }
+}
 
+// Reads the header's 'shape' into `shape` and returns the element count; throws if the sizes would overflow.
+std::uint64_t parse_shape(const PyValue* shape_value, const std::string& path, std::size_t itemsize,
+                          std::vector<std::int64_t>& shape) {
   if (shape_value->kind != PyValue::Kind::Seq)
     input_error(path, "malformed header ('shape' is not a tuple)");
-  std::vector<std::int64_t> shape;
   // The product of the non-zero dimensions must fit torch's int64 strides and byte counts
   // even when another dimension is 0 (found by fuzz_npy: (0, 925, 9220, ...) overflowed
   // the strides of an empty tensor).
@@ -334,10 +353,12 @@ torch::Tensor read_npy(const std::string& path) {
     }
     shape.push_back(dim.integer);
   }
-  const std::uint64_t count = empty ? 0 : extent;
+  return empty ? 0 : extent;
+}
 
-  const std::uint64_t data_bytes = count * itemsize;
-  const std::uint64_t present = file_size - data_offset;
+// Throws unless the file holds exactly `data_bytes` bytes of data after the header.
+void check_data_size(const std::string& path, const std::vector<std::int64_t>& shape, const std::string& dtype,
+                     std::uint64_t data_bytes, std::uint64_t present) {
   if (present < data_bytes) {
     input_error(path, "truncated: shape " + shape_string(shape) + " of " + dtype + " needs " +
                           std::to_string(data_bytes) + " data bytes, the file has " +
@@ -348,6 +369,38 @@ torch::Tensor read_npy(const std::string& path) {
                           " bytes after the data of shape " + shape_string(shape) + " (" + dtype +
                           ")");
   }
+}
+
+}  // namespace
+
+torch::Tensor read_npy(const std::string& path) {
+  const std::uintmax_t file_size = npy_file_size(path);
+
+  std::ifstream in(path, std::ios::binary);
+  if (!in) input_error(path, "cannot open (" + std::string(std::strerror(errno)) + ")");
+
+  // Preamble: magic, version, header length.
+  std::uint64_t data_offset = 0;
+  std::string header = read_header_text(in, path, file_size, data_offset);
+
+  // Header dictionary.
+  HeaderParser parser(header, path);
+  const auto dict = parser.parse_dict();
+  const HeaderFields fields = find_header_fields(dict, path, header);
+
+  torch::ScalarType stored = torch::kFloat32;
+  std::size_t itemsize = 0;
+  parse_dtype(fields.descr, path, stored, itemsize);
+  const std::string& dtype = fields.descr->str;
+
+  check_c_order(fields.fortran, path);
+
+  std::vector<std::int64_t> shape;
+  const std::uint64_t count = parse_shape(fields.shape_value, path, itemsize, shape);
+
+  const std::uint64_t data_bytes = count * itemsize;
+  const std::uint64_t present = file_size - data_offset;
+  check_data_size(path, shape, dtype, data_bytes, present);
 
   torch::Tensor raw = torch::empty(shape, torch::TensorOptions().dtype(stored));
   if (data_bytes > 0) {

@@ -105,6 +105,43 @@ std::vector<std::uint8_t> tile_nodata_mask(const std::vector<GivenSource>& given
   return mask;
 }
 
+// Writes sample k's generated images (masked where the inputs are nodata) and the latents
+// the plan saves, adding them to result.
+void write_sample(const RunOptions& o, const TupleOutputs& out, int k, const std::vector<Modality>& generated,
+                  const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask, const OutputPlan& plan,
+                  const std::map<std::string, std::string>& meta, RunResult& result) {
+  for (size_t g = 0; g < generated.size(); ++g) {
+    throw_if_stop_requested();
+    const Modality m = generated[g];
+    WriteOptions w;
+    w.format = o.format;
+    w.overwrite = o.overwrite;
+    w.metadata = meta;
+    w.metadata["COPGEN_MODALITY"] = modality_name(m);
+    w.metadata["COPGEN_SAMPLE"] = std::to_string(k);
+    w.band_descriptions = band_descriptions(m);
+    w.mask = mask;
+    GeoInfo out_geo = geo.value_or(GeoInfo{});
+    out_geo.nodata.reset();  // generated pixels take every value: nodata is the mask's
+    ImageU8 image = tensor_to_image(out.images.at(m), out_geo);
+    for (size_t i = 0; i < mask.size(); ++i) {
+      if (mask[i] != 0) continue;
+      for (int b = 0; b < image.bands; ++b) image.pixels[static_cast<size_t>(b) * mask.size() + i] = 0;
+    }
+    const std::string& path = plan.images[static_cast<size_t>(k)][g];
+    write_image_u8(path, image, w);
+    result.outputs.push_back(path);
+    spdlog::info("wrote {} ({})", path, modality_name(m));
+  }
+  for (const auto& [m, latent] : out.latents) {
+    const std::string& lp = plan.latents[static_cast<size_t>(k)][static_cast<size_t>(modality_index(m))];
+    if (!lp.empty()) {
+      write_npy(lp, latent);
+      result.latents.push_back(lp);
+    }
+  }
+}
+
 RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::vector<Modality>& generated,
               const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask, const OutputPlan& plan,
               Models& models, const ProgressFn& progress, const std::string& mode) {
@@ -153,38 +190,8 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
         });
 
     for (int64_t j = 0; j < b; ++j) {
-      const int k = first + static_cast<int>(j);
-      const TupleOutputs& out = outs[static_cast<size_t>(j)];
-      for (size_t g = 0; g < generated.size(); ++g) {
-        throw_if_stop_requested();
-        const Modality m = generated[g];
-        WriteOptions w;
-        w.format = o.format;
-        w.overwrite = o.overwrite;
-        w.metadata = meta;
-        w.metadata["COPGEN_MODALITY"] = modality_name(m);
-        w.metadata["COPGEN_SAMPLE"] = std::to_string(k);
-        w.band_descriptions = band_descriptions(m);
-        w.mask = mask;
-        GeoInfo out_geo = geo.value_or(GeoInfo{});
-        out_geo.nodata.reset();  // generated pixels take every value: nodata is the mask's
-        ImageU8 image = tensor_to_image(out.images.at(m), out_geo);
-        for (size_t i = 0; i < mask.size(); ++i) {
-          if (mask[i] != 0) continue;
-          for (int b = 0; b < image.bands; ++b) image.pixels[static_cast<size_t>(b) * mask.size() + i] = 0;
-        }
-        const std::string& path = plan.images[static_cast<size_t>(k)][g];
-        write_image_u8(path, image, w);
-        result.outputs.push_back(path);
-        spdlog::info("wrote {} ({})", path, modality_name(m));
-      }
-      for (const auto& [m, latent] : out.latents) {
-        const std::string& lp = plan.latents[static_cast<size_t>(k)][static_cast<size_t>(modality_index(m))];
-        if (!lp.empty()) {
-          write_npy(lp, latent);
-          result.latents.push_back(lp);
-        }
-      }
+      write_sample(o, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan, meta,
+                   result);
     }
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -305,6 +305,178 @@ void remove_temp_files(const std::string& temp, const std::vector<std::string>& 
   if (stat_path(aux, &st, VSI_STAT_EXISTS_FLAG)) VSIUnlink(aux.c_str());
 }
 
+// Throws unless each of the `bands` bands of `ds` is of type Byte.
+void check_byte_bands(GDALDataset& ds, int bands, const std::string& path, const std::string& what) {
+  for (int b = 1; b <= bands; ++b) {
+    if (ds.GetRasterBand(b)->GetRasterDataType() != GDT_Byte) {
+      input_error(what, path, "expected bands of type Byte, found " + describe_band_types(ds));
+    }
+  }
+}
+
+// Allocates `image.pixels` for its bands of `band_size` pixels; throws if that is too large.
+void allocate_pixels(ImageU8& image, std::size_t band_size, const std::string& path, const std::string& what) {
+  const int bands = image.bands;
+  // Checked before allocating: a small (sparse or forged) file can claim any size.
+  const auto bytes = static_cast<std::uint64_t>(band_size) * static_cast<std::uint64_t>(bands);
+  if (bytes > kMaxImageBytes) {
+    input_error(what, path,
+                "image too large (" + std::to_string(bands) + " band(s) of " +
+                    std::to_string(image.width) + " x " + std::to_string(image.height) + " = " +
+                    std::to_string(bytes) + " bytes; copgen reads at most " +
+                    std::to_string(kMaxImageBytes >> 30) +
+                    " GiB per image: crop or tile it, e.g. with gdal_translate -srcwin)");
+  }
+  try {
+    image.pixels.resize(band_size * static_cast<std::size_t>(bands));
+  } catch (const std::bad_alloc&) {
+    input_error(what, path,
+                "image too large to hold in memory (" + std::to_string(bands) + " bands of " +
+                    std::to_string(image.width) + "x" + std::to_string(image.height) + ")");
+  }
+}
+
+// Reads band 1's validity mask into `image.valid` when GDAL says some pixel may be invalid.
+void read_validity_mask(GDALDataset& ds, ImageU8& image, std::size_t band_size, ErrorCapture& capture,
+                        const std::string& path, const std::string& what) {
+  // Validity as GDAL reports it for band 1 (its nodata value, an alpha band or a mask band),
+  // the rule scenes follow too; kept only when some pixel is invalid.
+  GDALRasterBand* first_band = ds.GetRasterBand(1);
+  if ((first_band->GetMaskFlags() & GMF_ALL_VALID) == 0) {
+    std::vector<std::uint8_t> mask(band_size);
+    capture.reset();
+    if (first_band->GetMaskBand()->RasterIO(GF_Read, 0, 0, image.width, image.height, mask.data(), image.width,
+                                            image.height, GDT_Byte, 0, 0) != CE_None ||
+        capture.failed()) {
+      input_error(what, path, "cannot read its validity mask (" + capture.message() + ")");
+    }
+    if (std::any_of(mask.begin(), mask.end(), [](std::uint8_t v) { return v == 0; })) image.valid = std::move(mask);
+  }
+}
+
+// Throws if every pixel of every band equals that band's nodata value.
+void check_not_all_nodata(GDALDataset& ds, const ImageU8& image, std::size_t band_size, const std::string& path,
+                          const std::string& what) {
+  const int bands = image.bands;
+  // An image whose every pixel is nodata holds nothing to translate or compare.
+  bool all_nodata = true;
+  std::vector<int> values;  // each band's nodata value
+  for (int b = 1; b <= bands && all_nodata; ++b) {
+    int has_nodata = FALSE;
+    const double nodata = ds.GetRasterBand(b)->GetNoDataValue(&has_nodata);
+    if (!has_nodata || !(nodata >= 0 && nodata <= 255) || nodata != std::floor(nodata)) {
+      all_nodata = false;
+      break;
+    }
+    const auto value = static_cast<std::uint8_t>(nodata);
+    const auto first = image.pixels.begin() + static_cast<std::ptrdiff_t>(band_size * (b - 1));
+    all_nodata = std::all_of(first, first + static_cast<std::ptrdiff_t>(band_size),
+                             [value](std::uint8_t p) { return p == value; });
+    values.push_back(value);
+  }
+  if (all_nodata) {
+    std::string listed;
+    const bool same = std::all_of(values.begin(), values.end(), [&](int v) { return v == values.front(); });
+    if (same) {
+      listed = "nodata value " + std::to_string(values.front());
+    } else {
+      listed = "nodata values";
+      for (size_t i = 0; i < values.size(); ++i) listed += (i ? ", " : " ") + std::to_string(values[i]);
+    }
+    input_error(what, path, "every pixel is nodata (" + listed + "); there is nothing to read");
+  }
+}
+
+// The GDAL driver for `options.format`; throws if there is none or it cannot write files.
+GDALDriver* find_output_driver(const std::string& path, const WriteOptions& options) {
+  GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(options.format.c_str());
+  if (driver == nullptr) output_error(path, "unknown GDAL format '" + options.format + "'");
+  if (driver->GetMetadataItem(GDAL_DCAP_CREATECOPY) == nullptr &&
+      driver->GetMetadataItem(GDAL_DCAP_CREATE) == nullptr) {
+    output_error(path, "GDAL format '" + options.format + "' cannot write files");
+  }
+  return driver;
+}
+
+// Checks what already exists at `path`: never a directory or a special file, and replaced only with --overwrite.
+void check_existing_output(const std::string& path, const WriteOptions& options) {
+  VSIStatBufL st;
+  if (stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
+    if (VSI_ISDIR(st.st_mode)) output_error(path, "is a directory");
+    if (is_local(path)) check_output_file(path, {}, "output");  // never a device or FIFO
+    if (!options.overwrite)
+      throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
+  }
+}
+
+// Writes `image` to `temp` with `driver` (copied from an in-memory dataset) and closes it;
+// adds the files GDAL made to `written_files`.
+void write_temp_file(GDALDriver& driver, const std::string& path, const std::string& temp, const ImageU8& image,
+                     const WriteOptions& options, ErrorCapture& capture, std::vector<std::string>& written_files) {
+  DatasetPtr mem = make_mem_dataset(path, image, options, capture);
+
+  const std::vector<std::string> opts = creation_options(options.format, image.bands);
+  std::vector<const char*> copts;
+  for (const auto& o : opts) copts.push_back(o.c_str());
+  copts.push_back(nullptr);
+
+  capture.reset();
+  // a mask goes inside the GeoTIFF, not into a .msk side-car
+  CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES");
+  DatasetPtr out(driver.CreateCopy(temp.c_str(), mem.get(), FALSE,
+                                   const_cast<char**>(copts.data()), nullptr, nullptr));
+  CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", nullptr);
+  if (!out) output_error(path, "cannot write (" + capture.message() + ")");
+  {
+    CslPtr files(out->GetFileList());
+    for (char** f = files.get(); f != nullptr && *f != nullptr; ++f)
+      written_files.emplace_back(*f);
+  }
+  out->FlushCache(true);
+  out.reset();  // GDALClose: writes the remaining tiles and the directory
+  mem.reset();
+  if (capture.failed() || CPLGetLastErrorType() == CE_Failure ||
+      CPLGetLastErrorType() == CE_Fatal) {
+    output_error(path, "cannot write (" + capture.message() + ")");
+  }
+}
+
+// Renames the temporary file and its side-car files onto `path`, first removing a stale side-car of `path`.
+void move_into_place(const std::string& path, const std::string& temp, std::vector<std::string>& written_files) {
+  VSIStatBufL st;
+  // Side-car files (e.g. PNG's .aux.xml with the CRS) follow the main file's name.
+  std::vector<std::pair<std::string, std::string>> renames;
+  const std::string aux = temp + ".aux.xml";
+  if (stat_path(aux, &st, VSI_STAT_EXISTS_FLAG) &&
+      std::find(written_files.begin(), written_files.end(), aux) == written_files.end()) {
+    written_files.push_back(aux);
+  }
+  for (const std::string& f : written_files) {
+    if (f != temp && f.rfind(temp, 0) == 0 && stat_path(f, &st, VSI_STAT_EXISTS_FLAG)) {
+      renames.emplace_back(f, path + f.substr(temp.size()));
+    }
+  }
+  // A side-car left by an earlier write to `path` would describe the old contents.
+  const std::string old_aux = path + ".aux.xml";
+  bool new_aux = false;
+  for (const auto& r : renames) new_aux = new_aux || r.second == old_aux;
+  if (!new_aux && stat_path(old_aux, &st, VSI_STAT_EXISTS_FLAG)) {
+    spdlog::debug("removing stale '{}'", old_aux);
+    VSIUnlink(old_aux.c_str());
+  }
+  for (const auto& [from, to] : renames) {
+    if (VSIRename(from.c_str(), to.c_str()) != 0) {
+      output_error(path,
+                   "cannot rename '" + from + "' to '" + to + "' (" + std::strerror(errno) + ")");
+    }
+  }
+  if (VSIRename(temp.c_str(), path.c_str()) != 0) {
+    output_error(path, "cannot rename temporary file '" + temp + "' into place (" +
+                           std::strerror(errno) + ")");
+  }
+}
+
+
 }  // namespace
 
 // ---- public API ---------------------------------------------------------------------
@@ -345,11 +517,7 @@ RasterInfo probe_raster(const std::string& path, const std::string& what) {
 ImageU8 read_image_u8(const std::string& path, const std::string& what) {
   DatasetPtr ds = open_raster(path, what);
   const int bands = ds->GetRasterCount();
-  for (int b = 1; b <= bands; ++b) {
-    if (ds->GetRasterBand(b)->GetRasterDataType() != GDT_Byte) {
-      input_error(what, path, "expected bands of type Byte, found " + describe_band_types(*ds));
-    }
-  }
+  check_byte_bands(*ds, bands, path, what);
 
   ImageU8 image;
   image.width = ds->GetRasterXSize();
@@ -357,23 +525,7 @@ ImageU8 read_image_u8(const std::string& path, const std::string& what) {
   image.bands = bands;
   const std::size_t band_size =
       static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
-  // Checked before allocating: a small (sparse or forged) file can claim any size.
-  const auto bytes = static_cast<std::uint64_t>(band_size) * static_cast<std::uint64_t>(bands);
-  if (bytes > kMaxImageBytes) {
-    input_error(what, path,
-                "image too large (" + std::to_string(bands) + " band(s) of " +
-                    std::to_string(image.width) + " x " + std::to_string(image.height) + " = " +
-                    std::to_string(bytes) + " bytes; copgen reads at most " +
-                    std::to_string(kMaxImageBytes >> 30) +
-                    " GiB per image: crop or tile it, e.g. with gdal_translate -srcwin)");
-  }
-  try {
-    image.pixels.resize(band_size * static_cast<std::size_t>(bands));
-  } catch (const std::bad_alloc&) {
-    input_error(what, path,
-                "image too large to hold in memory (" + std::to_string(bands) + " bands of " +
-                    std::to_string(image.width) + "x" + std::to_string(image.height) + ")");
-  }
+  allocate_pixels(image, band_size, path, what);
 
   ErrorCapture capture;
   const CPLErr err =
@@ -387,47 +539,8 @@ ImageU8 read_image_u8(const std::string& path, const std::string& what) {
   }
   image.geo = read_geo(*ds, path);
 
-  // Validity as GDAL reports it for band 1 (its nodata value, an alpha band or a mask band),
-  // the rule scenes follow too; kept only when some pixel is invalid.
-  GDALRasterBand* first_band = ds->GetRasterBand(1);
-  if ((first_band->GetMaskFlags() & GMF_ALL_VALID) == 0) {
-    std::vector<std::uint8_t> mask(band_size);
-    capture.reset();
-    if (first_band->GetMaskBand()->RasterIO(GF_Read, 0, 0, image.width, image.height, mask.data(), image.width,
-                                            image.height, GDT_Byte, 0, 0) != CE_None ||
-        capture.failed()) {
-      input_error(what, path, "cannot read its validity mask (" + capture.message() + ")");
-    }
-    if (std::any_of(mask.begin(), mask.end(), [](std::uint8_t v) { return v == 0; })) image.valid = std::move(mask);
-  }
-
-  // An image whose every pixel is nodata holds nothing to translate or compare.
-  bool all_nodata = true;
-  std::vector<int> values;  // each band's nodata value
-  for (int b = 1; b <= bands && all_nodata; ++b) {
-    int has_nodata = FALSE;
-    const double nodata = ds->GetRasterBand(b)->GetNoDataValue(&has_nodata);
-    if (!has_nodata || !(nodata >= 0 && nodata <= 255) || nodata != std::floor(nodata)) {
-      all_nodata = false;
-      break;
-    }
-    const auto value = static_cast<std::uint8_t>(nodata);
-    const auto first = image.pixels.begin() + static_cast<std::ptrdiff_t>(band_size * (b - 1));
-    all_nodata = std::all_of(first, first + static_cast<std::ptrdiff_t>(band_size),
-                             [value](std::uint8_t p) { return p == value; });
-    values.push_back(value);
-  }
-  if (all_nodata) {
-    std::string listed;
-    const bool same = std::all_of(values.begin(), values.end(), [&](int v) { return v == values.front(); });
-    if (same) {
-      listed = "nodata value " + std::to_string(values.front());
-    } else {
-      listed = "nodata values";
-      for (size_t i = 0; i < values.size(); ++i) listed += (i ? ", " : " ") + std::to_string(values[i]);
-    }
-    input_error(what, path, "every pixel is nodata (" + listed + "); there is nothing to read");
-  }
+  read_validity_mask(*ds, image, band_size, capture, path, what);
+  check_not_all_nodata(*ds, image, band_size, path, what);
   return image;
 }
 
@@ -436,83 +549,16 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
   if (path.empty()) throw OutputError("output path is empty");
   validate_image(path, image, options);
 
-  GDALDriver* driver = GetGDALDriverManager()->GetDriverByName(options.format.c_str());
-  if (driver == nullptr) output_error(path, "unknown GDAL format '" + options.format + "'");
-  if (driver->GetMetadataItem(GDAL_DCAP_CREATECOPY) == nullptr &&
-      driver->GetMetadataItem(GDAL_DCAP_CREATE) == nullptr) {
-    output_error(path, "GDAL format '" + options.format + "' cannot write files");
-  }
-
-  VSIStatBufL st;
-  if (stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG)) {
-    if (VSI_ISDIR(st.st_mode)) output_error(path, "is a directory");
-    if (is_local(path)) check_output_file(path, {}, "output");  // never a device or FIFO
-    if (!options.overwrite)
-      throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
-  }
+  GDALDriver* driver = find_output_driver(path, options);
+  check_existing_output(path, options);
   check_destination_dir(path);
 
   const std::string temp = temp_path_for(path);
   std::vector<std::string> written_files;  // the files GDAL made under the temporary name
   try {
     ErrorCapture capture;
-    DatasetPtr mem = make_mem_dataset(path, image, options, capture);
-
-    const std::vector<std::string> opts = creation_options(options.format, image.bands);
-    std::vector<const char*> copts;
-    for (const auto& o : opts) copts.push_back(o.c_str());
-    copts.push_back(nullptr);
-
-    capture.reset();
-    // a mask goes inside the GeoTIFF, not into a .msk side-car
-    CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES");
-    DatasetPtr out(driver->CreateCopy(temp.c_str(), mem.get(), FALSE,
-                                      const_cast<char**>(copts.data()), nullptr, nullptr));
-    CPLSetThreadLocalConfigOption("GDAL_TIFF_INTERNAL_MASK", nullptr);
-    if (!out) output_error(path, "cannot write (" + capture.message() + ")");
-    {
-      CslPtr files(out->GetFileList());
-      for (char** f = files.get(); f != nullptr && *f != nullptr; ++f)
-        written_files.emplace_back(*f);
-    }
-    out->FlushCache(true);
-    out.reset();  // GDALClose: writes the remaining tiles and the directory
-    mem.reset();
-    if (capture.failed() || CPLGetLastErrorType() == CE_Failure ||
-        CPLGetLastErrorType() == CE_Fatal) {
-      output_error(path, "cannot write (" + capture.message() + ")");
-    }
-
-    // Side-car files (e.g. PNG's .aux.xml with the CRS) follow the main file's name.
-    std::vector<std::pair<std::string, std::string>> renames;
-    const std::string aux = temp + ".aux.xml";
-    if (stat_path(aux, &st, VSI_STAT_EXISTS_FLAG) &&
-        std::find(written_files.begin(), written_files.end(), aux) == written_files.end()) {
-      written_files.push_back(aux);
-    }
-    for (const std::string& f : written_files) {
-      if (f != temp && f.rfind(temp, 0) == 0 && stat_path(f, &st, VSI_STAT_EXISTS_FLAG)) {
-        renames.emplace_back(f, path + f.substr(temp.size()));
-      }
-    }
-    // A side-car left by an earlier write to `path` would describe the old contents.
-    const std::string old_aux = path + ".aux.xml";
-    bool new_aux = false;
-    for (const auto& r : renames) new_aux = new_aux || r.second == old_aux;
-    if (!new_aux && stat_path(old_aux, &st, VSI_STAT_EXISTS_FLAG)) {
-      spdlog::debug("removing stale '{}'", old_aux);
-      VSIUnlink(old_aux.c_str());
-    }
-    for (const auto& [from, to] : renames) {
-      if (VSIRename(from.c_str(), to.c_str()) != 0) {
-        output_error(path,
-                     "cannot rename '" + from + "' to '" + to + "' (" + std::strerror(errno) + ")");
-      }
-    }
-    if (VSIRename(temp.c_str(), path.c_str()) != 0) {
-      output_error(path, "cannot rename temporary file '" + temp + "' into place (" +
-                             std::strerror(errno) + ")");
-    }
+    write_temp_file(*driver, path, temp, image, options, capture, written_files);
+    move_into_place(path, temp, written_files);
   } catch (...) {
     remove_temp_files(temp, written_files);
     throw;

@@ -214,6 +214,64 @@ namespace {
   throw InputError("input '" + label + "': its CRS is geographic (degrees), so it gives no grid in metres; " + fix);
 }
 
+// The grid when some input lacks georeferencing: the reference input's, if all inputs are the same size.
+Grid shared_pixel_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& o,
+                       size_t ref) {
+  // Without georeferencing nothing can be aligned: every input must share one pixel grid.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].width != inputs[0].width || inputs[i].height != inputs[0].height) {
+      const size_t bad = inputs[i].georeferenced ? 0 : i;
+      throw InputError("input '" + labels[bad] + "': has no georeferencing, and inputs of different sizes (" +
+                       std::to_string(inputs[0].width) + "x" + std::to_string(inputs[0].height) + " and " +
+                       std::to_string(inputs[i].width) + "x" + std::to_string(inputs[i].height) +
+                       ") cannot be aligned without it");
+    }
+  }
+  if (!o.target_crs.empty()) {
+    throw InputError("--target-crs: input '" + labels[0] + "' has no georeferencing to reproject from");
+  }
+  Grid g = inputs[ref];
+  for (const Grid& in : inputs) {
+    if (!in.georeferenced) {
+      // outputs carry the georeferencing only if every input agrees on it
+      g = inputs[ref];
+    }
+  }
+  return g;
+}
+
+// A bounding box in the target CRS.
+struct Bounds {
+  double x0, y0, x1, y1;
+};
+
+// The bounding box in the `dst` CRS of input `in`'s footprint, densified along the edges.
+Bounds footprint_bounds(const Grid& in, const std::string& label, const OGRSpatialReference& dst) {
+  OGRSpatialReference src;
+  if (!parse_srs(in.crs_wkt, src)) throw InputError("input '" + label + "': its CRS cannot be read");
+  std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &dst));
+  if (!ct) throw InputError("input '" + label + "': its CRS cannot be transformed into the target CRS");
+  double bx0 = HUGE_VAL, by0 = HUGE_VAL, bx1 = -HUGE_VAL, by1 = -HUGE_VAL;
+  const auto& gt = in.geotransform;
+  const int n = 20;
+  for (int k = 0; k <= n; ++k) {
+    for (int side = 0; side < 4; ++side) {
+      double px = 0, py = 0;
+      const double f = static_cast<double>(k) / n;
+      if (side == 0) px = f * in.width, py = 0;
+      if (side == 1) px = f * in.width, py = in.height;
+      if (side == 2) px = 0, py = f * in.height;
+      if (side == 3) px = in.width, py = f * in.height;
+      double X = gt[0] + px * gt[1] + py * gt[2], Y = gt[3] + px * gt[4] + py * gt[5];
+      if (!ct->Transform(1, &X, &Y)) {
+        throw InputError("input '" + label + "': its footprint cannot be transformed into the target CRS");
+      }
+      bx0 = std::min(bx0, X), bx1 = std::max(bx1, X), by0 = std::min(by0, Y), by1 = std::max(by1, Y);
+    }
+  }
+  return {bx0, by0, bx1, by1};
+}
+
 }  // namespace
 
 Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& o) {
@@ -222,29 +280,7 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
   if (ref >= inputs.size()) throw std::invalid_argument("choose_grid: reference out of range");
   const bool all_geo = std::all_of(inputs.begin(), inputs.end(),
                                    [](const Grid& g) { return g.georeferenced && !g.crs_wkt.empty(); });
-  if (!all_geo) {
-    // Without georeferencing nothing can be aligned: every input must share one pixel grid.
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      if (inputs[i].width != inputs[0].width || inputs[i].height != inputs[0].height) {
-        const size_t bad = inputs[i].georeferenced ? 0 : i;
-        throw InputError("input '" + labels[bad] + "': has no georeferencing, and inputs of different sizes (" +
-                         std::to_string(inputs[0].width) + "x" + std::to_string(inputs[0].height) + " and " +
-                         std::to_string(inputs[i].width) + "x" + std::to_string(inputs[i].height) +
-                         ") cannot be aligned without it");
-      }
-    }
-    if (!o.target_crs.empty()) {
-      throw InputError("--target-crs: input '" + labels[0] + "' has no georeferencing to reproject from");
-    }
-    Grid g = inputs[ref];
-    for (const Grid& in : inputs) {
-      if (!in.georeferenced) {
-        // outputs carry the georeferencing only if every input agrees on it
-        g = inputs[ref];
-      }
-    }
-    return g;
-  }
+  if (!all_geo) return shared_pixel_grid(inputs, labels, o, ref);
   OGRSpatialReference dst;
   const std::string crs_text = o.target_crs.empty() ? inputs[ref].crs_wkt : o.target_crs;
   if (!parse_srs(crs_text, dst)) {
@@ -255,30 +291,8 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
   double xmin = -HUGE_VAL, ymin = -HUGE_VAL, xmax = HUGE_VAL, ymax = HUGE_VAL;
   if (o.union_extent) xmin = ymin = HUGE_VAL, xmax = ymax = -HUGE_VAL;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const Grid& in = inputs[i];
-    OGRSpatialReference src;
-    if (!parse_srs(in.crs_wkt, src)) throw InputError("input '" + labels[i] + "': its CRS cannot be read");
-    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &dst));
-    if (!ct) throw InputError("input '" + labels[i] + "': its CRS cannot be transformed into the target CRS");
-    // the footprint, densified along the edges
-    double bx0 = HUGE_VAL, by0 = HUGE_VAL, bx1 = -HUGE_VAL, by1 = -HUGE_VAL;
-    const auto& gt = in.geotransform;
-    const int n = 20;
-    for (int k = 0; k <= n; ++k) {
-      for (int side = 0; side < 4; ++side) {
-        double px = 0, py = 0;
-        const double f = static_cast<double>(k) / n;
-        if (side == 0) px = f * in.width, py = 0;
-        if (side == 1) px = f * in.width, py = in.height;
-        if (side == 2) px = 0, py = f * in.height;
-        if (side == 3) px = in.width, py = f * in.height;
-        double X = gt[0] + px * gt[1] + py * gt[2], Y = gt[3] + px * gt[4] + py * gt[5];
-        if (!ct->Transform(1, &X, &Y)) {
-          throw InputError("input '" + labels[i] + "': its footprint cannot be transformed into the target CRS");
-        }
-        bx0 = std::min(bx0, X), bx1 = std::max(bx1, X), by0 = std::min(by0, Y), by1 = std::max(by1, Y);
-      }
-    }
+    const Bounds b = footprint_bounds(inputs[i], labels[i], dst);
+    const double bx0 = b.x0, by0 = b.y0, bx1 = b.x1, by1 = b.y1;
     if (o.union_extent) {
       xmin = std::min(xmin, bx0), xmax = std::max(xmax, bx1), ymin = std::min(ymin, by0), ymax = std::max(ymax, by1);
     } else {

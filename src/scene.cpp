@@ -113,6 +113,115 @@ std::optional<std::string> find_band_file(const std::string& dir, const std::vec
 
 bool is_byte_rgb(const RasterInfo& info) { return info.bands == 3 && info.data_type == "Byte"; }
 
+// Resolves a Major TOM product folder: its physical band files, else its thumbnail.
+void resolve_product_folder(ModalityInput& in, Modality modality, const std::string& path, InputKind requested,
+                            const std::string& what, const std::vector<std::vector<std::string>>& names) {
+  std::vector<std::string> files;
+  for (const auto& n : names) {
+    auto f = find_band_file(path, n);
+    if (!f) break;
+    files.push_back(*f);
+  }
+  if (files.size() == names.size() && requested != InputKind::Thumbnail) {
+    in.kind = InputKind::Physical;
+    in.files = files;
+    in.bands.assign(files.size(), 1);
+  } else if (const std::string thumbnail = find_product_thumbnail(path);
+             !thumbnail.empty() && requested != InputKind::Physical) {
+    in.kind = InputKind::Thumbnail;
+    in.files = {thumbnail};
+  } else {
+    std::string want;
+    for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front() + ".tif";
+    throw InputError(what + " '" + path + "': a folder without the " + modality_name(modality) +
+                     " bands (" + want + ")" + (requested == InputKind::Physical ? "" : " or a thumbnail.png"));
+  }
+}
+
+// Resolves a comma-separated list of single-band files, one per band in rendering order.
+void resolve_band_list(ModalityInput& in, Modality modality, const std::string& path, const std::string& what,
+                       const std::vector<std::vector<std::string>>& names) {
+  in.kind = InputKind::Physical;
+  in.files = split_commas(path);
+  if (in.files.size() != names.size()) {
+    throw InputError(what + " '" + path + "': " + std::to_string(in.files.size()) + " files given, " +
+                     modality_name(modality) + " needs " + std::to_string(names.size()) + " (one per band)");
+  }
+  for (const auto& f : in.files) {
+    const RasterInfo info = probe_raster(f, what);
+    if (info.bands != 1) {
+      throw InputError(what + " '" + f + "': expected a single-band file, found " + std::to_string(info.bands) +
+                       " bands");
+    }
+  }
+  in.bands.assign(in.files.size(), 1);
+}
+
+// The bands of a multi-band file to read, in rendering order: named bands first, else the file's band order.
+std::vector<int> physical_bands(const RasterInfo& info, Modality modality, const std::string& path,
+                                const std::string& what, const std::vector<std::vector<std::string>>& names) {
+  std::vector<int> bands;
+  for (const auto& n : names) {
+    for (int b = 1; b <= info.bands; ++b) {
+      const std::string d = upper(info.band_descriptions[static_cast<size_t>(b - 1)]);
+      if (std::find(n.begin(), n.end(), d) != n.end()) {
+        bands.push_back(b);
+        break;
+      }
+    }
+  }
+  if (bands.size() != names.size()) {
+    if (info.bands != static_cast<int>(names.size())) {
+      std::string want;
+      for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front();
+      throw InputError(what + " '" + path + "': expected " +
+                       (modality == Modality::DEM ? "a single elevation band"
+                                                  : std::to_string(names.size()) + " bands (" + want +
+                                                        ") named or in that order") +
+                       " or a 3-band Byte thumbnail, found " + std::to_string(info.bands) + " band(s) of " +
+                       info.data_type);
+    }
+    bands.clear();
+    for (int b = 1; b <= info.bands; ++b) bands.push_back(b);
+  }
+  return bands;
+}
+
+// Resolves a single raster file: a 3-band thumbnail, or the physical bands it holds.
+void resolve_single_file(ModalityInput& in, Modality modality, const std::string& path, InputKind requested,
+                         const std::string& what, const std::vector<std::vector<std::string>>& names) {
+  const RasterInfo info = probe_raster(path, what);
+  in.files = {path};
+  const bool thumb = requested == InputKind::Thumbnail || (requested == InputKind::Auto && is_byte_rgb(info));
+  if (thumb) {
+    if (info.bands != 3) {
+      throw InputError(what + " '" + path + "': a thumbnail needs 3 bands, found " + std::to_string(info.bands) +
+                       " band(s) of " + info.data_type);
+    }
+    in.kind = InputKind::Thumbnail;
+  } else {
+    in.kind = InputKind::Physical;
+    std::vector<int> bands = physical_bands(info, modality, path, what, names);
+    in.bands = bands;
+    in.files.assign(bands.size(), path);
+  }
+}
+
+// Describes for the log what a resolved input is read as.
+std::string describe_source(const ModalityInput& in) {
+  std::string from;
+  if (in.kind == InputKind::Thumbnail) {
+    from = "a rendered thumbnail";
+  } else if (std::all_of(in.files.begin(), in.files.end(), [&](const std::string& f) { return f == in.files[0]; })) {
+    from = "physical bands (" + std::string(in.bands.size() == 1 ? "band " : "bands ");
+    for (size_t i = 0; i < in.bands.size(); ++i) from += (i ? ", " : "") + std::to_string(in.bands[i]);
+    from += " of one file)";
+  } else {
+    from = "physical bands (" + std::to_string(in.files.size()) + " files)";
+  }
+  return from;
+}
+
 }  // namespace
 
 ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested) {
@@ -124,92 +233,14 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
   std::error_code ec;
 
   if (fs::is_directory(path, ec)) {
-    // A Major TOM product folder: the physical bands, else its thumbnail.
-    std::vector<std::string> files;
-    for (const auto& n : names) {
-      auto f = find_band_file(path, n);
-      if (!f) break;
-      files.push_back(*f);
-    }
-    if (files.size() == names.size() && requested != InputKind::Thumbnail) {
-      in.kind = InputKind::Physical;
-      in.files = files;
-      in.bands.assign(files.size(), 1);
-    } else if (const std::string thumbnail = find_product_thumbnail(path);
-               !thumbnail.empty() && requested != InputKind::Physical) {
-      in.kind = InputKind::Thumbnail;
-      in.files = {thumbnail};
-    } else {
-      std::string want;
-      for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front() + ".tif";
-      throw InputError(what + " '" + path + "': a folder without the " + modality_name(modality) +
-                       " bands (" + want + ")" + (requested == InputKind::Physical ? "" : " or a thumbnail.png"));
-    }
+    resolve_product_folder(in, modality, path, requested, what, names);
   } else if (path.find(',') != std::string::npos && !fs::exists(path, ec)) {
-    // single-band files, one per band, in rendering order
-    in.kind = InputKind::Physical;
-    in.files = split_commas(path);
-    if (in.files.size() != names.size()) {
-      throw InputError(what + " '" + path + "': " + std::to_string(in.files.size()) + " files given, " +
-                       modality_name(modality) + " needs " + std::to_string(names.size()) + " (one per band)");
-    }
-    for (const auto& f : in.files) {
-      const RasterInfo info = probe_raster(f, what);
-      if (info.bands != 1) {
-        throw InputError(what + " '" + f + "': expected a single-band file, found " + std::to_string(info.bands) +
-                         " bands");
-      }
-    }
-    in.bands.assign(in.files.size(), 1);
+    resolve_band_list(in, modality, path, what, names);
   } else {
-    const RasterInfo info = probe_raster(path, what);
-    in.files = {path};
-    const bool thumb = requested == InputKind::Thumbnail || (requested == InputKind::Auto && is_byte_rgb(info));
-    if (thumb) {
-      if (info.bands != 3) {
-        throw InputError(what + " '" + path + "': a thumbnail needs 3 bands, found " + std::to_string(info.bands) +
-                         " band(s) of " + info.data_type);
-      }
-      in.kind = InputKind::Thumbnail;
-    } else {
-      in.kind = InputKind::Physical;
-      // named bands first, else the file's band order
-      std::vector<int> bands;
-      for (const auto& n : names) {
-        for (int b = 1; b <= info.bands; ++b) {
-          const std::string d = upper(info.band_descriptions[static_cast<size_t>(b - 1)]);
-          if (std::find(n.begin(), n.end(), d) != n.end()) {
-            bands.push_back(b);
-            break;
-          }
-        }
-      }
-      if (bands.size() != names.size()) {
-        if (info.bands != static_cast<int>(names.size())) {
-          std::string want;
-          for (const auto& n : names) want += (want.empty() ? "" : ", ") + n.front();
-          throw InputError(what + " '" + path + "': expected " + (modality == Modality::DEM ? "a single elevation band" : std::to_string(names.size()) + " bands (" + want + ") named or in that order") +
-                           " or a 3-band Byte thumbnail, found " + std::to_string(info.bands) + " band(s) of " +
-                           info.data_type);
-        }
-        bands.clear();
-        for (int b = 1; b <= info.bands; ++b) bands.push_back(b);
-      }
-      in.bands = bands;
-      in.files.assign(bands.size(), path);
-    }
+    resolve_single_file(in, modality, path, requested, what, names);
   }
   if (in.kind == InputKind::Thumbnail) in.bands = {1, 2, 3};
-  std::string from;
-  if (in.kind == InputKind::Thumbnail) {
-    from = "a rendered thumbnail";
-  } else if (std::all_of(in.files.begin(), in.files.end(), [&](const std::string& f) { return f == in.files[0]; })) {
-    from = "physical bands (" + std::string(in.bands.size() == 1 ? "band " : "bands ");
-    for (size_t i = 0; i < in.bands.size(); ++i) from += (i ? ", " : "") + std::to_string(in.bands[i]);
-    from += " of one file)";
-  } else {
-    from = "physical bands (" + std::to_string(in.files.size()) + " files)";
-  }
+  const std::string from = describe_source(in);
   spdlog::info("{}: '{}' read as {}", modality_name(modality), path, from);
   return in;
 }

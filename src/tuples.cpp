@@ -50,18 +50,14 @@ std::string out_of_memory_message(const std::vector<std::string>& labels, std::i
 
 namespace {
 
-std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
-                                       const SamplingSettings& settings, at::Generator& gen,
-                                       const CallCallback& on_call) {
-  const auto b = static_cast<int64_t>(tuples.size());
-  if (b == 0) return {};
-  const int64_t c = models.latent_channels(), h = models.latent_size();
-  const double sf = models.scale_factor();
-  const torch::Device device = models.device();
-
-  // Encode every given image of the batch in one go, modality by modality.
+// The posterior moments [gi][k] of every given modality gi of every tuple k (undefined
+// for a given latent): the images of the batch encoded in one go, modality by modality.
+// needs_eps[gi]: some tuple's latent of gi must be sampled from its moments.
+std::vector<std::vector<torch::Tensor>> batch_moments(Models& models, const Roles& roles,
+                                                      const std::vector<TupleInputs>& tuples,
+                                                      const SamplingSettings& settings, std::vector<bool>& needs_eps) {
   std::vector<std::vector<torch::Tensor>> moments(roles.given.size(), std::vector<torch::Tensor>(tuples.size()));
-  std::vector<bool> needs_eps(roles.given.size(), false);
+  needs_eps.assign(roles.given.size(), false);
   for (size_t gi = 0; gi < roles.given.size(); ++gi) {
     const Modality m = roles.given[gi];
     std::vector<torch::Tensor> images;
@@ -85,6 +81,20 @@ std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const
       for (size_t j = 0; j < owners.size(); ++j) moments[gi][owners[j]] = enc[static_cast<int64_t>(j)];
     }
   }
+  return moments;
+}
+
+std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
+                                       const SamplingSettings& settings, at::Generator& gen,
+                                       const CallCallback& on_call) {
+  const auto b = static_cast<int64_t>(tuples.size());
+  if (b == 0) return {};
+  const int64_t c = models.latent_channels(), h = models.latent_size();
+  const double sf = models.scale_factor();
+  const torch::Device device = models.device();
+
+  std::vector<bool> needs_eps;
+  const std::vector<std::vector<torch::Tensor>> moments = batch_moments(models, roles, tuples, settings, needs_eps);
 
   const bool guided = settings.guidance.scale != 0.0 && !roles.given.empty();
   const Draws draws = draw_noise(gen, roles, needs_eps, b, {c, h, h}, guided);

@@ -8,7 +8,7 @@ namespace copgen {
 
 void request_stop() noexcept;      // async-signal-safe
 bool stop_requested() noexcept;
-void reset_stop() noexcept;        // for tests
+void reset_stop() noexcept;        // clears a request: a program that goes on after a stopped run
 void throw_if_stop_requested();    // throws Interrupted
 
 }  // namespace copgen

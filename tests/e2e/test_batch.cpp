@@ -374,8 +374,9 @@ TEST_CASE("batch cli: an op error of another exception type fails its tuples - t
   TempDir tmp;
   const std::string models = tmp.file("models");
   fs::copy(COPGEN_TEST_MODELS, models, fs::copy_options::recursive);
+  std::ofstream(tmp.file("raising.py")) << kRaisingBackbone;  // torch.jit.script reads the class's source
   const CommandResult made =
-      run_command(quote(COPGEN_PYTHON) + " -c " + quote(kRaisingBackbone) + " " + quote(models));
+      run_command(quote(COPGEN_PYTHON) + " " + quote(tmp.file("raising.py")) + " " + quote(models));
   INFO(made.output);
   REQUIRE(made.exit_code == 0);
   make_tree(tmp.file("in"));
