@@ -315,21 +315,21 @@ TEST_CASE("safety: nodata is masked the same way in tiles and scenes and never d
     }
     CHECK(wrong == 0);
   };
-  SECTION("a 256 x 256 tile") {
-    write_holed(tmp.file("in.tif"), 256);
+  // translates the holed image of `width` into o.tif; the log
+  const auto translate_holed = [&](int width) {
+    write_holed(tmp.file("in.tif"), width);
     const auto r = run_copgen("translate --from S2L1C --to S2L2A -i " + quote(tmp.file("in.tif")) + kQuick + " -o " +
                               quote(tmp.file("o.tif")));
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
-    CHECK_THAT(r.output, Catch::Contains("16384 of 65536 pixels are nodata"));
+    return r.output;
+  };
+  SECTION("a 256 x 256 tile") {
+    CHECK_THAT(translate_holed(256), Catch::Contains("16384 of 65536 pixels are nodata"));
     check_mask(tmp.file("o.tif"), 256);
   }
   SECTION("the same image at 300 x 256 (a scene)") {
-    write_holed(tmp.file("in.tif"), 300);
-    const auto r = run_copgen("translate --from S2L1C --to S2L2A -i " + quote(tmp.file("in.tif")) + kQuick + " -o " +
-                              quote(tmp.file("o.tif")));
-    INFO(r.output);
-    REQUIRE(r.exit_code == 0);
+    translate_holed(300);
     check_mask(tmp.file("o.tif"), 300);
   }
   SECTION("--fill-nodata: no mask - nothing declared") {
