@@ -233,18 +233,18 @@ Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<
     p.src = &t;
     p.complete = true;
     for (Modality m : generated) {
-      p.outputs.push_back(tuple_output_path(o.output, t, m));
+      p.outputs.push_back(tuple_output_path(o.output.path, t, m));
       std::error_code ec;
       const bool exists = fs::exists(p.outputs.back(), ec);
-      if (exists && o.overwrite) check_output_file(p.outputs.back(), tuple_input_files(t), "output");
-      const bool need = o.overwrite || !exists;
+      if (exists && o.output.overwrite) check_output_file(p.outputs.back(), tuple_input_files(t), "output");
+      const bool need = o.output.overwrite || !exists;
       p.write.push_back(need);
       if (need) p.complete = false;
     }
     if (p.complete) ++plan.complete;
     plan.tuples.push_back(std::move(p));
   }
-  const std::size_t n = plan.tuples.size(), b = static_cast<std::size_t>(o.batch_size);
+  const std::size_t n = plan.tuples.size(), b = static_cast<std::size_t>(o.sampling.batch_size);
   for (std::size_t first = 0; first < n; first += b) {
     std::vector<std::size_t> batch;
     bool pending = false;
@@ -258,17 +258,23 @@ Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<
   return plan;
 }
 
+// The tuples of the tree or list; the output tree is never read as input, even when it lies
+// inside the input tree.
+Discovered find_tuples(const BatchOptions& o) {
+  return o.input_dir.empty() ? read_tuple_list(o.inputs_from, o.from)
+                             : discover_tuples(o.input_dir, o.from, o.output.path);
+}
+
 // The options of translate() for a tuple that is not a 256 x 256 tile: its own seed.
 TranslateOptions per_tuple_options(const BatchOptions& o, const Planned& p, const std::vector<Modality>& generated,
                                    std::uint64_t seed) {
   TranslateOptions t;
-  static_cast<RunOptions&>(t) = static_cast<const RunOptions&>(o);
-  t.output = (fs::path(o.output) / p.src->output_pattern).string();
-  t.samples = 1;
-  t.batch_size = 1;
-  t.overwrite = true;  // a partly written tuple is redone whole, with the same seed
-  t.save_latents_dir.clear();
-  t.seed = batch_seed(seed, p.src->key);
+  t.sampling = o.sampling;
+  t.sampling.batch_size = 1;
+  t.sampling.seed = batch_seed(seed, p.src->key);
+  t.output = o.output;
+  t.output.path = (fs::path(o.output.path) / p.src->output_pattern).string();
+  t.output.overwrite = true;  // a partly written tuple is redone whole, with the same seed
   for (Modality m : o.from) t.inputs.push_back({m, p.src->inputs.at(m)});
   t.to = generated;
   t.scene = o.scene;
@@ -325,20 +331,20 @@ nlohmann::json make_report(const BatchOptions& o, const BatchResult& result, con
        {{"input_dir", o.input_dir},
         {"inputs_from", o.inputs_from},
         {"layout", result.layout},
-        {"output_dir", o.output},
+        {"output_dir", o.output.path},
         {"from", from_names},
         {"to", to_names},
         {"seed", result.seed},
-        {"seed_given", o.seed.has_value()},
-        {"batch_size", o.batch_size},
+        {"seed_given", o.sampling.seed.has_value()},
+        {"batch_size", o.sampling.batch_size},
         {"shard", shard_name(o.shard)},
-        {"steps", o.sampler.steps},
-        {"solver", solver_name(o.sampler.solver)},
-        {"time_grid", time_grid_name(o.sampler.grid)},
-        {"guidance_scale", o.guidance.scale},
-        {"cond_latent", cond_latent_name(o.cond_latent)},
-        {"format", o.format},
-        {"overwrite", o.overwrite},
+        {"steps", o.sampling.sampler.steps},
+        {"solver", solver_name(o.sampling.sampler.solver)},
+        {"time_grid", time_grid_name(o.sampling.sampler.grid)},
+        {"guidance_scale", o.sampling.guidance.scale},
+        {"cond_latent", cond_latent_name(o.sampling.cond_latent)},
+        {"format", o.output.format},
+        {"overwrite", o.output.overwrite},
         {"fail_fast", o.fail_fast},
         {"readers", o.readers},
         {"prefetch_batches", window}}},
@@ -365,7 +371,7 @@ std::string default_report_path(const BatchOptions& o) {
   const std::string name = o.shard.count > 1 ? "copgen-report.shard-" + std::to_string(o.shard.index) + "-of-" +
                                                    std::to_string(o.shard.count) + ".json"
                                              : "copgen-report.json";
-  return (fs::path(o.output) / name).string();
+  return (fs::path(o.output.path) / name).string();
 }
 
 int BatchResult::exit_code() const {
@@ -381,7 +387,7 @@ void validate(const BatchOptions& o) {
     throw UsageError("--input-dir and --inputs-from cannot be used together; give one source of tuples");
   }
   if (o.input_dir.empty() && o.inputs_from.empty()) throw UsageError("--input-dir or --inputs-from is required");
-  if (o.output.empty()) throw UsageError("--output-dir: an output directory is required");
+  if (o.output.path.empty()) throw UsageError("--output-dir: an output directory is required");
   if (o.from.empty()) throw UsageError("--from: give the modalities every tuple provides (e.g. --from S2L1C)");
   std::set<Modality> given(o.from.begin(), o.from.end());
   if (given.size() != o.from.size()) throw UsageError("--from: a modality is given more than once");
@@ -391,20 +397,18 @@ void validate(const BatchOptions& o) {
     if (!seen.insert(m).second) throw UsageError("--to: modality " + modality_name(m) + " is given more than once");
   }
   if (generated_of(o).empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
-  if (o.samples != 1) throw UsageError("--samples: a batch run writes one sample per tuple (got --samples " +
-                                       std::to_string(o.samples) + ")");
-  if (!o.save_latents_dir.empty()) throw UsageError("--save-latents cannot be used with --input-dir/--inputs-from");
-  if (o.batch_size < 1) throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch_size));
+  if (!o.output.save_latents_dir.empty()) throw UsageError("--save-latents cannot be used with --input-dir/--inputs-from");
   if (o.readers < 1) throw UsageError("--readers: must be at least 1, got " + std::to_string(o.readers));
   if (o.prefetch < 0) throw UsageError("prefetch: must not be negative");
   if (o.shard.count < 1 || o.shard.index < 0 || o.shard.index >= o.shard.count) {
     throw UsageError("--shard " + shard_name(o.shard) + ": expected I/N with 0 <= I < N");
   }
-  validate(o.sampler);
-  validate(o.guidance);
-  validate(o.scene, generated_of(o), o.samples);
-  if (o.format != "GTiff" && o.format != "COG") {
-    throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
+  validate(o.sampling);
+  validate(o.output);
+  validate(o.scene, generated_of(o), 1);
+  if (o.scene.projwin || o.scene.srcwin) {
+    throw UsageError(std::string(o.scene.projwin ? "--projwin" : "--srcwin") +
+                     ": a region of interest is for one scene, not a batch; run copgen translate -i on the scene");
   }
   if (!o.input_dir.empty()) {
     auto norm = [](const std::string& p, std::error_code& ec) {
@@ -412,9 +416,9 @@ void validate(const BatchOptions& o) {
       return c.has_filename() ? c : c.parent_path();  // "/in/" -> "/in"
     };
     std::error_code e1, e2;
-    const fs::path a = norm(o.input_dir, e1), b = norm(o.output, e2);
+    const fs::path a = norm(o.input_dir, e1), b = norm(o.output.path, e2);
     if (!e1 && !e2 && a == b) {
-      throw UsageError("--output-dir '" + o.output + "' is the --input-dir; give another directory");
+      throw UsageError("--output-dir '" + o.output.path + "' is the --input-dir; give another directory");
     }
   }
 }
@@ -494,15 +498,13 @@ BatchResult BatchRunner::run() {
 void BatchRunner::plan() {
   generated_ = generated_of(o_);
   roles_ = Roles::make(sorted_modalities(o_.from), generated_);
-  result_.seed = o_.seed.value_or(random_seed());
-  if (!o_.seed) {
+  result_.seed = o_.sampling.seed.value_or(random_seed());
+  if (!o_.sampling.seed) {
     spdlog::info("seed: {} (random; pass --seed {} to reproduce, and to resume with the same seed)", result_.seed,
                  result_.seed);
   }
   result_.report_path = o_.report.empty() ? default_report_path(o_) : o_.report;
-  // the output tree is never read as input, even when it lies inside the input tree
-  found_ = o_.input_dir.empty() ? read_tuple_list(o_.inputs_from, o_.from)
-                                : discover_tuples(o_.input_dir, o_.from, o_.output);
+  found_ = find_tuples(o_);
   for (const std::string& w : found_.warnings) spdlog::warn("{}", w);
   result_.layout = layout_name(found_.layout);
   result_.found = static_cast<int>(found_.tuples.size());
@@ -516,8 +518,8 @@ void BatchRunner::plan() {
                result_.skipped, to_do_);
 
   check_report_path(result_.report_path, found_);
-  check_writable_dir(o_.output, "--output-dir");
-  made_.create(o_.output, "--output-dir");
+  check_writable_dir(o_.output.path, "--output-dir");
+  made_.create(o_.output.path, "--output-dir");
   std::vector<Planned> todo;
   for (const Planned& p : plan_.tuples) {
     if (!p.complete) todo.push_back(p);
@@ -527,7 +529,7 @@ void BatchRunner::plan() {
     std::lock_guard<std::mutex> lock(stats_mu_);
     report_progress();
   }
-  meta_ = run_metadata(o_, models_, result_.seed, "batch", sorted_modalities(o_.from), roles_);
+  meta_ = run_metadata(o_.sampling, 1, models_, result_.seed, "batch", sorted_modalities(o_.from), roles_);
 }
 
 void BatchRunner::start_readers() {
@@ -577,7 +579,7 @@ void BatchRunner::write(const WriteJob& job) {
         std::error_code ec;
         fs::create_directories(fs::path(p.outputs[g]).parent_path(), ec);
         WriteOptions w;
-        w.format = o_.format;
+        w.format = o_.output.format;
         w.overwrite = true;
         w.metadata = meta_;
         w.metadata["COPGEN_BATCH_SEED"] = std::to_string(job.seed);
@@ -632,15 +634,11 @@ void BatchRunner::sample_fast(const std::vector<Loaded*>& fast, std::size_t firs
   at::Generator gen = at::detail::createCPUGenerator(job.seed);
   std::vector<TupleInputs> inputs;
   for (const Loaded* l : fast) inputs.push_back(l->inputs);
-  SamplingSettings settings;
-  settings.sampler = o_.sampler;
-  settings.guidance = o_.guidance;
-  settings.cond_latent = o_.cond_latent;
   const auto t0 = Clock::now();
   std::vector<TupleOutputs> outs;
   std::optional<TupleFailure> error;
   try {
-    outs = sample_tuples(models_, roles_, inputs, settings, gen, [](int, int) { throw_if_stop_requested(); });
+    outs = sample_tuples(models_, roles_, inputs, o_.sampling, gen, [](int, int) { throw_if_stop_requested(); });
   } catch (const Interrupted&) {
     result_.sampling_seconds += seconds_since(t0);
     throw;
@@ -747,6 +745,41 @@ void BatchRunner::report_progress() {
 }
 
 }  // namespace
+
+BatchPlan plan_batch(const BatchOptions& o) {
+  validate(o);
+  const Discovered found = find_tuples(o);
+  for (const std::string& w : found.warnings) spdlog::warn("{}", w);
+  const Plan plan = plan_run(o, found, generated_of(o));
+  BatchPlan p;
+  p.layout = layout_name(found.layout);
+  p.found = static_cast<int>(found.tuples.size());
+  p.incomplete = static_cast<int>(found.incomplete.size());
+  p.in_shard = static_cast<int>(plan.tuples.size());
+  p.complete = plan.complete;
+  for (const Planned& t : plan.tuples) {
+    if (t.complete) continue;
+    p.keys.push_back(t.src->key);
+    std::vector<std::string> outs;
+    for (std::size_t i = 0; i < t.outputs.size(); ++i) {
+      if (t.write[i]) outs.push_back(t.outputs[i]);
+    }
+    p.outputs.push_back(outs);
+  }
+  return p;
+}
+
+std::string describe(const BatchPlan& p) {
+  std::string out = fmt::format("layout: {}\ntuples: {} found, {} lacking a --from modality; {} in this shard, {} "
+                                "complete, {} to do\n",
+                                p.layout, p.found, p.incomplete, p.in_shard, p.complete, p.keys.size());
+  for (std::size_t i = 0; i < p.keys.size(); ++i) {
+    out += "tuple: " + p.keys[i];
+    for (const std::string& f : p.outputs[i]) out += " -> " + f;
+    out += "\n";
+  }
+  return out;
+}
 
 BatchResult run_batch(const BatchOptions& o, Models& models, const BatchProgressFn& progress) {
   BatchRunner runner(o, models, progress);

@@ -101,7 +101,7 @@ struct ScratchDir {
 
 // Network calls of batch b: warm-up, then `repeat` timed calls.
 void measure_calls(Models& models, int b, const BenchOptions& o, BenchRow& row) {
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  at::Generator gen = at::detail::createCPUGenerator(o.sampling.seed.value_or(0));
   const int64_t c = models.latent_channels(), h = models.latent_size();
   const int64_t m = models.manifest().backbone.num_modalities;
   const double n = models.schedule().num_timesteps();
@@ -130,7 +130,7 @@ void measure_calls(Models& models, int b, const BenchOptions& o, BenchRow& row) 
 }
 
 // S2L1C -> S2L2A of b synthetic tiles through sample_tuples: one untimed single-step run,
-// then one timed run of o.steps calls.
+// then one timed run of the sampling options' steps.
 void measure_end_to_end(Models& models, const torch::Tensor& tiles, int b, const BenchOptions& o, BenchRow& row) {
   const Roles roles = Roles::make({Modality::S2L1C}, {Modality::S2L2A});
   std::vector<TupleInputs> tuples(static_cast<size_t>(b));
@@ -138,20 +138,20 @@ void measure_end_to_end(Models& models, const torch::Tensor& tiles, int b, const
     tuples[static_cast<size_t>(k)].label = "synthetic tile " + std::to_string(k);
     tuples[static_cast<size_t>(k)].given[Modality::S2L1C].pixels = tiles[k];
   }
-  SamplingSettings settings;
+  SamplingOptions settings = o.sampling;
   settings.sampler.steps = 1;
-  at::Generator warm_gen = at::detail::createCPUGenerator(o.seed);
+  at::Generator warm_gen = at::detail::createCPUGenerator(o.sampling.seed.value_or(0));
   const auto stop_check = [](int, int) { throw_if_stop_requested(); };
   (void)sample_tuples(models, roles, tuples, settings, warm_gen, stop_check);
   synchronize(models.device());
 
-  settings.sampler.steps = o.steps;
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  settings.sampler.steps = o.sampling.sampler.steps;
+  at::Generator gen = at::detail::createCPUGenerator(o.sampling.seed.value_or(0));
   const double cpu = process_cpu_seconds();
   const auto start = Clock::now();
   (void)sample_tuples(models, roles, tuples, settings, gen, stop_check);
   synchronize(models.device());
-  row.e2e_steps = o.steps;
+  row.e2e_steps = o.sampling.sampler.steps;
   row.e2e_seconds = seconds_since(start);
   row.e2e_cpu_seconds = process_cpu_seconds() - cpu;
   row.tuples_per_s = b / row.e2e_seconds;
@@ -179,8 +179,8 @@ void run_reference(const BenchOptions& o, const std::string& python, const std::
   std::string cmd = user_environment_prefix() + shell_quote(python) + " " + shell_quote(script) + " --models " +
                     shell_quote(o.models_dir) + " --device " + shell_quote(device) + " --precision " + precision + " --batch-sizes " +
                     join_ints(o.batch_sizes) + " --warmup " + std::to_string(o.warmup) + " --repeat " +
-                    std::to_string(o.repeat) + " --steps " + std::to_string(o.steps) + " --seed " +
-                    std::to_string(o.seed) + " --threads " + std::to_string(threads);
+                    std::to_string(o.repeat) + " --steps " + std::to_string(o.sampling.sampler.steps) +
+                    " --seed " + std::to_string(o.sampling.seed.value_or(0)) + " --threads " + std::to_string(threads);
   if (o.reference_autocast && precision != "fp32") cmd += " --autocast";
   if (o.end_to_end) {
     cmd += " --tiles " + shell_quote(tiles_path);
@@ -237,7 +237,7 @@ void validate(const BenchOptions& o) {
   }
   if (o.repeat < 1) throw UsageError("--repeat: must be at least 1, got " + std::to_string(o.repeat));
   if (o.warmup < 0) throw UsageError("--warmup: must not be negative, got " + std::to_string(o.warmup));
-  if (o.steps < 1) throw UsageError("--steps: must be at least 1, got " + std::to_string(o.steps));
+  validate(o.sampling);
   if (!(o.peak_tflops >= 0) || !std::isfinite(o.peak_tflops)) {
     throw UsageError("--peak-tflops: must be a finite number, not negative");
   }
@@ -512,11 +512,11 @@ nlohmann::json bench_to_json(const BenchReport& r) {
             {"batch_sizes", r.options.batch_sizes},
             {"warmup", r.options.warmup},
             {"repeat", r.options.repeat},
-            {"steps", r.options.steps},
+            {"steps", r.options.sampling.sampler.steps},
             {"end_to_end", r.options.end_to_end},
             {"cuda_graphs", r.options.cuda_graphs},
             {"peak_tflops", r.peak_tflops > 0 ? json(r.peak_tflops) : json(nullptr)},
-            {"seed", r.options.seed},
+            {"seed", r.options.sampling.seed.value_or(0)},
             {"compare_reference", r.options.compare_reference},
             {"reference_autocast", r.options.reference_autocast}}},
           {"python", r.python.empty() ? json(nullptr) : json(r.python)},
@@ -598,7 +598,7 @@ std::string format_bench_table(const BenchReport& r) {
          ", BLAS: " + (r.blas.empty() ? "(none resolved)" : r.blas) +
          ", OMP_WAIT_POLICY " + (r.omp_wait_policy.empty() ? "unset" : r.omp_wait_policy) + ", load average " +
          r.load_average + "\n";
-  std::string steps = std::to_string(r.options.steps);
+  std::string steps = std::to_string(r.options.sampling.sampler.steps);
   out += "timing: " + std::to_string(r.options.warmup) + " warm-up + " + std::to_string(r.options.repeat) +
          " timed network call(s) per batch size" +
          (r.options.end_to_end ? "; end to end: S2L1C -> S2L2A of <batch> synthetic tiles, " + steps + " steps" : "") +

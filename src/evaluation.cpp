@@ -118,7 +118,6 @@ std::optional<TableValues> paper_values(const EvalCondition& condition) {
 void validate(const EvalOptions& o) {
   if (o.test_set.empty()) throw UsageError("--test-set: a test set folder is required");
   if (o.output.empty()) throw UsageError("-o/--output: an output folder is required");
-  if (o.batch_size < 1) throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch_size));
   if (o.samples_per_tuple < 1) {
     throw UsageError("--samples-per-tuple: must be at least 1, got " + std::to_string(o.samples_per_tuple));
   }
@@ -127,8 +126,7 @@ void validate(const EvalOptions& o) {
     throw UsageError("--feature-batch: must be at least 1, got " + std::to_string(o.feature_batch));
   }
   if (o.pr.k < 1) throw UsageError("--k: must be at least 1, got " + std::to_string(o.pr.k));
-  validate(o.sampling.sampler);
-  validate(o.sampling.guidance);
+  validate(o.sampling);
 }
 
 // ---- the run ------------------------------------------------------------------------------
@@ -176,7 +174,7 @@ json generation_settings(const EvalOptions& o, Models& models, std::uint64_t see
               {"time_grid", time_grid_name(o.sampling.sampler.grid)},
               {"guidance_scale", o.sampling.guidance.scale},
               {"cond_latent", cond_latent_name(o.sampling.cond_latent)},
-              {"batch_size", o.batch_size},
+              {"batch_size", o.sampling.batch_size},
               {"samples_per_tuple", o.samples_per_tuple},
               {"image_size", models.image_size()}};
 }
@@ -230,8 +228,8 @@ void Runner::prepare_cache() {
   if (!fs::is_directory(cache_, ec)) throw OutputError("-o '" + o_.output + "': cannot create " + cache_.string());
   const std::string settings_path = (cache_ / "settings.json").string();
   const std::optional<json> old = read_json(settings_path);
-  if (o_.seed) {
-    seed_ = *o_.seed;
+  if (o_.sampling.seed) {
+    seed_ = *o_.sampling.seed;
   } else if (old && old->contains("seed") && (*old)["seed"].is_number_unsigned()) {
     seed_ = (*old)["seed"].get<std::uint64_t>();
     spdlog::info("seed: {} (from the cache in '{}'; pass --seed to choose another)", seed_, cache_.string());
@@ -345,7 +343,7 @@ void Runner::generate_row(const EvalCondition& c, bool& changed) {
   const Roles roles = Roles::make(c.given, generated);
   const std::vector<Item> all = items();
   const auto n = static_cast<std::int64_t>(all.size());
-  const std::int64_t chunks = (n + o_.batch_size - 1) / o_.batch_size;
+  const std::int64_t chunks = (n + o_.sampling.batch_size - 1) / o_.sampling.batch_size;
   const int calls_per_step = (o_.sampling.guidance.scale != 0.0 && !c.given.empty()) ? 2 : 1;
   const fs::path chunk_dir = cache_ / "generated" / row_dir_name(c) / "chunks";
   std::error_code ec;
@@ -354,8 +352,8 @@ void Runner::generate_row(const EvalCondition& c, bool& changed) {
 
   for (std::int64_t k = 0; k < chunks; ++k) {
     throw_if_stop_requested();
-    const std::int64_t first = k * o_.batch_size;
-    const std::int64_t b = std::min<std::int64_t>(o_.batch_size, n - first);
+    const std::int64_t first = k * o_.sampling.batch_size;
+    const std::int64_t b = std::min<std::int64_t>(o_.sampling.batch_size, n - first);
     const std::uint64_t seed = chunk_seed(seed_, c.label(), k);
     json marker{{"row", c.label()}, {"chunk", k}, {"seed", seed}};
     json names = json::array();
@@ -463,7 +461,7 @@ json Runner::provenance(std::int64_t n) const {
                    {"guidance_scale", o_.sampling.guidance.scale},
                    {"cond_latent", cond_latent_name(o_.sampling.cond_latent)}}},
       {"device", models_.device().str()},
-      {"batch_size", o_.batch_size},
+      {"batch_size", o_.sampling.batch_size},
       {"samples_per_tuple", o_.samples_per_tuple},
       {"k", o_.pr.k},
       {"test_set", {{"root", o_.test_set}, {"layout", layout_name(set_.layout)}, {"tuples", n},

@@ -262,7 +262,14 @@ std::string insert_sample_suffix(const std::string& path, int k, int n) {
   return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
 }
 
-OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
+void validate(const OutputOptions& o) {
+  if (o.path.empty()) throw UsageError("-o/--output: an output path is required");
+  if (o.format != "GTiff" && o.format != "COG") {
+    throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
+  }
+}
+
+OutputPlan plan_outputs(const OutputOptions& o, int samples, const std::vector<Modality>& generated,
                         const std::vector<Modality>& saved_latent_modalities, const std::vector<std::string>& inputs) {
   OutputPlan plan;
   std::set<std::string> all;
@@ -272,8 +279,8 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
     for (const std::string& f : input_files(in)) input_paths.push_back(f);
   }
   // -o out/, an existing folder or several outputs: the folder is made if missing
-  const bool dir_mode = o.output.find("{modality}") == std::string::npos &&
-                        (o.output.back() == '/' || fs::is_directory(o.output) || generated.size() > 1);
+  const bool dir_mode = o.path.find("{modality}") == std::string::npos &&
+                        (o.path.back() == '/' || fs::is_directory(o.path) || generated.size() > 1);
   const auto check = [&](const std::string& p, const std::string& what) {
     check_output_file(p, input_paths, what);
     std::error_code ec;
@@ -281,12 +288,12 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
       throw OutputError(what + " '" + p + "' exists (use --overwrite to replace it)");
     }
   };
-  for (int k = 0; k < o.samples; ++k) {
+  for (int k = 0; k < samples; ++k) {
     std::vector<std::string> row;
     for (Modality m : generated) {
-      const std::string p = output_path(o.output, generated, m, k, o.samples);
+      const std::string p = output_path(o.path, generated, m, k, samples);
       if (!all.insert(p).second) {
-        throw UsageError("-o '" + o.output + "': two outputs would both be written to '" + p + "'");
+        throw UsageError("-o '" + o.path + "': two outputs would both be written to '" + p + "'");
       }
       check_output_extension(p, "-o");
       check(p, "output");
@@ -298,7 +305,7 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
     if (!o.save_latents_dir.empty()) {
       for (Modality m : saved_latent_modalities) {
         const std::string p = insert_sample_suffix(
-            (fs::path(o.save_latents_dir) / (modality_name(m) + ".npy")).string(), k, o.samples);
+            (fs::path(o.save_latents_dir) / (modality_name(m) + ".npy")).string(), k, samples);
         check(p, "latent output");
         if (!all.insert(p).second) {
           throw UsageError("--save-latents '" + o.save_latents_dir + "': '" + p + "' collides with another output");
@@ -326,9 +333,9 @@ OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& genera
   return plan;
 }
 
-std::map<std::string, std::string> run_metadata(const RunOptions& o, const Models& models, std::uint64_t seed,
-                                                const std::string& mode, const std::vector<Modality>& given_mods,
-                                                const Roles& roles) {
+std::map<std::string, std::string> run_metadata(const SamplingOptions& s, int samples, const Models& models,
+                                                std::uint64_t seed, const std::string& mode,
+                                                const std::vector<Modality>& given_mods, const Roles& roles) {
   const std::vector<Modality>& generated = roles.generated;
   std::map<std::string, std::string> meta = {
       {"COPGEN_VERSION", kVersion},
@@ -336,16 +343,16 @@ std::map<std::string, std::string> run_metadata(const RunOptions& o, const Model
       {"COPGEN_MODELS_SOURCE", models.manifest().backbone.source},
       {"COPGEN_MODE", mode},
       {"COPGEN_SEED", std::to_string(seed)},
-      {"COPGEN_STEPS", std::to_string(o.sampler.steps)},
-      {"COPGEN_SOLVER", solver_name(o.sampler.solver)},
-      {"COPGEN_TIME_GRID", time_grid_name(o.sampler.grid)},
-      {"COPGEN_GUIDANCE_SCALE", std::to_string(o.guidance.scale)},
-      {"COPGEN_BATCH_SIZE", std::to_string(o.batch_size)},
+      {"COPGEN_STEPS", std::to_string(s.sampler.steps)},
+      {"COPGEN_SOLVER", solver_name(s.sampler.solver)},
+      {"COPGEN_TIME_GRID", time_grid_name(s.sampler.grid)},
+      {"COPGEN_GUIDANCE_SCALE", std::to_string(s.guidance.scale)},
+      {"COPGEN_BATCH_SIZE", std::to_string(s.batch_size)},
       {"COPGEN_GIVEN", given_mods.empty() ? "none" : join_modalities(given_mods)},
       {"COPGEN_GENERATED", join_modalities(generated)},
       {"COPGEN_UNUSED", roles.unused.empty() ? "none" : join_modalities(roles.unused) + " (noise at t=N)"},
-      {"COPGEN_COND_LATENT", cond_latent_name(o.cond_latent)},
-      {"COPGEN_SAMPLES", std::to_string(o.samples)},
+      {"COPGEN_COND_LATENT", cond_latent_name(s.cond_latent)},
+      {"COPGEN_SAMPLES", std::to_string(samples)},
   };
   const auto settings = models.settings_metadata();  // precisions and TF32
   meta.insert(settings.begin(), settings.end());

@@ -20,6 +20,7 @@
 #include "copgen/outputs.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
+#include "copgen/scene_pipeline.hpp"
 #include "copgen/version.hpp"
 
 namespace copgen {
@@ -34,17 +35,12 @@ std::uint64_t random_seed() {
 
 namespace {
 
-void validate_common(const RunOptions& o, const std::vector<Modality>& to) {
-  if (o.output.empty()) throw UsageError("-o/--output: an output path is required");
-  if (o.samples < 1) throw UsageError("--samples: must be at least 1, got " + std::to_string(o.samples));
-  if (o.batch_size < 1) {
-    throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch_size));
-  }
-  validate(o.sampler);
-  validate(o.guidance);
-  if (o.format != "GTiff" && o.format != "COG") {
-    throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
-  }
+// What translate and generate check alike: sampling, outputs, samples and --to.
+void validate_run(const SamplingOptions& sampling, const OutputOptions& output, int samples,
+                  const std::vector<Modality>& to) {
+  validate(output);
+  if (samples < 1) throw UsageError("--samples: must be at least 1, got " + std::to_string(samples));
+  validate(sampling);
   std::set<Modality> seen;
   for (Modality m : to) {
     if (!seen.insert(m).second) throw UsageError("--to: modality " + modality_name(m) + " is given more than once");
@@ -107,7 +103,7 @@ std::vector<std::uint8_t> tile_nodata_mask(const std::vector<GivenSource>& given
 
 // Writes sample k's generated images (masked where the inputs are nodata) and the latents
 // the plan saves, adding them to result.
-void write_sample(const RunOptions& o, const TupleOutputs& out, int k, const std::vector<Modality>& generated,
+void write_sample(const OutputOptions& o, const TupleOutputs& out, int k, const std::vector<Modality>& generated,
                   const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask, const OutputPlan& plan,
                   const std::map<std::string, std::string>& meta, RunResult& result) {
   for (size_t g = 0; g < generated.size(); ++g) {
@@ -142,13 +138,16 @@ void write_sample(const RunOptions& o, const TupleOutputs& out, int k, const std
   }
 }
 
-RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::vector<Modality>& generated,
-              const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask, const OutputPlan& plan,
-              Models& models, const ProgressFn& progress, const std::string& mode) {
+// Samples `samples` outputs of the tuple `given` in batches of the sampling options' size
+// and writes them as `plan` says.
+RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, std::vector<GivenSource> given,
+              const std::vector<Modality>& generated, const std::optional<GeoInfo>& geo,
+              const std::vector<std::uint8_t>& mask, const OutputPlan& plan, Models& models,
+              const ProgressFn& progress, const std::string& mode) {
   const auto started = std::chrono::steady_clock::now();
   RunResult result;
-  result.seed = o.seed.value_or(random_seed());
-  if (!o.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", result.seed, result.seed);
+  result.seed = s.seed.value_or(random_seed());
+  if (!s.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", result.seed, result.seed);
 
   std::sort(given.begin(), given.end(), [](const GivenSource& a, const GivenSource& b) {
     return modality_index(a.modality) < modality_index(b.modality);
@@ -156,9 +155,9 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
   std::vector<Modality> given_mods;
   for (const auto& g : given) given_mods.push_back(g.modality);
 
-  const int chunks = (o.samples + o.batch_size - 1) / o.batch_size;
-  const int calls_per_step = (o.guidance.scale != 0.0 && !given.empty()) ? 2 : 1;
-  const int calls_total = chunks * o.sampler.steps;
+  const int chunks = (samples + s.batch_size - 1) / s.batch_size;
+  const int calls_per_step = (s.guidance.scale != 0.0 && !given.empty()) ? 2 : 1;
+  const int calls_total = chunks * s.sampler.steps;
   const Roles roles = Roles::make(given_mods, generated);
 
   // the tuple every sample of this run shares
@@ -169,28 +168,24 @@ RunResult run(const RunOptions& o, std::vector<GivenSource> given, const std::ve
                                                        : GivenData{{}, g.data.moments, g.data.latent, {}, {}};
   }
   if (tuple.label.empty()) tuple.label = "unconditional samples";
-  SamplingSettings settings;
-  settings.sampler = o.sampler;
-  settings.guidance = o.guidance;
-  settings.cond_latent = o.cond_latent;
-
   at::Generator gen = at::detail::createCPUGenerator(result.seed);
 
-  const std::map<std::string, std::string> meta = run_metadata(o, models, result.seed, mode, given_mods, roles);
+  const std::map<std::string, std::string> meta =
+      run_metadata(s, samples, models, result.seed, mode, given_mods, roles);
 
   for (int chunk = 0; chunk < chunks; ++chunk) {
     throw_if_stop_requested();
-    const int first = chunk * o.batch_size;
-    const int64_t b = std::min(o.batch_size, o.samples - first);
+    const int first = chunk * s.batch_size;
+    const int64_t b = std::min(s.batch_size, samples - first);
     const std::vector<TupleOutputs> outs = sample_tuples(
-        models, roles, std::vector<TupleInputs>(static_cast<size_t>(b), tuple), settings, gen, [&](int done, int) {
+        models, roles, std::vector<TupleInputs>(static_cast<size_t>(b), tuple), s, gen, [&](int done, int) {
           result.network_calls += calls_per_step;
-          if (progress) progress(chunk * o.sampler.steps + done, calls_total);
+          if (progress) progress(chunk * s.sampler.steps + done, calls_total);
           throw_if_stop_requested();
         });
 
     for (int64_t j = 0; j < b; ++j) {
-      write_sample(o, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan, meta,
+      write_sample(out, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan, meta,
                    result);
     }
   }
@@ -227,13 +222,13 @@ void validate(const TranslateOptions& o) {
   }
   const std::vector<Modality> gen = generated_of(o);
   if (gen.empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
-  validate_common(o, o.to);
+  validate_run(o.sampling, o.output, o.samples, o.to);
   validate(o.scene, gen, o.samples);
 }
 
 void validate(const GenerateOptions& o) {
-  validate_common(o, o.to);
-  if (o.cond_latent != CondLatent::Sample) {
+  validate_run(o.sampling, o.output, o.samples, o.to);
+  if (o.sampling.cond_latent != CondLatent::Sample) {
     // harmless, but say so: generate has no given modality to encode
     spdlog::debug("--cond-latent has no effect on generate");
   }
@@ -245,9 +240,10 @@ namespace {
 // the model's image size) makes a tile run; anything else, a product folder included, is a
 // scene. Empty when the run is a scene's.
 std::vector<GivenProbe> probe_tiles(const TranslateOptions& o, const Models& models) {
-  // physical outputs and per-pixel summaries are written by the scene path, for tiles too
-  if (o.scene.output_kind == OutputKind::Physical || o.scene.summary_mean ||
-      o.scene.summary_std) {
+  // physical outputs, per-pixel summaries and regions of interest are the scene path's,
+  // for tiles too
+  if (o.scene.output_kind == OutputKind::Physical || o.scene.summary_mean || o.scene.summary_std ||
+      o.scene.projwin || o.scene.srcwin) {
     return {};
   }
   std::vector<GivenProbe> probes;
@@ -276,7 +272,7 @@ RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn&
   const GeoInfo geo = given[0].data.geo;  // outputs take the first input's georeferencing
   std::vector<std::string> input_paths;
   for (const GivenInput& g : o.inputs) input_paths.push_back(g.path);
-  const OutputPlan plan = plan_outputs(o, generated, sorted_modalities(latent_mods), input_paths);
+  const OutputPlan plan = plan_outputs(o.output, o.samples, generated, sorted_modalities(latent_mods), input_paths);
   const std::vector<std::uint8_t> mask = tile_nodata_mask(given, o.scene.fill_nodata);
   encode_given(given, models);
   spdlog::info("translate {} -> {} ({} steps, {}, {} sample(s))",
@@ -285,8 +281,62 @@ RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn&
                  for (const auto& g : o.inputs) v.push_back(g.modality);
                  return v;
                }())),
-               join_modalities(generated), o.sampler.steps, solver_name(o.sampler.solver), o.samples);
-  return run(o, std::move(given), generated, geo, mask, plan, models, progress, "translate");
+               join_modalities(generated), o.sampling.sampler.steps, solver_name(o.sampling.sampler.solver), o.samples);
+  return run(o.sampling, o.output, o.samples, std::move(given), generated, geo, mask, plan, models, progress,
+             "translate");
+}
+
+TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
+  validate(o);
+  TranslatePlan p;
+  const std::vector<GivenProbe> probes = probe_tiles(o, models);
+  p.scene = probes.empty();
+  if (p.scene) {
+    const ScenePlan plan = prepare_scene(o, models);  // its output folders go with it
+    const SceneCost cost = scene_cost(plan, o, models);
+    p.width = plan.grid.width;
+    p.height = plan.grid.height;
+    const auto& gt = plan.grid.geotransform;
+    p.grid = plan.grid.georeferenced
+                 ? fmt::format("{:.10g} x {:.10g} m pixels from ({:.10g}, {:.10g})", gt[1], -gt[5], gt[0], gt[3])
+                 : "no georeferencing";
+    p.windows = cost.windows;
+    p.network_calls = cost.network_calls;
+    p.window_evaluations = cost.window_evaluations;
+    p.memory_bytes = cost.canvas_bytes;
+    for (const auto& row : plan.outputs.images) p.outputs.insert(p.outputs.end(), row.begin(), row.end());
+    return p;
+  }
+  const std::vector<Modality> generated = generated_of(o);
+  std::vector<Modality> latent_mods = generated;
+  std::vector<std::string> input_paths;
+  for (const GivenInput& g : o.inputs) {
+    latent_mods.push_back(g.modality);
+    input_paths.push_back(g.path);
+  }
+  const OutputPlan plan = plan_outputs(o.output, o.samples, generated, sorted_modalities(latent_mods), input_paths);
+  p.width = p.height = static_cast<int>(models.image_size());
+  const int chunks = (o.samples + o.sampling.batch_size - 1) / o.sampling.batch_size;
+  p.network_calls = chunks * o.sampling.sampler.steps;
+  p.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps *
+                         (o.sampling.guidance.scale != 0.0 ? 2 : 1);
+  for (const auto& row : plan.images) p.outputs.insert(p.outputs.end(), row.begin(), row.end());
+  for (const auto& row : plan.latents) {
+    for (const std::string& l : row) {
+      if (!l.empty()) p.outputs.push_back(l);
+    }
+  }
+  return p;
+}
+
+std::string describe(const TranslatePlan& p) {
+  std::string out = fmt::format("path: {}\n", p.scene ? "scene" : "tile");
+  out += fmt::format("size: {} x {} pixels{}\n", p.width, p.height, p.grid.empty() ? "" : ", " + p.grid);
+  out += fmt::format("windows: {}\n", p.windows);
+  out += fmt::format("network calls: {} ({} window evaluation(s))\n", p.network_calls, p.window_evaluations);
+  if (p.scene) out += fmt::format("memory: about {:.1f} MB for the latent canvas\n", p.memory_bytes / 1e6);
+  for (const std::string& f : p.outputs) out += "output: " + f + "\n";
+  return out;
 }
 
 RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& progress) {
@@ -294,10 +344,10 @@ RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& p
   const std::vector<Modality> generated =
       o.to.empty() ? std::vector<Modality>(kAllModalities.begin(), kAllModalities.end())
                    : sorted_modalities(o.to);
-  const OutputPlan plan = plan_outputs(o, generated, generated, {});
+  const OutputPlan plan = plan_outputs(o.output, o.samples, generated, generated, {});
   spdlog::info("generate {} ({} steps, {}, {} sample(s))", join_modalities(generated),
-               o.sampler.steps, solver_name(o.sampler.solver), o.samples);
-  return run(o, {}, generated, std::nullopt, {}, plan, models, progress, "generate");
+               o.sampling.sampler.steps, solver_name(o.sampling.sampler.solver), o.samples);
+  return run(o.sampling, o.output, o.samples, {}, generated, std::nullopt, {}, plan, models, progress, "generate");
 }
 
 }  // namespace copgen

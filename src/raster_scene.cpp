@@ -83,6 +83,12 @@ Grid grid_of(const RasterSource& source) {
   return g;
 }
 
+bool same_crs(const std::string& a, const std::string& b) {
+  if (a == b) return !a.empty();
+  OGRSpatialReference sa, sb;
+  return parse_srs(a, sa) && parse_srs(b, sb) && sa.IsSame(&sb);
+}
+
 RasterSource RasterSource::warped(const Grid& target, const std::string& resampling) const {
   const std::string what = "input";
   if (!info_.geo.has_geotransform || info_.geo.crs_wkt.empty()) {
@@ -207,7 +213,7 @@ namespace {
   const std::string fix = fmt::format(
       "copgen samples on a grid of {:g} m pixels (--target-res), which needs a projected CRS in metres: pass "
       "--target-crs {}",
-      o.target_resolution, zone);
+      o.target_resolution.value_or(10.0), zone);
   if (!o.target_crs.empty()) {
     throw UsageError("--target-crs '" + o.target_crs + "': a geographic CRS (degrees); " + fix);
   }
@@ -286,7 +292,7 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
   if (!parse_srs(crs_text, dst)) {
     throw UsageError("--target-crs: '" + o.target_crs + "' is not a CRS GDAL understands");
   }
-  if (!(o.target_resolution > 0)) throw UsageError("--target-res: must be positive");
+  if (o.target_resolution && !(*o.target_resolution > 0)) throw UsageError("--target-res: must be positive");
   if (dst.IsGeographic()) refuse_geographic_grid(inputs[ref], labels[ref], o);
   double xmin = -HUGE_VAL, ymin = -HUGE_VAL, xmax = HUGE_VAL, ymax = HUGE_VAL;
   if (o.union_extent) xmin = ymin = HUGE_VAL, xmax = ymax = -HUGE_VAL;
@@ -299,33 +305,70 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
       xmin = std::max(xmin, bx0), xmax = std::min(xmax, bx1), ymin = std::max(ymin, by0), ymax = std::min(ymax, by1);
     }
   }
-  const double res = o.target_resolution;
-  if (xmax - xmin < res || ymax - ymin < res) {
+  // Aligned to the reference's pixel corners when it is in the target CRS; its own pixel
+  // size too when no resolution is asked for and it is north-up.
+  const auto& rgt = inputs[ref].geotransform;
+  OGRSpatialReference ref_srs;
+  const bool ref_crs = parse_srs(inputs[ref].crs_wkt, ref_srs) && ref_srs.IsSame(&dst);
+  const bool own_pixels = ref_crs && !o.target_resolution && rgt[2] == 0 && rgt[4] == 0 && rgt[1] > 0 && rgt[5] < 0;
+  const double rx = own_pixels ? rgt[1] : o.target_resolution.value_or(10.0);
+  const double ry = own_pixels ? -rgt[5] : rx;
+  if (xmax - xmin < rx || ymax - ymin < ry) {
     std::string names;
     for (const auto& l : labels) names += (names.empty() ? "'" : ", '") + l + "'";
     throw InputError("inputs " + names + " do not overlap (their common extent is empty)");
   }
-  // Align to the reference's pixel corners when it is in the target CRS.
-  double ox = 0.0, oy = 0.0;
-  OGRSpatialReference ref_srs;
-  if (parse_srs(inputs[ref].crs_wkt, ref_srs) && ref_srs.IsSame(&dst)) {
-    ox = inputs[ref].geotransform[0];
-    oy = inputs[ref].geotransform[3];
-  }
-  const double eps = 1e-6 * res;
-  const double gx0 = ox + std::ceil((xmin - ox) / res - eps) * res;
-  const double gy1 = oy + std::floor((ymax - oy) / res + eps) * res;
-  const double gx1 = ox + std::floor((xmax - ox) / res + eps) * res;
-  const double gy0 = oy + std::ceil((ymin - oy) / res - eps) * res;
+  const double ox = ref_crs ? rgt[0] : 0.0, oy = ref_crs ? rgt[3] : 0.0;
+  const double eps = 1e-6 * rx;
+  const double cx0 = std::ceil((xmin - ox) / rx - eps), cx1 = std::floor((xmax - ox) / rx + eps);
+  const double cy1 = std::floor((ymax - oy) / ry + eps), cy0 = std::ceil((ymin - oy) / ry - eps);
   Grid g;
   g.georeferenced = true;
   g.crs_wkt = wkt_of(dst);
-  g.width = static_cast<int>(std::llround((gx1 - gx0) / res));
-  g.height = static_cast<int>(std::llround((gy1 - gy0) / res));
-  g.geotransform = {gx0, res, 0.0, gy1, 0.0, -res};
+  g.width = static_cast<int>(std::llround(cx1 - cx0));
+  g.height = static_cast<int>(std::llround(cy1 - cy0));
+  // origin + whole pixels: the reference's own origin when the extent starts there
+  g.geotransform = {ox + cx0 * rx, rx, 0.0, oy + cy1 * ry, 0.0, -ry};
   if (g.width <= 0 || g.height <= 0) {
-    throw InputError(fmt::format("the inputs' common extent is smaller than one {:g} m pixel", res));
+    throw InputError(fmt::format("the inputs' common extent is smaller than one {:g} m pixel", rx));
   }
+  return g;
+}
+
+PixelWindow projwin_pixels(const Grid& grid, const std::array<double, 4>& projwin, const std::string& srs) {
+  const auto& gt = grid.geotransform;
+  if (!grid.georeferenced || gt[2] != 0 || gt[4] != 0) {
+    throw UsageError("--projwin: the grid " + std::string(grid.georeferenced ? "is rotated" : "has no georeferencing") +
+                     "; use --srcwin (pixels) instead");
+  }
+  double ulx = projwin[0], uly = projwin[1], lrx = projwin[2], lry = projwin[3];
+  if (!srs.empty()) {
+    OGRSpatialReference from, to;
+    if (!parse_srs(srs, from)) throw UsageError("--projwin-srs: '" + srs + "' is not a CRS GDAL understands");
+    if (!parse_srs(grid.crs_wkt, to)) throw UsageError("--projwin-srs: the grid's CRS cannot be read");
+    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&from, &to));
+    double xs[4] = {ulx, lrx, ulx, lrx}, ys[4] = {uly, uly, lry, lry};
+    if (!ct || !ct->Transform(4, xs, ys)) {
+      throw UsageError("--projwin-srs '" + srs + "': the corners cannot be transformed into the grid's CRS");
+    }
+    ulx = *std::min_element(xs, xs + 4), lrx = *std::max_element(xs, xs + 4);
+    uly = *std::max_element(ys, ys + 4), lry = *std::min_element(ys, ys + 4);
+  }
+  PixelWindow w;
+  w.x = static_cast<int>(std::floor((ulx - gt[0]) / gt[1] + 0.001));
+  w.y = static_cast<int>(std::floor((uly - gt[3]) / gt[5] + 0.001));
+  w.width = static_cast<int>(std::floor((lrx - ulx) / gt[1] + 0.5));
+  w.height = static_cast<int>(std::floor((lry - uly) / gt[5] + 0.5));
+  return w;
+}
+
+Grid window_grid(const Grid& grid, const PixelWindow& window) {
+  Grid g = grid;
+  g.width = window.width;
+  g.height = window.height;
+  const auto& gt = grid.geotransform;
+  g.geotransform[0] = gt[0] + window.x * gt[1] + window.y * gt[2];
+  g.geotransform[3] = gt[3] + window.x * gt[4] + window.y * gt[5];
   return g;
 }
 

@@ -43,18 +43,27 @@ torch::Tensor truncate_to_u8(const torch::Tensor& values) {
   return torch::trunc(torch::clamp(values, 0.0, 255.0)).to(torch::kUInt8);
 }
 
-// numpy.gradient(f, spacing, axis=dim) with edge_order=1: central differences
-// (f[i+1] - f[i-1]) / (2 spacing) inside, one-sided (f[1] - f[0]) / spacing and
-// (f[n-1] - f[n-2]) / spacing at the two edges; in f's dtype.
-torch::Tensor gradient(const torch::Tensor& f, int64_t dim, double spacing) {
+// numpy.gradient(f, spacing, axis=dim) with edge_order=1, where the pixels outside `valid`
+// and beyond the array end the data alike: central differences (f[i+1] - f[i-1]) /
+// (2 spacing) between two valid neighbours, one-sided (f[i+1] - f[i]) / spacing or
+// (f[i] - f[i-1]) / spacing beside an edge, 0 with no valid neighbour and on invalid
+// pixels; in f's dtype.
+// With every pixel valid this is numpy.gradient exactly.
+torch::Tensor gradient(const torch::Tensor& f, const torch::Tensor& valid, int64_t dim, double spacing) {
   const int64_t n = f.size(dim);
-  torch::Tensor out = torch::empty_like(f);
-  if (n > 2) {
-    out.slice(dim, 1, n - 1).copy_((f.slice(dim, 2, n) - f.slice(dim, 0, n - 2)) / (2.0 * spacing));
-  }
-  out.slice(dim, 0, 1).copy_((f.slice(dim, 1, 2) - f.slice(dim, 0, 1)) / spacing);
-  out.slice(dim, n - 1, n).copy_((f.slice(dim, n - 1, n) - f.slice(dim, n - 2, n - 1)) / spacing);
-  return out;
+  // the previous and the next pixel along dim (an edge pixel repeats itself)
+  const torch::Tensor prev = torch::cat({f.slice(dim, 0, 1), f.slice(dim, 0, n - 1)}, dim);
+  const torch::Tensor next = torch::cat({f.slice(dim, 1, n), f.slice(dim, n - 1, n)}, dim);
+  const torch::Tensor none = torch::zeros_like(valid.slice(dim, 0, 1));
+  const torch::Tensor has_prev = torch::cat({none, valid.slice(dim, 0, n - 1)}, dim);
+  const torch::Tensor has_next = torch::cat({valid.slice(dim, 1, n), none}, dim);
+  const torch::Tensor central = (next - prev) / (2.0 * spacing);
+  const torch::Tensor forward = (next - f) / spacing;
+  const torch::Tensor backward = (f - prev) / spacing;
+  const torch::Tensor slope =
+      torch::where(has_prev.logical_and(has_next), central,
+                   torch::where(has_next, forward, torch::where(has_prev, backward, torch::zeros_like(f))));
+  return torch::where(valid, slope, torch::zeros_like(f));
 }
 
 // One S1 band scaled to 0..255 (float32 [H, W]); 0 where the pixel is not valid.
@@ -171,9 +180,11 @@ torch::Tensor hillshade(const torch::Tensor& elevation, const torch::Tensor& val
   if (e.scalar_type() != torch::kFloat32 && e.scalar_type() != torch::kFloat64) {
     e = e.to(torch::kFloat64);
   }
+  const torch::Tensor inside = valid.defined() ? valid.to(torch::kCPU).to(torch::kBool)
+                                               : torch::ones(e.sizes(), torch::TensorOptions().dtype(torch::kBool));
   // dy = -dy: the first row is the top (north) of the image.
-  const torch::Tensor e_dy = gradient(e, 0, -1.0).to(torch::kFloat64);
-  const torch::Tensor e_dx = gradient(e, 1, 1.0).to(torch::kFloat64);
+  const torch::Tensor e_dy = gradient(e, inside, 0, -1.0).to(torch::kFloat64);
+  const torch::Tensor e_dx = gradient(e, inside, 1, 1.0).to(torch::kFloat64);
   const torch::Tensor nx = -e_dx;
   const torch::Tensor ny = -e_dy;
   // matplotlib divides each component of (nx, ny, 1) by the length, then dots it with
@@ -183,8 +194,7 @@ torch::Tensor hillshade(const torch::Tensor& elevation, const torch::Tensor& val
   torch::Tensor intensity = nx / norm * light[0] + ny / norm * light[1] + 1.0 / norm * light[2];
 
   // Stretched by its own min and max (over the valid, finite pixels) when it varies.
-  torch::Tensor use = torch::isfinite(intensity);
-  if (valid.defined()) use = use.logical_and(valid.to(torch::kCPU).to(torch::kBool));
+  const torch::Tensor use = torch::isfinite(intensity).logical_and(inside);
   if (use.any().item<bool>()) {
     const torch::Tensor used = intensity.masked_select(use);
     const double lo = used.min().item<double>();

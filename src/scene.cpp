@@ -45,10 +45,25 @@ void validate(const SceneOptions& o) {
   if (o.overlap < 0 || o.overlap % 8 != 0 || o.overlap >= 256) {
     throw UsageError("--overlap: must be a multiple of 8 from 0 to 248 pixels, got " + std::to_string(o.overlap));
   }
-  if (!(o.target_resolution > 0) || !std::isfinite(o.target_resolution)) {
-    throw UsageError(fmt::format("--target-res: must be a positive number of metres, got {:g}", o.target_resolution));
+  if (o.target_resolution && (!(*o.target_resolution > 0) || !std::isfinite(*o.target_resolution))) {
+    throw UsageError(fmt::format("--target-res: must be a positive number of metres, got {:g}", *o.target_resolution));
   }
   if (o.s2l2a_offset < 0) throw UsageError("--l2a-offset: must not be negative");
+  if (o.projwin && o.srcwin) throw UsageError("--projwin and --srcwin cannot be used together; give one window");
+  if (!o.projwin_srs.empty() && !o.projwin) throw UsageError("--projwin-srs needs --projwin");
+  if (o.projwin) {
+    const auto& p = *o.projwin;
+    if (!std::all_of(p.begin(), p.end(), [](double v) { return std::isfinite(v); }) || !(p[0] < p[2]) ||
+        !(p[1] > p[3])) {
+      throw UsageError(fmt::format("--projwin {:g} {:g} {:g} {:g}: expected ULX ULY LRX LRY with ULX < LRX and "
+                                   "ULY > LRY (upper left, then lower right)",
+                                   p[0], p[1], p[2], p[3]));
+    }
+  }
+  if (o.srcwin && (o.srcwin->width < 1 || o.srcwin->height < 1)) {
+    throw UsageError(fmt::format("--srcwin {} {} {} {}: XSIZE and YSIZE must be at least 1", o.srcwin->x, o.srcwin->y,
+                                 o.srcwin->width, o.srcwin->height));
+  }
 }
 
 void validate(const SceneOptions& o, const std::vector<Modality>& generated, int samples) {
@@ -245,6 +260,32 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
   return in;
 }
 
+namespace {
+
+// The part of `grid` that --projwin or --srcwin selects. A window past the grid's edge
+// keeps its size (nodata there), as gdal_translate's does; one with no pixel inside is a
+// usage error.
+Grid region_of_interest(const Grid& grid, const SceneOptions& o) {
+  const PixelWindow w = o.srcwin ? *o.srcwin : projwin_pixels(grid, *o.projwin, o.projwin_srs);
+  const std::string flag = o.srcwin ? "--srcwin" : "--projwin";
+  const std::string pixels = fmt::format("pixels {} {} {} {}", w.x, w.y, w.width, w.height);
+  if (w.width < 1 || w.height < 1) throw UsageError(flag + ": the window is less than one pixel (" + pixels + ")");
+  const bool inside = w.x >= 0 && w.y >= 0 && w.x + w.width <= grid.width && w.y + w.height <= grid.height;
+  const bool overlaps = w.x < grid.width && w.y < grid.height && w.x + w.width > 0 && w.y + w.height > 0;
+  if (!overlaps) {
+    throw UsageError(fmt::format("{}: the window ({}) lies outside the grid of the inputs ({} x {} pixels)", flag,
+                                 pixels, grid.width, grid.height));
+  }
+  if (!inside) {
+    spdlog::warn("{}: the window ({}) extends past the grid of the inputs ({} x {} pixels); it is nodata there", flag,
+                 pixels, grid.width, grid.height);
+  }
+  spdlog::info("region of interest ({}): {}", flag, pixels);
+  return window_grid(grid, w);
+}
+
+}  // namespace
+
 Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o) {
   std::vector<Grid> grids;
   std::vector<std::string> labels;
@@ -269,11 +310,19 @@ Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o)
   GridOptions go;
   go.reference = reference;
   go.target_crs = o.target_crs;
-  go.target_resolution = o.target_resolution;
+  // --grid-from alone: that input's grid exactly; otherwise 10 m pixels unless --target-res
+  go.target_resolution = o.grid_from ? o.target_resolution : o.target_resolution.value_or(10.0);
   go.union_extent = o.union_extent;
-  // a single input already on its own 10 m grid keeps it exactly
   Grid g = choose_grid(grids, labels, go);
-  spdlog::debug("target grid: {} x {} pixels at {} m", g.width, g.height, g.resolution());
+  if (o.projwin || o.srcwin) g = region_of_interest(g, o);
+  const double rx = std::abs(g.geotransform[1]), ry = std::abs(g.geotransform[5]);
+  if (g.georeferenced && (std::abs(rx / 10.0 - 1.0) > 0.01 || std::abs(ry / 10.0 - 1.0) > 0.01)) {
+    spdlog::warn("the grid's pixels are {:.6g} x {:.6g} m: the model was trained on 10 m pixels, so what it makes at "
+                 "this resolution is outside what it learned (--target-res 10 resamples to 10 m)",
+                 rx, ry);
+  }
+  spdlog::info("target grid: {} x {} pixels of {:.6g} m ({})", g.width, g.height, rx,
+               o.grid_from ? "the grid of the --grid-from input" : "from " + labels[static_cast<size_t>(reference)]);
   return g;
 }
 
@@ -281,29 +330,54 @@ namespace {
 
 constexpr int kCell = 1068;  // Major TOM cell side at 10 m: the unit of rendering statistics
 
-// Reads bands of a physical input on the target grid: each file warped when its grid
-// differs from the target's.
+// Whether `target` is a whole-pixel window of `source`'s grid (same CRS, pixel size and
+// north-up axes, origin on a pixel corner); the window's offset goes to (dx, dy).
+bool pixel_window_of(const Grid& source, const Grid& target, int& dx, int& dy) {
+  const auto &s = source.geotransform, &t = target.geotransform;
+  dx = dy = 0;
+  if (!target.georeferenced || (source.width == target.width && source.height == target.height && s == t)) {
+    return true;  // nothing to align with, or the grid is the input's
+  }
+  if (!source.georeferenced || s[1] != t[1] || s[5] != t[5] || s[2] != 0 || s[4] != 0 || t[2] != 0 || t[4] != 0) {
+    return false;
+  }
+  const double fx = (t[0] - s[0]) / s[1], fy = (t[3] - s[3]) / s[5];
+  if (std::abs(fx - std::round(fx)) > 1e-9 || std::abs(fy - std::round(fy)) > 1e-9) return false;
+  if (!same_crs(source.crs_wkt, target.crs_wkt)) return false;
+  dx = static_cast<int>(std::lround(fx));
+  dy = static_cast<int>(std::lround(fy));
+  return true;
+}
+
+// Reads bands of an input on the target grid: each file read on its own pixels when the
+// grid is a whole-pixel window of it (only the window is read), warped otherwise.
 struct BandReader {
   std::vector<RasterSource> sources;
   std::vector<int> bands;
+  std::vector<std::pair<int, int>> offsets;  // of the grid in each source's pixels
 
   BandReader(const ModalityInput& in, const Grid& grid, const std::string& resampling) {
     for (size_t i = 0; i < in.files.size(); ++i) {
       RasterSource s = RasterSource::open(in.files[i], modality_name(in.modality) + " input");
-      const Grid sg = s.grid();
-      const bool same = !grid.georeferenced ||
-                        (sg.width == grid.width && sg.height == grid.height && sg.geotransform == grid.geotransform);
-      sources.push_back(same ? s : s.warped(grid, resampling));
+      int dx = 0, dy = 0;
+      const bool own = pixel_window_of(s.grid(), grid, dx, dy);
+      sources.push_back(own ? s : s.warped(grid, resampling));
+      offsets.emplace_back(own ? dx : 0, own ? dy : 0);
       bands.push_back(in.bands.size() > i ? in.bands[i] : 1);
     }
+  }
+  // bands of file i (1-based) over the grid's window: float32 [n, h, w]
+  torch::Tensor read_file(size_t i, const std::vector<int>& which, int x, int y, int w, int h) const {
+    return sources[i].read(which, x + offsets[i].first, y + offsets[i].second, w, h);
   }
   // [n, h, w] float32 and validity [h, w]
   std::pair<torch::Tensor, torch::Tensor> read(const std::vector<size_t>& which, int x, int y, int w, int h) const {
     std::vector<torch::Tensor> parts;
     torch::Tensor valid = torch::ones({h, w}, torch::kBool);
     for (size_t i : which) {
-      parts.push_back(sources[i].read({bands[i]}, x, y, w, h)[0]);
-      valid.logical_and_(sources[i].read_valid({bands[i]}, x, y, w, h));
+      const int sx = x + offsets[i].first, sy = y + offsets[i].second;
+      parts.push_back(sources[i].read({bands[i]}, sx, sy, w, h)[0]);
+      valid.logical_and_(sources[i].read_valid({bands[i]}, sx, sy, w, h));
       valid.logical_and_(torch::isfinite(parts.back()));
     }
     return {torch::stack(parts, 0), valid};
@@ -327,40 +401,71 @@ torch::Tensor bilinear_at(const torch::Tensor& img, const torch::Tensor& u, cons
          at(v1, u1) * fu * fv;
 }
 
-// The DEM thumbnail of one cell: hillshade on the DEM's own grid (reprojected to the
-// target CRS at its native resolution), then bilinear to the 10 m cell.
+// The DEM's elevation and validity over one cell at its native resolution, as a Major TOM
+// DEM product holds it: the cell's extent and nothing beyond, so that the hillshade's
+// gradient is one-sided at the cell's edges. In the grid's CRS, a north-up DEM is read on
+// its own pixels (the cell widened to whole pixels, no resampling); otherwise it is warped
+// onto a grid of about its pixel size anchored at the cell's corner. `gt` gets the
+// geotransform of the result.
+std::pair<torch::Tensor, torch::Tensor> read_dem_cell(const ModalityInput& in, const Grid& grid, int x, int y,
+                                                      int w, int h, std::array<double, 6>& gt) {
+  const RasterSource src = RasterSource::open(in.files[0], "DEM input");
+  const Grid sg = src.grid();
+  const int band = in.bands.empty() ? 1 : in.bands[0];
+  const auto& g = grid.geotransform;
+  const double res = grid.resolution();
+  const double x0 = g[0] + x * res, x1 = x0 + w * res, y0 = g[3] - y * res, y1 = y0 - h * res;  // cell edges
+  const auto& s = sg.geotransform;
+  const bool own_pixels = sg.georeferenced && same_crs(sg.crs_wkt, grid.crs_wkt) && s[2] == 0 && s[4] == 0 && s[1] > 0 &&
+                          s[5] < 0;
+  torch::Tensor elev, valid;
+  if (own_pixels) {
+    constexpr double kSnap = 1e-6;  // pixel fractions below this are rounding, not area
+    const int c0 = static_cast<int>(std::floor((x0 - s[0]) / s[1] + kSnap));
+    const int r0 = static_cast<int>(std::floor((s[3] - y0) / -s[5] + kSnap));
+    const int c1 = std::max(c0 + 2, static_cast<int>(std::ceil((x1 - s[0]) / s[1] - kSnap)));
+    const int r1 = std::max(r0 + 2, static_cast<int>(std::ceil((s[3] - y1) / -s[5] - kSnap)));
+    elev = src.read({band}, c0, r0, c1 - c0, r1 - r0)[0];
+    valid = src.read_valid({band}, c0, r0, c1 - c0, r1 - r0);
+    gt = {s[0] + c0 * s[1], s[1], 0, s[3] + r0 * s[5], 0, s[5]};
+  } else {
+    // another CRS or a rotated grid: about the DEM's pixel size (30 m when unknown)
+    double native = same_crs(sg.crs_wkt, grid.crs_wkt) ? sg.resolution() : 0.0;
+    if (!(native > 0)) native = 30.0;
+    Grid dg;
+    dg.georeferenced = true;
+    dg.crs_wkt = grid.crs_wkt;
+    dg.width = std::max(2, static_cast<int>(std::ceil(w * res / native)));
+    dg.height = std::max(2, static_cast<int>(std::ceil(h * res / native)));
+    dg.geotransform = {x0, native, 0, y0, 0, -native};
+    const RasterSource warped = src.warped(dg, "bilinear");
+    elev = warped.read({band}, 0, 0, dg.width, dg.height)[0];
+    valid = warped.read_valid({band}, 0, 0, dg.width, dg.height);
+    gt = dg.geotransform;
+  }
+  valid = valid.logical_and(torch::isfinite(elev));
+  return {torch::where(valid, elev, torch::zeros_like(elev)), valid};
+}
+
+// The DEM thumbnail of one cell: the hillshade of the cell's DEM at its native resolution
+// (read_dem_cell), then bilinear to the grid's pixels, as Major TOM resizes its DEM
+// thumbnails. A pixel is valid where its four DEM pixels are.
 std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in, const Grid& grid, int x, int y,
                                                         int w, int h) {
-  RasterSource src = RasterSource::open(in.files[0], "DEM input");
-  const Grid sg = src.grid();
-  // native resolution in target units: keep the source's pixel count over its extent
-  double native = sg.resolution();
-  const bool same_crs = !grid.georeferenced || sg.crs_wkt == grid.crs_wkt;
-  if (!same_crs || native <= 0) native = 30.0;
   if (!grid.georeferenced) {
     // no georeferencing: the DEM is already on the target pixel grid
     auto [elev, valid] = BandReader(in, grid, "bilinear").read({0}, x, y, w, h);
     return {render_dem(elev[0].to(torch::kFloat64), valid), valid};
   }
-  const auto& gt = grid.geotransform;
+  std::array<double, 6> dgt{};
+  const auto [elev, dvalid] = read_dem_cell(in, grid, x, y, w, h, dgt);
+  const torch::Tensor thumb = render_dem(elev, dvalid);  // uint8 [3, dh, dw]
+  // the grid's pixel centres in DEM pixel coordinates (pixel-centred bilinear)
+  const auto& g = grid.geotransform;
   const double res = grid.resolution();
-  const double cx0 = gt[0] + x * res, cy1 = gt[3] - y * res;  // cell corners
-  const double margin = 2 * native;
-  Grid dg;
-  dg.georeferenced = true;
-  dg.crs_wkt = grid.crs_wkt;
-  dg.width = static_cast<int>(std::ceil((w * res + 2 * margin) / native));
-  dg.height = static_cast<int>(std::ceil((h * res + 2 * margin) / native));
-  dg.geotransform = {cx0 - margin, native, 0, cy1 + margin, 0, -native};
-  RasterSource warped = src.warped(dg, "bilinear");
-  const int band = in.bands.empty() ? 1 : in.bands[0];
-  torch::Tensor elev = warped.read({band}, 0, 0, dg.width, dg.height)[0].to(torch::kFloat64);
-  torch::Tensor dvalid = warped.read_valid({band}, 0, 0, dg.width, dg.height).logical_and(torch::isfinite(elev));
-  const torch::Tensor thumb = render_dem(torch::where(dvalid, elev, torch::zeros_like(elev)), dvalid);  // uint8 [3, dh, dw]
-  // 10 m pixel centres in DEM pixel coordinates (pixel-centred bilinear)
   const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  const auto cols = (torch::arange(w, opts) + 0.5) * res / native + margin / native - 0.5;
-  const auto rows = (torch::arange(h, opts) + 0.5) * res / native + margin / native - 0.5;
+  const auto cols = (g[0] + (torch::arange(w, opts) + x + 0.5) * res - dgt[0]) / dgt[1] - 0.5;
+  const auto rows = (g[3] - (torch::arange(h, opts) + y + 0.5) * res - dgt[3]) / dgt[5] - 0.5;
   const auto uu = cols.unsqueeze(0).expand({h, w});
   const auto vv = rows.unsqueeze(1).expand({h, w});
   const torch::Tensor grey = bilinear_at(thumb.narrow(0, 0, 1), uu, vv);
@@ -400,7 +505,7 @@ std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std
       torch::Tensor rgb, valid;
       if (in.kind == InputKind::Thumbnail) {
         auto [data, v] = reader->read({0, 0, 0}, x, y, w, h);  // validity of band 1
-        rgb = reader->sources[0].read({1, 2, 3}, x, y, w, h);
+        rgb = reader->read_file(0, {1, 2, 3}, x, y, w, h);
         valid = v.logical_and(torch::isfinite(rgb).all(0));
         rgb = torch::nan_to_num(rgb, 0.0).round().clamp(0, 255).to(torch::kUInt8);
       } else if (in.modality == Modality::S1RTC) {

@@ -90,10 +90,14 @@ torch::Tensor encode_scene(Models& models, const RasterSource& rendered, const C
 // whose canvas buffers would not fit in this machine's memory: the given latents and
 // moments, the noise of the unused modalities, the solver's state and history, the fused
 // prediction and its weights, about kCanvasBuffers latent-sized buffers per modality.
-void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& label) {
+double canvas_bytes(const Grid& grid, int64_t channels) {
   constexpr double kCanvasBuffers = 6.0;
   const double lat = std::ceil(grid.width / 8.0) * std::ceil(grid.height / 8.0);
-  const double need = lat * static_cast<double>(channels) * sizeof(float) * kCanvasBuffers * kNumModalities;
+  return lat * static_cast<double>(channels) * sizeof(float) * kCanvasBuffers * kNumModalities;
+}
+
+void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& label) {
+  const double need = canvas_bytes(grid, channels);
   const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have) {
     const auto gb = [](double bytes) { return std::to_string(std::llround(bytes / 1e9)); };
@@ -155,7 +159,7 @@ NoiseFn fused_noise_fn(Models& models, const Roles& roles, const Canvas& cv, con
 std::map<std::string, std::string> scene_metadata(const TranslateOptions& o, const Models& models, const ScenePlan& p) {
   std::vector<Modality> given_mods;
   for (const ModalityInput& in : p.inputs) given_mods.push_back(in.modality);
-  auto meta = run_metadata(o, models, p.seed, "translate", sorted_modalities(given_mods), p.roles);
+  auto meta = run_metadata(o.sampling, o.samples, models, p.seed, "translate", sorted_modalities(given_mods), p.roles);
   meta["COPGEN_TILING"] = tiling_name(o.scene.tiling);
   meta["COPGEN_OVERLAP"] = std::to_string(o.scene.overlap);
   std::string kinds;
@@ -177,8 +181,8 @@ RasterSink create_sink(const ScenePlan& plan, const TranslateOptions& o, std::si
   const Modality m = plan.roles.generated[g];
   SinkSpec spec;
   spec.grid = plan.grid;
-  spec.format = o.format;
-  spec.overwrite = o.overwrite;
+  spec.format = o.output.format;
+  spec.overwrite = o.output.overwrite;
   spec.metadata = plan.metadata;
   spec.metadata["COPGEN_MODALITY"] = modality_name(m);
   spec.metadata["COPGEN_SAMPLE"] = std::to_string(k);
@@ -231,15 +235,15 @@ std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std:
   const int bands = samples[0].info().bands;
   std::vector<int> band_list;
   for (int b = 1; b <= bands; ++b) band_list.push_back(b);
-  const fs::path base = fs::path(output_path(o.output, plan.roles.generated, plan.roles.generated[g], 0, 1));
+  const fs::path base = fs::path(output_path(o.output.path, plan.roles.generated, plan.roles.generated[g], 0, 1));
   const std::string p = (base.parent_path() / (base.stem().string() + "_" + name + base.extension().string())).string();
   SinkSpec spec;
   spec.grid = plan.grid;
   spec.bands = bands;
   spec.data_type = "Float32";
   spec.rgb = false;
-  spec.format = o.format;
-  spec.overwrite = o.overwrite;
+  spec.format = o.output.format;
+  spec.overwrite = o.output.overwrite;
   spec.metadata = plan.metadata;
   spec.metadata["COPGEN_SUMMARY"] = name + " over " + std::to_string(o.samples) + " samples";
   spec.metadata["COPGEN_MODALITY"] = modality_name(plan.roles.generated[g]);
@@ -277,8 +281,6 @@ Canvas make_canvas(const Grid& grid, int overlap_px) {
 }
 
 ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
-  validate(o);
-  validate(o.scene);
   ScenePlan p;
   const std::vector<Modality> generated = generated_of(o);
   std::vector<Modality> given_mods;
@@ -293,7 +295,7 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   p.grid = scene_grid(p.inputs, o.scene);
   p.roles = Roles::make(given_mods, generated);
   check_canvas_fits(p.grid, models.latent_channels(), p.inputs[0].label);
-  if (!o.save_latents_dir.empty()) {
+  if (!o.output.save_latents_dir.empty()) {
     throw UsageError("--save-latents is offered for 256 x 256 tiles only, not for scenes");
   }
   std::vector<std::string> input_paths;
@@ -301,12 +303,12 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
     input_paths.push_back(in.label);
     input_paths.insert(input_paths.end(), in.files.begin(), in.files.end());
   }
-  p.outputs = plan_outputs(o, generated, {}, input_paths);
+  p.outputs = plan_outputs(o.output, o.samples, generated, {}, input_paths);
   spdlog::info("scene {} x {} ({}), {} tiling, overlap {} px", p.grid.width, p.grid.height,
                p.grid.georeferenced ? fmt::format("{:g} m", p.grid.resolution()) : "no georeferencing",
                tiling_name(o.scene.tiling), o.scene.overlap);
-  p.seed = o.seed.value_or(random_seed());
-  if (!o.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", p.seed, p.seed);
+  p.seed = o.sampling.seed.value_or(random_seed());
+  if (!o.sampling.seed) spdlog::info("seed: {} (random; pass --seed {} to reproduce)", p.seed, p.seed);
 
   p.order.resize(p.inputs.size());
   for (std::size_t i = 0; i < p.inputs.size(); ++i) p.order[i] = i;
@@ -351,9 +353,9 @@ torch::Tensor sample_canvas(Models& models, const ScenePlan& plan, const std::ve
   const Canvas& cv = plan.canvas;
   const Roles& roles = plan.roles;
   const torch::Device device = models.device();
-  const bool guided = o.guidance.scale != 0.0 && !roles.given.empty();
+  const bool guided = o.sampling.guidance.scale != 0.0 && !roles.given.empty();
   const int calls_per_step = guided ? 2 : 1;
-  const std::vector<bool> needs_eps(roles.given.size(), o.cond_latent == CondLatent::Sample);
+  const std::vector<bool> needs_eps(roles.given.size(), o.sampling.cond_latent == CondLatent::Sample);
   const Draws d = draw_noise(gen, roles, needs_eps, 1, {models.latent_channels(), cv.lat_h, cv.lat_w}, guided);
   Conditioning cond;
   for (std::size_t i = 0; i < moments.size(); ++i) {
@@ -366,19 +368,19 @@ torch::Tensor sample_canvas(Models& models, const ScenePlan& plan, const std::ve
   const int64_t n_windows = static_cast<int64_t>(cv.layout.windows.size());
 
   torch::Tensor x0;  // [G, C, H, W]
-  SamplerOptions so = o.sampler;
+  SamplerOptions so = o.sampling.sampler;
   if (o.scene.tiling == Tiling::Fused) {
     so.on_call = [&](int, int) { on_call(static_cast<int>(n_windows) * calls_per_step); };
-    const NoiseFn fn = fused_noise_fn(models, roles, cv, weights, windows, o.guidance, o.batch_size);
+    const NoiseFn fn = fused_noise_fn(models, roles, cv, weights, windows, o.sampling.guidance, o.sampling.batch_size);
     x0 = sample(fn, models.schedule(), d.x_T.to(device), so).squeeze(1);
   } else {
     // each window alone, from its part of the same noise canvases; then feathered
     const torch::Tensor xw = extract_windows(d.x_T.squeeze(1), cv.layout);  // [N, G, C, 32, 32]
     std::vector<torch::Tensor> outs;
-    for (int64_t i = 0; i < n_windows; i += o.batch_size) {
-      const int64_t b = std::min<int64_t>(o.batch_size, n_windows - i);
+    for (int64_t i = 0; i < n_windows; i += o.sampling.batch_size) {
+      const int64_t b = std::min<int64_t>(o.sampling.batch_size, n_windows - i);
       so.on_call = [&](int, int) { on_call(static_cast<int>(b) * calls_per_step); };
-      const NoiseFn fn = windows.narrow(i, b).noise_fn(models, roles, o.guidance);
+      const NoiseFn fn = windows.narrow(i, b).noise_fn(models, roles, o.sampling.guidance);
       outs.push_back(sample(fn, models.schedule(), xw.narrow(0, i, b).transpose(0, 1).contiguous().to(device), so)
                          .transpose(0, 1));
     }
@@ -393,7 +395,7 @@ std::vector<std::string> write_sample(Models& models, const ScenePlan& plan, con
   const Layout& layout = plan.canvas.layout;
   std::vector<RasterSink> sinks;
   for (std::size_t g = 0; g < plan.roles.generated.size(); ++g) sinks.push_back(create_sink(plan, o, g, k));
-  const std::size_t batch = static_cast<std::size_t>(o.batch_size);
+  const std::size_t batch = static_cast<std::size_t>(o.sampling.batch_size);
   for (std::size_t first = 0; first < layout.windows.size(); first += batch) {
     throw_if_stop_requested();
     const std::size_t n = std::min(layout.windows.size() - first, batch);
@@ -430,33 +432,65 @@ std::vector<std::string> write_summaries(const ScenePlan& plan, const TranslateO
   return written;
 }
 
+SceneCost scene_cost(const ScenePlan& plan, const TranslateOptions& o, const Models& models) {
+  SceneCost c;
+  c.windows = static_cast<int>(plan.canvas.layout.windows.size());
+  const int batch = o.sampling.batch_size;
+  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : (c.windows + batch - 1) / batch;
+  c.network_calls = o.samples * chunks * o.sampling.sampler.steps;
+  const int per_window = o.sampling.guidance.scale != 0.0 && !plan.roles.given.empty() ? 2 : 1;
+  c.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps * c.windows * per_window;
+  c.canvas_bytes = canvas_bytes(plan.grid, models.latent_channels());
+  return c;
+}
+
+namespace {
+
+// The cost, logged before the first network call.
+void log_cost(const ScenePlan& plan, const SceneCost& c, const TranslateOptions& o) {
+  spdlog::info("scene plan: {} x {} pixels, {} window(s), {} network call(s) ({} sample(s) x {} steps{}), {} window "
+               "evaluation(s), latent canvas about {:.1f} MB",
+               plan.grid.width, plan.grid.height, c.windows, c.network_calls, o.samples, o.sampling.sampler.steps,
+               o.scene.tiling == Tiling::Fused ? "" : " x batches of windows", c.window_evaluations,
+               c.canvas_bytes / 1e6);
+}
+
+}  // namespace
+
 RunResult translate_scene(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   const auto started = std::chrono::steady_clock::now();
   const ScenePlan plan = prepare_scene(o, models);
+  const SceneCost cost = scene_cost(plan, o, models);
+  log_cost(plan, cost, o);
   RunResult result;
   result.seed = plan.seed;
-  const int n_windows = static_cast<int>(plan.canvas.layout.windows.size());
-  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : (n_windows + o.batch_size - 1) / o.batch_size;
-  const int calls_total = o.samples * chunks * o.sampler.steps;
+  const int batch = o.sampling.batch_size;
   int calls_done = 0;
+  std::chrono::steady_clock::time_point sampling_started;
   const CanvasCallback on_call = [&](int windows_called) {
     result.network_calls += windows_called;
-    if (progress) progress(++calls_done, calls_total);
+    if (++calls_done == 1) {
+      const double first = std::chrono::duration<double>(std::chrono::steady_clock::now() - sampling_started).count();
+      spdlog::info("first network call: {:.2f} s; the {} call(s) take about {:.0f} s", first, cost.network_calls,
+                   first * cost.network_calls);
+    }
+    if (progress) progress(calls_done, cost.network_calls);
     throw_if_stop_requested();
   };
   try {
     // renderings of the inputs go to a scratch folder beside the first output
     const WorkDir work(fs::path(plan.outputs.images[0][0]).parent_path().string());
     const std::vector<RasterSource> rendered = render_inputs(plan, o.scene, work.path());
-    const std::vector<torch::Tensor> moments = encode_inputs(models, plan, rendered, o.batch_size);
+    const std::vector<torch::Tensor> moments = encode_inputs(models, plan, rendered, batch);
     at::Generator gen = at::detail::createCPUGenerator(plan.seed);
     for (int k = 0; k < o.samples; ++k) {
       throw_if_stop_requested();
+      sampling_started = std::chrono::steady_clock::now();
       const torch::Tensor x0 = sample_canvas(models, plan, moments, o, gen, k, on_call);
       for (const std::string& f : write_sample(models, plan, o, rendered, x0, k)) result.outputs.push_back(f);
     }
   } catch (...) {
-    rethrow_with_out_of_memory_message({"windows of " + plan.inputs[0].label}, o.batch_size, models.device().str());
+    rethrow_with_out_of_memory_message({"windows of " + plan.inputs[0].label}, batch, models.device().str());
   }
   for (const std::string& f : write_summaries(plan, o)) result.outputs.push_back(f);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

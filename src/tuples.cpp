@@ -55,7 +55,7 @@ namespace {
 // needs_eps[gi]: some tuple's latent of gi must be sampled from its moments.
 std::vector<std::vector<torch::Tensor>> batch_moments(Models& models, const Roles& roles,
                                                       const std::vector<TupleInputs>& tuples,
-                                                      const SamplingSettings& settings, std::vector<bool>& needs_eps) {
+                                                      const SamplingOptions& settings, std::vector<bool>& needs_eps) {
   std::vector<std::vector<torch::Tensor>> moments(roles.given.size(), std::vector<torch::Tensor>(tuples.size()));
   needs_eps.assign(roles.given.size(), false);
   for (size_t gi = 0; gi < roles.given.size(); ++gi) {
@@ -85,7 +85,7 @@ std::vector<std::vector<torch::Tensor>> batch_moments(Models& models, const Role
 }
 
 std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
-                                       const SamplingSettings& settings, at::Generator& gen,
+                                       const SamplingOptions& settings, at::Generator& gen,
                                        const CallCallback& on_call) {
   const auto b = static_cast<int64_t>(tuples.size());
   if (b == 0) return {};
@@ -152,8 +152,14 @@ std::vector<std::string> labels_of(const std::vector<TupleInputs>& tuples) {
 
 }  // namespace
 
+void validate(const SamplingOptions& o) {
+  validate(o.sampler);
+  validate(o.guidance);
+  if (o.batch_size < 1) throw UsageError("--batch-size: must be at least 1, got " + std::to_string(o.batch_size));
+}
+
 std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
-                                        const SamplingSettings& settings, at::Generator& gen,
+                                        const SamplingOptions& settings, at::Generator& gen,
                                         const CallCallback& on_call) {
   try {
     return sample_batch(models, roles, tuples, settings, gen, on_call);

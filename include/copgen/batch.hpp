@@ -2,9 +2,9 @@
 // reading and writing on worker threads beside the sampling, one shard of N at a time.
 //
 //   copgen::BatchOptions o;
-//   o.input_dir = "/data/majortom";  o.output = "/out";
+//   o.input_dir = "/data/majortom";  o.output.path = "/out";
 //   o.from = {Modality::S2L1C};  o.to = {Modality::S2L2A};
-//   o.batch_size = 8;  o.seed = 42;  o.shard = copgen::parse_shard("1/4");
+//   o.sampling.batch_size = 8;  o.sampling.seed = 42;  o.shard = copgen::parse_shard("1/4");
 //   auto models = copgen::Models::load(dir, model_options);
 //   copgen::BatchResult r = copgen::run_batch(o, models);   // also writes the JSON report
 //   return r.exit_code();
@@ -41,13 +41,14 @@
 
 namespace copgen {
 
-// RunOptions' output is the output directory; samples must be 1 and save_latents_dir
-// empty; seed unset draws a random one (logged and in the report).
-struct BatchOptions : RunOptions {
+// One sample per tuple; the seed, when unset, is drawn at random (logged and in the report).
+struct BatchOptions {
   std::string input_dir;         // --input-dir: a Major TOM tree or one folder per modality
   std::string inputs_from;       // --inputs-from: a list file (read_tuple_list)
   std::vector<Modality> from;    // --from: the given modalities every tuple must have
   std::vector<Modality> to;      // --to; empty: every modality not in from
+  SamplingOptions sampling;      // solver, steps, guidance, seed, batch size (tuples.hpp)
+  OutputOptions output;          // path: --output-dir; format, overwrite (save_latents_dir must be empty)
   Shard shard;                   // --shard I/N
   bool fail_fast = false;        // --fail-fast: stop at the first failed tuple
   std::string report;            // --report; empty: default_report_path()
@@ -81,6 +82,22 @@ struct BatchProgress {
   double elapsed = 0.0;  // seconds since the run started
 };
 using BatchProgressFn = std::function<void(const BatchProgress&)>;
+
+// The tuples a run would translate, found and planned as run_batch plans them (this
+// shard's, complete ones left out) without reading pixels, loading models or writing
+// anything: --dry-run. Throws what run_batch throws before its first tuple.
+struct BatchPlan {
+  std::string layout;                             // layout_name() of the input
+  int found = 0;                                  // tuples with every --from modality
+  int incomplete = 0;                             // locations lacking some --from modality
+  int in_shard = 0;                               // tuples of this shard
+  int complete = 0;                               // of those, with every output present
+  std::vector<std::string> keys;                  // the tuples to do, in order
+  std::vector<std::vector<std::string>> outputs;  // per tuple to do: the outputs it writes
+};
+BatchPlan plan_batch(const BatchOptions& options);
+// The plan as lines of text, for --dry-run.
+std::string describe(const BatchPlan& plan);
 
 struct BatchResult {
   std::string layout;          // layout_name() of the input

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "copgen/models.hpp"
+#include "copgen/tuples.hpp"
 
 namespace copgen {
 
@@ -36,13 +37,13 @@ struct BenchOptions {
   std::vector<int> batch_sizes = {1, 4, 16};       // --batch-sizes: samples per network call
   int warmup = 1;                                  // --warmup: untimed calls before timing
   int repeat = 3;                                  // --repeat: timed network calls per batch size
-  int steps = 50;                                  // --steps: solver calls of the end-to-end run
+  SamplingOptions sampling;                        // the end-to-end run's: --steps, --seed (unset: 0); the
+                                                   // network calls take --batch-sizes instead of batch_size
   bool end_to_end = true;                          // --no-end-to-end: network calls only
   bool cuda_graphs = true;                         // --cuda-graphs on|off (CUDA only)
   Precision ae_precision = Precision::Auto;        // --ae-precision of the end-to-end run (auto: fp32)
   bool tf32 = false;                               // --tf32 on|off (CUDA only)
   double peak_tflops = 0.0;                        // --peak-tflops: device peak; 0: no utilisation
-  std::uint64_t seed = 0;                          // --seed of the random latents and draws
   bool compare_reference = false;                  // --compare-reference
   std::string python;                              // --python; "": /usr/bin/python3, else python3
   std::string reference_script;                    // --reference-script; "": installed, else source tree

@@ -95,9 +95,13 @@ struct EvalOptions {
   std::string test_set;                     // --test-set: Major TOM tree or one folder per modality
   std::string output;                       // -o: tables and cache go here
   std::vector<EvalCondition> extra_conditions;  // --conditions, after the five Table 1 rows
-  SamplingSettings sampling;                // --solver, --steps, --time-grid, --guidance-scale, --cond-latent
-  std::optional<std::uint64_t> seed;        // --seed; unset: the cache's seed, else a random one (logged)
-  int batch_size = 8;                       // --batch-size: samples per sample_tuples call (a cache chunk)
+  // --solver, --steps, --time-grid, --guidance-scale, --cond-latent; --seed (unset: the cache's
+  // seed, else a random one, logged); --batch-size: samples per sample_tuples call (a cache chunk)
+  SamplingOptions sampling = [] {
+    SamplingOptions s;
+    s.batch_size = 8;
+    return s;
+  }();
   int samples_per_tuple = 1;                // --samples-per-tuple: generated samples of each tuple per row
   int limit = 0;                            // --limit: the first N tuples by key (0: all)
   int feature_batch = 32;                   // --feature-batch: images per extractor call

@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "copgen/conditioning.hpp"
 #include "copgen/modality.hpp"
-#include "copgen/pipeline.hpp"
+#include "copgen/models.hpp"
+#include "copgen/tuples.hpp"
 
 namespace copgen {
 
@@ -96,6 +98,17 @@ void write_text_atomically(const std::string& path, const std::string& text, con
 
 // ---- the outputs of a run ------------------------------------------------------------
 
+// Where a run writes its images: translate and generate; batch takes the folder and the
+// format (the per-tuple layout is its own).
+struct OutputOptions {
+  std::string path;              // -o: file, directory, or pattern with {modality}
+  std::string format = "GTiff";  // --format: GTiff or COG
+  std::string save_latents_dir;  // --save-latents: also write latents as .npy
+  bool overwrite = false;        // --overwrite: replace existing outputs
+};
+// -o given, a known --format; throws UsageError naming the flag.
+void validate(const OutputOptions& options);
+
 // The output file of `modality`, sample k of n, for an -o of `output` when `modalities`
 // are generated: a pattern's {modality} is replaced; a directory (existing, ending in
 // '/', or several modalities) gets "<MODALITY>.tif"; a file name is used as is. With
@@ -119,13 +132,13 @@ struct OutputPlan {
 // --overwrite, collisions, a .tif name, writable directories, never a device, FIFO or
 // folder, never the same file as one of `inputs` (the paths as given: files, band lists,
 // product folders). Then makes the output folders.
-OutputPlan plan_outputs(const RunOptions& o, const std::vector<Modality>& generated,
+OutputPlan plan_outputs(const OutputOptions& o, int samples, const std::vector<Modality>& generated,
                         const std::vector<Modality>& saved_latent_modalities, const std::vector<std::string>& inputs);
 
 // The provenance items every output carries (COPGEN_VERSION, the models, the seed, the
 // sampler, the roles, the precisions); translate, generate, scenes and batch alike.
-std::map<std::string, std::string> run_metadata(const RunOptions& o, const Models& models, std::uint64_t seed,
-                                                const std::string& mode, const std::vector<Modality>& given_mods,
-                                                const Roles& roles);
+std::map<std::string, std::string> run_metadata(const SamplingOptions& s, int samples, const Models& models,
+                                                std::uint64_t seed, const std::string& mode,
+                                                const std::vector<Modality>& given_mods, const Roles& roles);
 
 }  // namespace copgen

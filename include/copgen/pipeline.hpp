@@ -4,8 +4,8 @@
 //   copgen::TranslateOptions o;
 //   o.inputs = {{copgen::Modality::S2L1C, "l1c.tif"}};
 //   o.to = {copgen::Modality::S2L2A};
-//   o.output = "l2a.tif";
-//   auto models = copgen::Models::load(dir, o.model);
+//   o.output.path = "l2a.tif";
+//   auto models = copgen::Models::load(dir, copgen::ModelOptions{});
 //   copgen::RunResult r = copgen::translate(o, models);
 //
 // One timestep per modality at every network call: generated modalities get the solver's
@@ -32,6 +32,7 @@
 #include "copgen/tuples.hpp"
 #include "copgen/modality.hpp"
 #include "copgen/models.hpp"
+#include "copgen/outputs.hpp"
 #include "copgen/sampler.hpp"
 #include "copgen/scene.hpp"
 
@@ -44,28 +45,20 @@ struct GivenInput {
   std::string path;
 };
 
-// Options shared by translate and generate.
-struct RunOptions {
-  std::string output;                     // -o: file, directory, or pattern with {modality}
-  std::string format = "GTiff";           // --format (GDAL driver of the outputs)
-  SamplerOptions sampler;                 // --solver, --steps, --time-grid
-  Guidance guidance;                      // --guidance-scale (0: none, as in the paper)
-  std::optional<std::uint64_t> seed;      // --seed; unset: a random seed, logged and recorded
-  int samples = 1;                        // --samples / -n: samples per input
-  int batch_size = 1;                     // --batch-size: samples per network call
-  CondLatent cond_latent = CondLatent::Sample;  // --cond-latent
-  std::string save_latents_dir;           // --save-latents: also write latents as .npy
-  bool overwrite = false;                 // --overwrite: replace existing outputs
-};
-
-struct TranslateOptions : RunOptions {
+struct TranslateOptions {
   std::vector<GivenInput> inputs;  // --from with -i / --input MOD=PATH
   std::vector<Modality> to;        // --to; empty: every modality not given
+  SamplingOptions sampling;        // solver, steps, guidance, seed, batch size (tuples.hpp)
+  OutputOptions output;            // -o, --format, --save-latents, --overwrite (outputs.hpp)
+  int samples = 1;                 // --samples / -n: samples per input
   SceneOptions scene;              // inputs other than 256 x 256 thumbnails (scene.hpp)
 };
 
-struct GenerateOptions : RunOptions {
+struct GenerateOptions {
   std::vector<Modality> to;  // --to; empty: all four
+  SamplingOptions sampling;
+  OutputOptions output;
+  int samples = 1;           // --samples / -n
 };
 
 // Called after every network call with (calls done, calls in total) over the run.
@@ -91,10 +84,28 @@ void validate(const GenerateOptions& options);
 // path (translate_scene). Reads and checks every input and output path before any network
 // call; throws InputError, OutputError, RuntimeError (NaN output) or Interrupted.
 RunResult translate(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
-// The scene path: inputs resolved and aligned onto one grid, rendered, windowed, sampled
-// with fused or independent tiling, written window by window with the grid's
-// georeferencing and the inputs' nodata.
+// The scene path of translate(), on options it has validated (call validate(options)
+// first): inputs resolved and aligned onto one grid, rendered, windowed, sampled with fused
+// or independent tiling, written window by window with the grid's georeferencing and the
+// inputs' nodata.
 RunResult translate_scene(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
+
+// What translate() would do, worked out as it works it out (inputs probed, grid chosen,
+// outputs checked) but without reading pixels, sampling or writing anything: --dry-run.
+struct TranslatePlan {
+  bool scene = false;                   // the scene path; else tiles
+  int width = 0, height = 0;            // of the outputs, pixels
+  std::string grid;                     // the scene's grid in words (CRS, pixel size, origin); "" for tiles
+  int windows = 1;                      // latent windows (tiles: 1)
+  int network_calls = 0;                // solver steps over the run (what the progress line counts)
+  std::int64_t window_evaluations = 0;  // windows through the backbone (x2 with guidance)
+  double memory_bytes = 0;              // the latent canvas of a scene (0 for tiles)
+  std::vector<std::string> outputs;     // the files the run would write
+};
+// Throws what translate() throws before its first network call.
+TranslatePlan plan_translate(const TranslateOptions& options, Models& models);
+// The plan as lines of text, for --dry-run.
+std::string describe(const TranslatePlan& plan);
 
 // Unconditional generation; outputs carry no georeferencing.
 RunResult generate(const GenerateOptions& options, Models& models, const ProgressFn& progress = {});

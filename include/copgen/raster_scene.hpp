@@ -72,12 +72,19 @@ class RasterSource {
 // The grid of a source.
 Grid grid_of(const RasterSource& source);
 
+// Whether two CRS definitions (WKT or anything GDAL reads) name the same CRS, however
+// they are written; false when either cannot be read.
+bool same_crs(const std::string& a, const std::string& b);
+
 // How the target grid is chosen (the --grid-from / --target-crs / --target-res / --extent
 // flags).
 struct GridOptions {
   int reference = 0;                 // index of the input whose CRS and alignment define the grid
   std::string target_crs;            // overrides the reference's CRS (any GDAL SRS string)
-  double target_resolution = 10.0;   // metres (target CRS units)
+  // metres (target CRS units); unset: the reference's own pixel size, so that the grid is
+  // the reference's exactly (CRS, origin, pixel size) where it covers the extent; 10 m when
+  // the reference is rotated or in another CRS than the target
+  std::optional<double> target_resolution;
   bool union_extent = false;         // false: intersection of the inputs
 };
 
@@ -87,6 +94,26 @@ struct GridOptions {
 // input has no georeferencing while others differ, a CRS cannot be transformed, or the
 // inputs do not overlap.
 Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& options);
+
+// A window of a grid in its pixels (x, y: the top-left pixel), as gdal_translate -srcwin
+// takes it; it may extend past the grid.
+struct PixelWindow {
+  int x = 0;
+  int y = 0;
+  int width = 0;
+  int height = 0;
+};
+
+// The pixels of `grid` that gdal_translate -projwin ULX ULY LRX LRY selects (nearest
+// resampling): offsets floor(v + 0.001), sizes floor(v + 0.5) in the grid's pixels. With
+// `srs` (any GDAL SRS; empty: the grid's CRS) the four corners are transformed into the
+// grid's CRS and their bounding box is the window. Throws UsageError naming --projwin
+// (or --projwin-srs) when the grid is rotated or has no georeferencing, or the corners
+// cannot be transformed.
+PixelWindow projwin_pixels(const Grid& grid, const std::array<double, 4>& projwin, const std::string& srs);
+
+// The part of `grid` under `window`: its size, and the geotransform moved to its corner.
+Grid window_grid(const Grid& grid, const PixelWindow& window);
 
 // What a RasterSink writes.
 struct SinkSpec {

@@ -37,11 +37,14 @@ torch::Tensor s2_dn_from_pixels(const torch::Tensor& pixels, double offset, torc
 torch::Tensor render_s1(const torch::Tensor& vv, const torch::Tensor& vh, double nodata = -32768.0);
 
 // matplotlib LightSource(azdeg=315, altdeg=45).hillshade(elevation, vert_exag=1, dx=1,
-// dy=1): float64 [H, W] in [0, 1]. `valid` (bool [H, W], optional) marks pixels that take
-// part in the min-max stretch (all when undefined); non-finite intensities never do and
-// come out 0. Gradients in the elevation's dtype when float32/float64 (np.gradient),
-// float64 otherwise; the rest in float64. Throws std::invalid_argument for fewer than
-// 2 x 2 pixels (np.gradient needs two per axis) or a mask of another size.
+// dy=1): float64 [H, W] in [0, 1]. `valid` (bool [H, W], optional; all when undefined)
+// marks the pixels that hold elevation: the gradient treats the others as it treats the
+// array's edge (numpy.gradient's one-sided differences beside them, 0 with no valid
+// neighbour), and only valid pixels take part in the min-max stretch. Non-finite
+// intensities never do and come out 0. Gradients in the elevation's dtype when
+// float32/float64 (np.gradient), float64 otherwise; the rest in float64. Throws
+// std::invalid_argument for fewer than 2 x 2 pixels (np.gradient needs two per axis) or
+// a mask of another size.
 torch::Tensor hillshade(const torch::Tensor& elevation, const torch::Tensor& valid = {});
 
 // The DEM thumbnail at the DEM's own grid: hillshade * 255 truncated, grey in 3 bands:

@@ -8,6 +8,7 @@
 // back window by window, outputs are written window by window.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,8 +38,12 @@ struct SceneOptions {
   int overlap = 64;                        // --overlap, pixels (a multiple of 8, below 256)
   std::optional<Modality> grid_from;       // --grid-from: the input whose grid is used
   std::string target_crs;                  // --target-crs
-  double target_resolution = 10.0;         // --target-res, metres
+  std::optional<double> target_resolution; // --target-res, metres; unset: 10, or with --grid-from
+                                           // that input's own pixels (its grid exactly)
   bool union_extent = false;               // --extent union (default: intersection)
+  std::optional<std::array<double, 4>> projwin;  // --projwin ULX ULY LRX LRY: part of the grid, as gdal_translate
+  std::string projwin_srs;                 // --projwin-srs: the CRS of --projwin (default: the grid's)
+  std::optional<PixelWindow> srcwin;       // --srcwin XOFF YOFF XSIZE YSIZE: part of the grid, in its pixels
   bool fill_nodata = false;                // --fill-nodata: generate where inputs are nodata
   double s2l2a_offset = 0.0;               // --l2a-offset: DN offset of L2A inputs (1000 for baseline >= 04.00)
   OutputKind output_kind = OutputKind::Thumbnail;  // --output-kind

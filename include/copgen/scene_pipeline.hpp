@@ -61,10 +61,20 @@ struct ScenePlan {
   std::uint64_t seed = 0;                       // --seed, or a random one (logged)
 };
 
-// Resolves the inputs, chooses the grid (scene_grid), checks that the canvas fits in
-// memory, plans and checks the outputs (plan_outputs; makes their folders). Throws
-// UsageError, InputError or OutputError before anything is read beyond the inputs' headers.
+// On options translate() has validated: resolves the inputs, chooses the grid (scene_grid),
+// checks that the canvas fits in memory, plans and checks the outputs (plan_outputs; makes
+// their folders). Throws UsageError, InputError or OutputError before anything is read
+// beyond the inputs' headers.
 ScenePlan prepare_scene(const TranslateOptions& o, const Models& models);
+
+// What a scene run costs, known before any work.
+struct SceneCost {
+  int windows = 0;                     // latent windows of the canvas
+  int network_calls = 0;               // solver steps over the run: samples x chunks x steps
+  std::int64_t window_evaluations = 0; // windows through the backbone over the run (x2 with guidance)
+  double canvas_bytes = 0;             // the latent canvas buffers (what check_canvas_fits bounds)
+};
+SceneCost scene_cost(const ScenePlan& plan, const TranslateOptions& o, const Models& models);
 
 // Each input rendered onto the grid as the model sees it, in `work_dir`; in the order of
 // plan.inputs. Throws InputError for an input that is nodata everywhere (unless

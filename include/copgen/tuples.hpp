@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,12 +39,19 @@ struct TupleInputs {
   std::map<Modality, GivenData> given;  // must hold exactly roles.given
 };
 
-struct SamplingSettings {
-  SamplerOptions sampler;               // solver, steps, grid (on_call is ignored)
-  Guidance guidance;                    // classifier-free guidance
-  CondLatent cond_latent = CondLatent::Sample;
-  bool decode = true;                   // false: latents only
+// How every command samples: translate, generate, batch, eval and bench compose this one
+// struct into their options. The device and the precisions belong to the loaded models
+// (ModelOptions); a run's outputs (OutputOptions) and its inputs are the command's own.
+struct SamplingOptions {
+  SamplerOptions sampler;                       // --solver, --steps, --time-grid (on_call is ignored)
+  Guidance guidance;                            // --guidance-scale (0: none, as in the paper)
+  CondLatent cond_latent = CondLatent::Sample;  // --cond-latent
+  std::optional<std::uint64_t> seed;            // --seed; unset: a random seed, logged and recorded
+  int batch_size = 1;                           // --batch-size: samples per network call
+  bool decode = true;                           // false: latents only (sample_tuples; no flag)
 };
+// Steps, solver order, guidance and batch size, each error naming its flag; throws UsageError.
+void validate(const SamplingOptions& options);
 
 struct TupleOutputs {
   std::map<Modality, torch::Tensor> images;   // generated: uint8 [3, H, W] (CPU)
@@ -56,7 +64,7 @@ struct TupleOutputs {
 // the device (or host) runs out of memory, with a batch size that may fit (see
 // out_of_memory_message).
 std::vector<TupleOutputs> sample_tuples(Models& models, const Roles& roles, const std::vector<TupleInputs>& tuples,
-                                        const SamplingSettings& settings, at::Generator& gen,
+                                        const SamplingOptions& settings, at::Generator& gen,
                                         const CallCallback& on_call = {});
 
 // True when `message` (of a c10::Error) reports a failed allocation: CUDA's "out of

@@ -50,7 +50,7 @@ Command add_bench(CLI::App& app, LogFlags& log) {
       ->capture_default_str();
   cmd->add_option("--warmup", o.warmup, "Untimed network calls before timing each batch size")->capture_default_str();
   cmd->add_option("--repeat", o.repeat, "Timed network calls per batch size")->capture_default_str();
-  cmd->add_option("--steps", o.steps, "Network calls of the end-to-end translation")->capture_default_str();
+  cmd->add_option("--steps", o.sampling.sampler.steps, "Network calls of the end-to-end translation")->capture_default_str();
   cmd->add_flag("--no-end-to-end", flags->no_end_to_end, "Time network calls only");
   cmd->add_option("--cuda-graphs", flags->cuda_graphs, "on or off: replay the backbone call as a CUDA graph")
       ->capture_default_str();
@@ -76,7 +76,7 @@ Command add_bench(CLI::App& app, LogFlags& log) {
   return {cmd, [flags]() {
             BenchOptions& o = flags->options;
             o.models_dir = flags->models.empty() ? default_models_dir() : flags->models;
-            if (flags->seed) o.seed = *flags->seed;
+            o.sampling.seed = flags->seed;
             o.precisions.clear();
             for (const std::string& p : flags->precisions) o.precisions.push_back(parse_precision(p));
             o.end_to_end = !flags->no_end_to_end;

@@ -13,7 +13,6 @@ namespace copgen::cli {
 namespace {
 struct EvalFlags {
   EvalOptions options;
-  RunOptions run;  // what add_sampling_flags binds (steps, guidance, batch size)
   SamplingFlags sampling;
   std::string conditions;
   std::string cond_latent = "sample";
@@ -24,7 +23,6 @@ struct EvalFlags {
 Command add_eval(CLI::App& app, LogFlags& log) {
   auto flags = std::make_shared<EvalFlags>();
   EvalOptions& o = flags->options;
-  flags->run.batch_size = o.batch_size;
   CLI::App* cmd = app.add_subcommand("eval", "Reproduce Table 1: generate for a test set and score each row (docs/eval.md)");
   cmd->add_option("--test-set", o.test_set,
                   "Test tuples: a Major TOM tree (Core-<MOD>/<row>/<cell>/<product>/*thumbnail.png) or one folder "
@@ -44,20 +42,15 @@ Command add_eval(CLI::App& app, LogFlags& log) {
   cmd->add_option("--cond-latent", flags->cond_latent, "Latent of a given image: sample (the reference) or mean")
       ->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite, "Discard a cache in the output folder made with other settings");
-  add_sampling_flags(cmd, flags->sampling, flags->run);
+  add_sampling_flags(cmd, flags->sampling, o.sampling);
   add_log_flags(cmd, log);
   cmd->footer(kExitCodesAndModels);
 
-  return {cmd, [cmd, flags]() {
+  return {cmd, [flags]() {
             EvalOptions& o = flags->options;
-            RunOptions& run = flags->run;
             ModelOptions mo;
-            apply_sampling_flags(cmd, flags->sampling, run, mo);
-            o.sampling.sampler = run.sampler;
-            o.sampling.guidance = run.guidance;
+            apply_sampling_flags(flags->sampling, o.sampling, mo);
             o.sampling.cond_latent = parse_cond_latent(flags->cond_latent);
-            o.seed = run.seed;
-            o.batch_size = run.batch_size;
             if (!flags->conditions.empty()) o.extra_conditions = parse_conditions(flags->conditions, "--conditions");
             validate(o);
             const std::string models = models_dir(flags->sampling);

@@ -23,18 +23,15 @@ Command add_generate(CLI::App& app, LogFlags& log) {
   CLI::App* cmd = app.add_subcommand("generate", "Sample modalities with no condition");
   cmd->add_option("--to", flags->to, "Modalities to generate (default: all four)")->delimiter(',');
   cmd->add_option("-n,--samples", o.samples, "Number of samples (files suffixed _s<k>)")->capture_default_str();
-  cmd->add_option("-o,--output", o.output, "Output file, directory, or pattern with {modality}")->required();
-  cmd->add_option("--save-latents", o.save_latents_dir, "Also write the generated latents as .npy into DIR");
-  cmd->add_option("--format", o.format, "GTiff or COG")->capture_default_str();
-  cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
-  add_sampling_flags(cmd, flags->sampling, o);
+  add_output_flags(cmd, o.output, "Also write the generated latents as .npy into DIR");
+  add_sampling_flags(cmd, flags->sampling, o.sampling);
   add_log_flags(cmd, log);
   cmd->footer(kExitCodesAndModels);
 
-  return {cmd, [cmd, flags]() {
+  return {cmd, [flags]() {
             GenerateOptions& o = flags->options;
             ModelOptions mo;
-            apply_sampling_flags(cmd, flags->sampling, o, mo);
+            apply_sampling_flags(flags->sampling, o.sampling, mo);
             o.to = parse_modality_list(flags->to, "--to");
             validate(o);
             Models models = Models::load(models_dir(flags->sampling), mo);

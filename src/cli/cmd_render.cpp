@@ -14,7 +14,9 @@ namespace {
 struct RenderFlags {
   std::string modality, input, output, input_kind = "auto", format = "GTiff", target_crs;
   double target_res = 10.0;
+  CLI::Option* target_res_option = nullptr;
   bool l2a_offset = false, overwrite = false;
+  WindowFlags window;
 };
 }  // namespace
 
@@ -29,7 +31,9 @@ Command add_render(CLI::App& app, LogFlags& log) {
   cmd->add_option("-o,--output", f->output, "Output GeoTIFF")->required();
   cmd->add_option("--input-kind", f->input_kind, "auto, thumbnail or physical")->capture_default_str();
   cmd->add_option("--target-crs", f->target_crs, "Target CRS (default: the input's)");
-  cmd->add_option("--target-res", f->target_res, "Target resolution in metres")->capture_default_str();
+  f->target_res_option =
+      cmd->add_option("--target-res", f->target_res, "Target resolution in metres (default: 10, what the model sees)");
+  add_window_flags(cmd, f->window, "Region of interest");
   cmd->add_flag("--l2a-offset", f->l2a_offset, "S2L2A input carries the +1000 DN offset (baseline >= 04.00)");
   cmd->add_option("--format", f->format, "GTiff or COG")->capture_default_str();
   cmd->add_flag("--overwrite", f->overwrite, "Replace an existing output");
@@ -40,7 +44,8 @@ Command add_render(CLI::App& app, LogFlags& log) {
             SceneOptions o;
             o.input_kind = parse_input_kind(f->input_kind);
             o.target_crs = f->target_crs;
-            o.target_resolution = f->target_res;
+            if (f->target_res_option->count() > 0) o.target_resolution = f->target_res;
+            apply_window_flags(f->window, o);
             o.s2l2a_offset = f->l2a_offset ? 1000.0 : 0.0;
             validate(o);
             if (f->format != "GTiff" && f->format != "COG") {

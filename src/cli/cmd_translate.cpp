@@ -1,4 +1,5 @@
 // copgen translate: the missing modalities from given ones.
+#include <iostream>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -18,6 +19,7 @@ struct TranslateFlags {
   SamplingFlags sampling;
   std::vector<std::string> from, to, paths, specs;
   std::string cond_latent = "sample";
+  bool dry_run = false;
 };
 
 std::vector<GivenInput> parse_inputs(const std::vector<std::string>& from, const std::vector<std::string>& paths,
@@ -74,7 +76,7 @@ std::shared_ptr<BatchFlags> add_batch_flags(CLI::App* cmd) {
   b->inputs_from = cmd->add_option("--inputs-from", o.inputs_from,
                                    "Translate the tuples listed in FILE (lines of MOD=PATH fields)")->group(group);
   b->batch_only = {
-      cmd->add_option("--output-dir", o.output, "Output tree (mirrors the input layout)")->group(group),
+      cmd->add_option("--output-dir", o.output.path, "Output tree (mirrors the input layout)")->group(group),
       cmd->add_option("--shard", b->shard, "Process shard I of N (I/N, by a hash of each tuple's key)")->group(group),
       cmd->add_option("--report", o.report, "JSON run report (default: OUT/copgen-report.json)")->group(group),
       cmd->add_flag("--fail-fast", o.fail_fast, "Stop at the first failed tuple")->group(group),
@@ -84,23 +86,33 @@ std::shared_ptr<BatchFlags> add_batch_flags(CLI::App* cmd) {
   return b;
 }
 
-int run_batch_mode(const CLI::App* cmd, TranslateFlags& flags, BatchFlags& batch) {
+int run_batch_mode(TranslateFlags& flags, BatchFlags& batch) {
   if (!flags.paths.empty() || !flags.specs.empty()) {
     throw UsageError("--input-dir/--inputs-from cannot be used with -i/--input");
   }
-  if (!flags.options.output.empty()) throw UsageError("-o/--output: use --output-dir with --input-dir/--inputs-from");
+  const TranslateOptions& t = flags.options;
+  if (!t.output.path.empty()) throw UsageError("-o/--output: use --output-dir with --input-dir/--inputs-from");
+  if (t.samples != 1) {
+    throw UsageError("--samples: a batch run writes one sample per tuple (got --samples " + std::to_string(t.samples) +
+                     ")");
+  }
   BatchOptions& o = batch.options;
   ModelOptions mo;
-  apply_sampling_flags(cmd, flags.sampling, flags.options, mo);
-  const std::string output_dir = o.output;
-  static_cast<RunOptions&>(o) = static_cast<const RunOptions&>(flags.options);
-  o.output = output_dir;
-  o.cond_latent = parse_cond_latent(flags.cond_latent);
-  o.scene = flags.options.scene;
+  o.sampling = t.sampling;  // --steps, --guidance-scale, --batch-size
+  apply_sampling_flags(flags.sampling, o.sampling, mo);
+  o.sampling.cond_latent = parse_cond_latent(flags.cond_latent);
+  const std::string output_dir = o.output.path;
+  o.output = t.output;  // --format, --overwrite (and --save-latents, which validate refuses)
+  o.output.path = output_dir;
+  o.scene = t.scene;
   o.from = parse_modality_list(flags.from, "--from");
   o.to = parse_modality_list(flags.to, "--to");
   if (!batch.shard.empty()) o.shard = parse_shard(batch.shard);
   validate(o);
+  if (flags.dry_run) {
+    std::cout << describe(plan_batch(o)) << std::flush;
+    return 0;
+  }
   Models models = Models::load(models_dir(flags.sampling), mo);
   BatchProgressLine line(spdlog::get_level() <= spdlog::level::info);
   const BatchResult r = run_batch(o, models, [&](const BatchProgress& p) { line.update(p); });
@@ -117,6 +129,9 @@ struct SceneFlags {
   std::string input_kind = "auto", tiling = "fused", grid_from, extent = "intersection",
               output_kind = "thumbnail", summary;
   bool l2a_offset = false;
+  CLI::Option* target_res = nullptr;
+  double target_res_m = 10.0;
+  WindowFlags window;
 };
 
 std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
@@ -127,10 +142,14 @@ std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
   cmd->add_option("--tiling", f->tiling, "fused (one coherent sample) or independent (windows alone, blended)")
       ->capture_default_str()->group(group);
   cmd->add_option("--overlap", s.overlap, "Window overlap in pixels (multiple of 8)")->capture_default_str()->group(group);
-  cmd->add_option("--grid-from", f->grid_from, "Modality whose input grid is the target (default: first 10 m input)")
+  cmd->add_option("--grid-from", f->grid_from,
+                  "Modality whose input grid is the target, exactly: CRS, origin and pixel size (default: the "
+                  "first 10 m input's CRS and alignment at 10 m)")
       ->group(group);
   cmd->add_option("--target-crs", s.target_crs, "Target CRS (any GDAL SRS, e.g. EPSG:32633)")->group(group);
-  cmd->add_option("--target-res", s.target_resolution, "Target resolution in metres")->capture_default_str()->group(group);
+  f->target_res = cmd->add_option("--target-res", f->target_res_m,
+                                  "Target resolution in metres (default: 10, or the --grid-from input's pixel size)")
+                      ->group(group);
   cmd->add_option("--extent", f->extent, "intersection or union of the inputs")->capture_default_str()->group(group);
   cmd->add_flag("--fill-nodata", s.fill_nodata, "Generate where inputs are nodata instead of masking")->group(group);
   cmd->add_flag("--l2a-offset", f->l2a_offset,
@@ -140,6 +159,7 @@ std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
       ->capture_default_str()->group(group);
   cmd->add_option("--summary", f->summary, "With --samples N: also write per-pixel mean and/or std (mean,std)")
       ->group(group);
+  add_window_flags(cmd, f->window, group);
   return f;
 }
 
@@ -147,6 +167,8 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
   s.input_kind = parse_input_kind(f.input_kind);
   s.tiling = parse_tiling(f.tiling);
   if (!f.grid_from.empty()) s.grid_from = parse_modality(f.grid_from, "--grid-from");
+  if (f.target_res->count() > 0) s.target_resolution = f.target_res_m;
+  apply_window_flags(f.window, s);
   if (f.extent != "intersection" && f.extent != "union") {
     throw UsageError("--extent: expected intersection or union, got '" + f.extent + "'");
   }
@@ -165,7 +187,6 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
       start = c + 1;
     }
   }
-  validate(s);
 }
 
 Command add_translate(CLI::App& app, LogFlags& log) {
@@ -177,33 +198,37 @@ Command add_translate(CLI::App& app, LogFlags& log) {
   cmd->add_option("-i", flags->paths, "Input of each --from modality, repeated in the same order");
   cmd->add_option("--input", flags->specs, "Input as MODALITY=PATH (repeatable)");
   cmd->add_option("--to", flags->to, "Modalities to generate (default: every modality not given)")->delimiter(',');
-  cmd->add_option("-o,--output", o.output, "Output file, directory, or pattern with {modality}")->required();
+  add_output_flags(cmd, o.output, "Also write the given and generated latents as .npy into DIR");
   cmd->add_option("--samples", o.samples, "Samples per input (files suffixed _s<k>)")->capture_default_str();
   cmd->add_option("--cond-latent", flags->cond_latent, "Latent of a given image: sample (the reference) or mean")
       ->capture_default_str();
-  cmd->add_option("--save-latents", o.save_latents_dir, "Also write the given and generated latents as .npy into DIR");
-  cmd->add_option("--format", o.format, "GTiff or COG")->capture_default_str();
-  cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
-  add_sampling_flags(cmd, flags->sampling, o);
+  cmd->add_flag("--dry-run", flags->dry_run,
+                "Print the plan (grid, windows, network calls, memory, outputs; in batch mode the tuples) and exit "
+                "without sampling or writing");
+  add_sampling_flags(cmd, flags->sampling, o.sampling);
   add_log_flags(cmd, log);
   auto batch = add_batch_flags(cmd);
   auto scene = add_scene_flags(cmd, o.scene);
   cmd->footer(kExitCodesAndModels);
 
-  return {cmd, [cmd, flags, batch, scene]() {
+  return {cmd, [flags, batch, scene]() {
             apply_scene_flags(*scene, flags->options.scene);  // batch mode takes them too
-            if (batch->requested()) return run_batch_mode(cmd, *flags, *batch);
+            if (batch->requested()) return run_batch_mode(*flags, *batch);
             for (const CLI::Option* opt : batch->batch_only) {
               if (opt->count() > 0) throw UsageError(opt->get_name() + " needs --input-dir or --inputs-from");
             }
             TranslateOptions& o = flags->options;
             ModelOptions mo;
-            apply_sampling_flags(cmd, flags->sampling, o, mo);
-            o.cond_latent = parse_cond_latent(flags->cond_latent);
+            apply_sampling_flags(flags->sampling, o.sampling, mo);
+            o.sampling.cond_latent = parse_cond_latent(flags->cond_latent);
             o.inputs = parse_inputs(flags->from, flags->paths, flags->specs);
             o.to = parse_modality_list(flags->to, "--to");
             validate(o);
             Models models = Models::load(models_dir(flags->sampling), mo);
+            if (flags->dry_run) {
+              std::cout << describe(plan_translate(o, models)) << std::flush;
+              return 0;
+            }
             ProgressLine progress(spdlog::get_level() <= spdlog::level::info);
             const RunResult r = translate(o, models, [&](int d, int t) { progress.update(d, t); });
             progress.finish();

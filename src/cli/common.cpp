@@ -19,7 +19,7 @@ void add_log_flags(CLI::App* cmd, LogFlags& flags) {
   cmd->add_flag("-q,--quiet", flags.quiet, "Only warnings and errors");
 }
 
-void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, SamplingOptions& o) {
   cmd->add_option("--models", f.models, "Models directory (default: $COPGEN_MODELS, else installed)");
   cmd->add_option("--device", f.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--precision", f.precision, kPrecisionHelp)->capture_default_str();
@@ -39,7 +39,7 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o) {
       ->capture_default_str();
 }
 
-void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo) {
+void apply_sampling_flags(const SamplingFlags& f, SamplingOptions& o, ModelOptions& mo) {
   o.sampler.solver = parse_solver(f.solver);
   o.sampler.grid = parse_time_grid(f.time_grid);
   if (f.seed) o.seed = f.seed;
@@ -50,6 +50,33 @@ void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOption
   mo.cuda_graphs = parse_on_off(f.cuda_graphs, "--cuda-graphs");
   if (f.threads < 0) throw UsageError("--threads: must be positive, got " + std::to_string(f.threads));
   configure_threads(f.threads);
+}
+
+CLI::Option* add_output_flags(CLI::App* cmd, OutputOptions& o, const std::string& latents_help) {
+  CLI::Option* output =
+      cmd->add_option("-o,--output", o.path, "Output file, directory, or pattern with {modality}")->required();
+  cmd->add_option("--save-latents", o.save_latents_dir, latents_help);
+  cmd->add_option("--format", o.format, "GTiff or COG")->capture_default_str();
+  cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
+  return output;
+}
+
+void add_window_flags(CLI::App* cmd, WindowFlags& f, const std::string& group) {
+  cmd->add_option("--projwin", f.projwin,
+                  "Only the region ULX ULY LRX LRY (map coordinates of the grid, or --projwin-srs), as "
+                  "gdal_translate -projwin selects its pixels")
+      ->expected(4)
+      ->group(group);
+  cmd->add_option("--projwin-srs", f.projwin_srs, "CRS of --projwin (any GDAL SRS, e.g. EPSG:4326)")->group(group);
+  cmd->add_option("--srcwin", f.srcwin, "Only the pixels XOFF YOFF XSIZE YSIZE of the target grid (gdal_translate -srcwin)")
+      ->expected(4)
+      ->group(group);
+}
+
+void apply_window_flags(const WindowFlags& f, SceneOptions& s) {
+  if (!f.projwin.empty()) s.projwin = std::array<double, 4>{f.projwin[0], f.projwin[1], f.projwin[2], f.projwin[3]};
+  if (!f.srcwin.empty()) s.srcwin = PixelWindow{f.srcwin[0], f.srcwin[1], f.srcwin[2], f.srcwin[3]};
+  s.projwin_srs = f.projwin_srs;
 }
 
 CLI::Option* add_seed_option(CLI::App* cmd, std::optional<std::uint64_t>& seed, const std::string& help) {

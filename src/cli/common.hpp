@@ -64,14 +64,27 @@ struct SamplingFlags {
   std::string ae_precision = "auto";
   std::string tf32 = "off";
 };
-void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, RunOptions& o);
+void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, SamplingOptions& o);
 // Converts the flag strings into `o` and `mo`; throws UsageError naming the flag.
-void apply_sampling_flags(const CLI::App* cmd, const SamplingFlags& f, RunOptions& o, ModelOptions& mo);
+void apply_sampling_flags(const SamplingFlags& f, SamplingOptions& o, ModelOptions& mo);
+// -o/--output (required), --save-latents (with `latents_help`), --format, --overwrite.
+CLI::Option* add_output_flags(CLI::App* cmd, OutputOptions& o, const std::string& latents_help);
 // --seed: a whole number from 0 to 2^64 - 1, parsed strictly ("-1", "1e23", "3.5" and
 // values past 2^64 - 1 are usage errors, never wrapped or clamped).
 CLI::Option* add_seed_option(CLI::App* cmd, std::optional<std::uint64_t>& seed, const std::string& help);
 // --models, else $COPGEN_MODELS, else the installed directory.
 std::string models_dir(const SamplingFlags& f);
+
+// A region of interest, as gdal_translate takes it: --projwin ULX ULY LRX LRY (with
+// --projwin-srs) or --srcwin XOFF YOFF XSIZE YSIZE, in the pixels of the target grid.
+struct WindowFlags {
+  std::vector<double> projwin;
+  std::vector<int> srcwin;
+  std::string projwin_srs;
+};
+void add_window_flags(CLI::App* cmd, WindowFlags& f, const std::string& group);
+// Into the scene options (validated with them).
+void apply_window_flags(const WindowFlags& f, SceneOptions& s);
 
 // The subcommands; each file src/cli/cmd_<name>.cpp defines one.
 Command add_translate(CLI::App& app, LogFlags& log);

@@ -410,3 +410,26 @@ TEST_CASE("batch cli: an op error of another exception type fails its tuples - t
   CHECK(other == std::set<std::string>{key_of(5)});
   for (const std::string& name : file_names_under(out)) CHECK(name.find(".tif") == std::string::npos);
 }
+
+TEST_CASE("batch cli: --dry-run lists the tuples that would run and writes nothing", "[batch]") {
+  TempDir tmp;
+  make_tree(tmp.file("tree"));
+  const std::string out = tmp.file("out");
+  const auto r = run_copgen("translate --input-dir " + quote(tmp.file("tree")) + " --output-dir " + quote(out) +
+                            kRun + "--dry-run");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("6 found, 2 lacking a --from modality; 6 in this shard, 0 complete, 6 to do"));
+  for (int i = 0; i < 6; ++i) {
+    CHECK_THAT(r.output, Catch::Contains("tuple: " + key_of(i) + " -> " + output_of(out, i)));
+  }
+  CHECK_FALSE(fs::exists(out));  // no output folder, no report
+  // a shard lists its own tuples only
+  const auto s = run_copgen("translate --input-dir " + quote(tmp.file("tree")) + " --output-dir " + quote(out) +
+                            kRun + "--shard 0/2 --dry-run");
+  INFO(s.output);
+  REQUIRE(s.exit_code == 0);
+  CHECK_THAT(s.output, Catch::Contains("in this shard"));
+  CHECK(s.output.find("tuple: ") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+}

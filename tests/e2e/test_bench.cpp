@@ -135,7 +135,7 @@ TEST_CASE("reference pipeline: the same seed gives copgen's latents within 1e-4"
   const Roles roles = Roles::make({Modality::S2L1C}, {Modality::S2L2A});
   std::vector<TupleInputs> tuples(b);
   for (int k = 0; k < b; ++k) tuples[static_cast<size_t>(k)].given[Modality::S2L1C].pixels = tiles[k];
-  SamplingSettings s;
+  SamplingOptions s;
   s.sampler.steps = steps;
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const auto out = sample_tuples(m, roles, tuples, s, gen);

@@ -366,6 +366,10 @@ TEST_CASE("errors: bad arguments exit 2 naming the flag", "[errors][arguments]")
       {"a malformed shard", "translate --from S2L1C --input-dir " + quote(tmp.path) + " --output-dir " +
                                 quote(tmp.file("out")) + " --shard half",
        {"--shard", "half", "I/N"}},
+      {"--samples in batch mode",
+       "translate --from S2L1C --input-dir " + quote(tmp.path) + " --output-dir " + quote(tmp.file("out")) +
+           " --samples 2",
+       {"--samples", "one sample per tuple"}},
       {"steps not a number", "translate --from S2L1C --to DEM --steps many" + i + o, {"--steps", "many"}},
       {"non-positive samples", "translate --from S2L1C --to DEM --samples 0" + i + o, {"--samples", "got 0"}},
       {"non-positive batch size", "generate --to DEM --batch-size -1" + o, {"--batch-size", "got -1"}},

@@ -1,10 +1,12 @@
 // Scenes through the real binary: any size, alignment across CRSs, nodata, COG, fusion.
 #include "catch_torch.hpp"
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 
 #include <gdal_priv.h>
+#include <nlohmann/json.hpp>
 #include <ogr_spatialref.h>
 
 #include "copgen/models.hpp"
@@ -73,11 +75,11 @@ TEST_CASE("scene: fused sampling of a one-window scene equals plain sampling", "
   copgen::TranslateOptions o;
   o.inputs = {{copgen::Modality::S2L1C, tmp.file("t.tif")}};
   o.to = {copgen::Modality::S2L2A};
-  o.sampler.steps = 3;
-  o.seed = 9;
-  o.output = tmp.file("plain.tif");
+  o.sampling.sampler.steps = 3;
+  o.sampling.seed = 9;
+  o.output.path = tmp.file("plain.tif");
   copgen::translate(o, models);
-  o.output = tmp.file("fused.tif");
+  o.output.path = tmp.file("fused.tif");
   copgen::translate_scene(o, models);  // the scene path, though the input is a tile
   Ds a(tmp.file("plain.tif")), b(tmp.file("fused.tif"));
   for (int k = 1; k <= 3; ++k) CHECK(band(a.ds, k) == band(b.ds, k));
@@ -99,11 +101,11 @@ TEST_CASE("scene: fused tiling has smaller seams than independent tiling", "[sce
     copgen::TranslateOptions o;
     o.inputs = {{copgen::Modality::S2L1C, tmp.file("s.tif")}};
     o.to = {copgen::Modality::S2L2A};
-    o.sampler.steps = 4;
-    o.seed = 5;
-    o.batch_size = 2;
+    o.sampling.sampler.steps = 4;
+    o.sampling.seed = 5;
+    o.sampling.batch_size = 2;
     o.scene.tiling = tiling;
-    o.output = tmp.file(name);
+    o.output.path = tmp.file(name);
     copgen::translate(o, models);
     Ds d(tmp.file(name));
     double across = 0, inside = 0;
@@ -278,4 +280,216 @@ TEST_CASE("scene: physical bands in a Major TOM product folder are rendered and 
   CHECK(o.ds->GetRasterBand(1)->GetRasterDataType() == GDT_UInt16);
   CHECK(std::string(o.ds->GetRasterBand(1)->GetDescription()) == "B04");
   CHECK(std::string(o.ds->GetMetadataItem("COPGEN_INPUT_KINDS")) == "S1RTC:physical,S2L2A:physical");
+}
+
+TEST_CASE("scene: --grid-from keeps that input's grid exactly, a coarse one with a warning", "[scene]") {
+  // a 300 m RGB scene with a non-round pixel size (as a Landsat quick-look reprojected by
+  // someone else), and an S1 pair on another grid (30 m, other origin) covering it
+  TempDir tmp;
+  SyntheticRaster rgb;
+  rgb.width = 150;
+  rgb.height = 120;
+  rgb.geotransform = {500123.4, 300.038, 0.0, 5000987.6, 0.0, -300.041};
+  write_synthetic(tmp.file("rgb.tif"), rgb);
+  SyntheticRaster s1;
+  s1.width = 1600;
+  s1.height = 1300;
+  s1.bands = 3;
+  s1.geotransform = {499000.0, 30.0, 0.0, 5002000.0, 0.0, -30.0};
+  s1.seed = 4;
+  write_synthetic(tmp.file("s1.tif"), s1);
+  const std::string base = "translate --device cpu --steps 2 --seed 3 --to S2L2A --input S2L1C=" +
+                           quote(tmp.file("rgb.tif")) + " --input S1RTC=" + quote(tmp.file("s1.tif"));
+  const auto r = run_copgen(base + " --grid-from S2L1C -o " + quote(tmp.file("out.tif")));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("300.038 x 300.041 m") && Catch::Contains("trained on 10 m pixels"));
+  Ds o(tmp.file("out.tif")), i(tmp.file("rgb.tif"));
+  CHECK(o.ds->GetRasterXSize() == 150);
+  CHECK(o.ds->GetRasterYSize() == 120);
+  std::array<double, 6> a{}, b{};
+  o.ds->GetGeoTransform(a.data());
+  i.ds->GetGeoTransform(b.data());
+  CHECK(a == b);  // exactly: origin and pixel size
+  CHECK(o.ds->GetSpatialRef()->IsSame(i.ds->GetSpatialRef()));
+  // with --target-res the pixel size is the one asked for, aligned to the input's corner
+  const auto t = run_copgen(base + " --grid-from S2L1C --target-res 600 -o " + quote(tmp.file("t.tif")));
+  INFO(t.output);
+  REQUIRE(t.exit_code == 0);
+  Ds ot(tmp.file("t.tif"));
+  ot.ds->GetGeoTransform(a.data());
+  CHECK(a[0] == b[0]);
+  CHECK(a[3] == b[3]);
+  CHECK(a[1] == 600.0);
+  CHECK(a[5] == -600.0);
+}
+
+// ---- regions of interest ---------------------------------------------------------------
+
+namespace {
+
+std::array<double, 6> geotransform_of(const std::string& path) {
+  Ds d(path);
+  REQUIRE(d.ds != nullptr);
+  std::array<double, 6> gt{};
+  d.ds->GetGeoTransform(gt.data());
+  return gt;
+}
+
+std::pair<int, int> size_of(const std::string& path) {
+  Ds d(path);
+  REQUIRE(d.ds != nullptr);
+  return {d.ds->GetRasterXSize(), d.ds->GetRasterYSize()};
+}
+
+// tests/python/range_server.py on the loopback, serving `dir`; stopped with the object.
+struct LocalServer {
+  std::string stats;
+  std::string url;
+  long pid = 0;
+
+  LocalServer(const TempDir& tmp, const std::string& dir) : stats(tmp.file("stats.json")) {
+    const std::string port_file = tmp.file("port");
+    const auto r = run_command(std::string(COPGEN_PYTHON) + " " + quote(std::string(COPGEN_SOURCE_DIR) +
+                                                                      "/tests/python/range_server.py") +
+                               " --dir " + quote(dir) + " --port-file " + quote(port_file) + " --stats " +
+                               quote(stats) + " > /dev/null 2>&1 & echo $!");
+    pid = std::stol(r.output);
+    for (int i = 0; i < 200 && !file_exists(port_file); ++i) run_command("sleep 0.05");
+    REQUIRE(file_exists(port_file));
+    url = "/vsicurl/http://127.0.0.1:" + read_file_bytes(port_file);
+  }
+  ~LocalServer() { run_command("kill " + std::to_string(pid)); }
+  LocalServer(const LocalServer&) = delete;
+  LocalServer& operator=(const LocalServer&) = delete;
+
+  // {requests, bytes} served so far
+  std::pair<long, long> served() const {
+    const auto j = nlohmann::json::parse(read_file_bytes(stats));
+    return {j["requests"].get<long>(), j["bytes"].get<long>()};
+  }
+};
+
+// GDAL's settings for reading one file over HTTP without probing for sidecar files.
+const std::string kRemoteEnv = "GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif ";
+
+}  // namespace
+
+TEST_CASE("scene: --srcwin and --projwin give the pixels gdal_translate gives", "[scene][roi]") {
+  TempDir tmp;
+  SyntheticRaster spec;
+  spec.width = 700;
+  spec.height = 500;
+  spec.geotransform = {500000.0, 10.0, 0.0, 5002000.0, 0.0, -10.0};
+  write_synthetic(tmp.file("in.tif"), spec);
+  const std::string base = "translate --device cpu --steps 1 --seed 2 --from S2L1C --to S2L2A -i " +
+                           quote(tmp.file("in.tif"));
+  struct Case {
+    std::string ours, gdal;
+  };
+  const std::vector<Case> cases = {
+      {"--srcwin 100 50 300 200", "-srcwin 100 50 300 200"},
+      {"--srcwin 600 400 200 150", "-srcwin 600 400 200 150"},  // past the corner: nodata there
+      {"--projwin 500012.3 5001987.7 502104.9 5000890.2", "-projwin 500012.3 5001987.7 502104.9 5000890.2"},
+      {"--projwin 500019.9999 5001980.00001 503120.5 4999880.5", "-projwin 500019.9999 5001980.00001 503120.5 4999880.5"},
+  };
+  int k = 0;
+  for (const Case& c : cases) {
+    const std::string ours = tmp.file("ours" + std::to_string(k) + ".tif");
+    const std::string gdal = tmp.file("gdal" + std::to_string(k) + ".tif");
+    ++k;
+    const auto r = run_copgen(base + " " + c.ours + " -o " + quote(ours));
+    INFO(c.ours << "\n" << r.output);
+    REQUIRE(r.exit_code == 0);
+    const auto g = run_command("gdal_translate -q " + c.gdal + " " + quote(tmp.file("in.tif")) + " " + quote(gdal));
+    INFO(g.output);
+    REQUIRE(g.exit_code == 0);
+    CHECK(size_of(ours) == size_of(gdal));
+    CHECK(geotransform_of(ours) == geotransform_of(gdal));
+  }
+  // with --projwin-srs: the corners in another CRS, their bounding box in the grid's
+  const auto ll = run_copgen(base + " --projwin 15.01 45.16 15.03 45.14 --projwin-srs EPSG:4326 -o " +
+                             quote(tmp.file("ll.tif")));
+  INFO(ll.output);
+  CHECK(ll.exit_code == 0);
+  // bad windows are usage errors, and nothing is written
+  expect_copgen_failure(base + " --srcwin 800 0 10 10 -o " + quote(tmp.file("x.tif")), 2,
+                        {"--srcwin", "outside the grid", "700 x 500"}, tmp.path);
+  expect_copgen_failure(base + " --projwin 500100 4990000 500200 4980000 -o " + quote(tmp.file("x.tif")), 2,
+                        {"--projwin", "outside the grid"}, tmp.path);
+  expect_copgen_failure(base + " --projwin 500200 5001000 500100 5000000 -o " + quote(tmp.file("x.tif")), 2,
+                        {"--projwin", "ULX < LRX"}, tmp.path);
+  expect_copgen_failure(base + " --srcwin 0 0 0 10 -o " + quote(tmp.file("x.tif")), 2, {"--srcwin", "at least 1"},
+                        tmp.path);
+  expect_copgen_failure(base + " --srcwin 0 0 10 10 --projwin 500000 5002000 500100 5001000 -o " +
+                            quote(tmp.file("x.tif")),
+                        2, {"--projwin and --srcwin"}, tmp.path);
+  CHECK_FALSE(file_exists(tmp.file("x.tif")));
+}
+
+TEST_CASE("scene: a region of a COG over HTTP reads only what the window needs", "[scene][roi]") {
+  TempDir tmp;
+  std::filesystem::create_directories(tmp.file("www"));
+  SyntheticRaster spec;
+  spec.width = 2048;
+  spec.height = 2048;
+  spec.format = "COG";
+  write_synthetic(tmp.file("www/scene.tif"), spec);
+  const long file_bytes = static_cast<long>(std::filesystem::file_size(tmp.file("www/scene.tif")));
+  LocalServer server(tmp, tmp.file("www"));
+  const auto r = run_command(models_env() + kRemoteEnv + bin() +
+                             " translate --device cpu --steps 1 --seed 2 --from S2L1C --to S2L2A -i " +
+                             quote(server.url + "/scene.tif") + " --srcwin 512 768 256 256 -o " +
+                             quote(tmp.file("out.tif")));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK(size_of(tmp.file("out.tif")) == std::make_pair(256, 256));
+  const auto gt = geotransform_of(tmp.file("out.tif"));
+  CHECK(gt[0] == 500000.0 + 512 * 10.0);
+  CHECK(gt[3] == 5000000.0 - 768 * 10.0);
+  const auto [requests, bytes] = server.served();
+  WARN("window 256 x 256 of a 2048 x 2048 COG: " << requests << " requests, " << bytes << " of " << file_bytes
+                                                  << " bytes");
+  CHECK(bytes < file_bytes / 10);  // one 512 x 512 block of 64 and the headers
+  CHECK(requests < 20);
+}
+
+TEST_CASE("scene: --dry-run prints the plan and writes nothing, and a run logs its cost first", "[scene]") {
+  TempDir tmp;
+  SyntheticRaster spec;
+  spec.width = 600;
+  spec.height = 500;
+  write_synthetic(tmp.file("in.tif"), spec);
+  const std::string base = "translate --device cpu --steps 2 --seed 2 --from S2L1C --to S2L2A,DEM -i " +
+                           quote(tmp.file("in.tif")) + " -o " + quote(tmp.file("out") + "/");
+  const auto d = run_copgen(base + " --dry-run");
+  INFO(d.output);
+  REQUIRE(d.exit_code == 0);
+  // 600 x 500 px: a 75 x 63 latent canvas (rounded up), windows of 32 every 24 cells: 3 x 3
+  CHECK_THAT(d.output, Catch::Contains("path: scene") && Catch::Contains("size: 600 x 500 pixels, 10 x 10 m pixels"));
+  CHECK_THAT(d.output, Catch::Contains("windows: 9") && Catch::Contains("network calls: 2 (18 window evaluation(s))"));
+  CHECK_THAT(d.output, Catch::Contains("memory: about"));
+  CHECK_THAT(d.output, Catch::Contains("output: " + tmp.file("out") + "/DEM.tif"));
+  CHECK_THAT(d.output, Catch::Contains("output: " + tmp.file("out") + "/S2L2A.tif"));
+  CHECK_FALSE(std::filesystem::exists(tmp.file("out")));
+  // a tile's plan
+  SyntheticRaster tile;
+  write_synthetic(tmp.file("tile.tif"), tile);
+  const auto t = run_copgen("translate --device cpu --steps 3 --samples 2 --from S2L1C --to S2L2A -i " +
+                            quote(tmp.file("tile.tif")) + " -o " + quote(tmp.file("t.tif")) + " --dry-run");
+  INFO(t.output);
+  REQUIRE(t.exit_code == 0);
+  CHECK_THAT(t.output, Catch::Contains("path: tile") && Catch::Contains("network calls: 6"));
+  CHECK_THAT(t.output, Catch::Contains("output: " + tmp.file("t_s0.tif")) &&
+                           Catch::Contains("output: " + tmp.file("t_s1.tif")));
+  CHECK(list_dir(tmp.path) == (std::vector<std::string>{"in.tif", "tile.tif"}));
+  // the run itself says what it will cost before the first network call
+  const auto r = run_copgen(base);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto plan = r.output.find("scene plan: 600 x 500 pixels, 9 window(s), 2 network call(s)");
+  const auto first = r.output.find("first network call:");
+  CHECK(plan != std::string::npos);
+  CHECK(first != std::string::npos);
+  CHECK(plan < first);
 }

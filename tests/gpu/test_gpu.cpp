@@ -76,7 +76,7 @@ TEST_CASE("gpu: bf16 and fp16 give finite outputs close to fp32 on the tiny mode
     std::vector<TupleInputs> t(1);
     t[0].label = "tile";
     t[0].given[Modality::S2L1C].pixels = synthetic_tiles(1, 256)[0];
-    SamplingSettings s;
+    SamplingOptions s;
     s.sampler.steps = 4;
     at::Generator gen = at::detail::createCPUGenerator(9);
     const auto out = sample_tuples(m, roles, t, s, gen);
@@ -185,7 +185,7 @@ TEST_CASE("gpu: bench measures CUDA rows", "[gpu]") {
   o.precisions = {Precision::Fp32, Precision::Bf16};
   o.batch_sizes = {2};
   o.repeat = 2;
-  o.steps = 3;
+  o.sampling.sampler.steps = 3;
   const BenchReport r = run_bench(o);
   REQUIRE(r.rows.size() == 2);
   for (const BenchRow& row : r.rows) {

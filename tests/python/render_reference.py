@@ -22,8 +22,13 @@ Files:
   dem_hillshade.npy    its float64 hillshade in [0, 1]
   dem_render.npy       [3, H, W] its rendering
   dem_holed.npy        the same with a nodata hole of -9999
-  dem_valid.npy        0/1 mask: 0 on the hole and on the pixels whose gradient sees it
-  dem_holed_render.npy its rendering, stretched by the valid pixels only
+  dem_valid.npy        0/1 mask: 0 on the hole
+  dem_holed_render.npy its rendering: one-sided gradients beside the hole, stretched by
+                       the valid pixels only
+  dem_cell_*.npy       30 m DEMs and their 10 m Major TOM thumbnails (grey [H, W]): exact
+                       (the DEM is the area), past (the area is rows 20..109, columns
+                       30..129), nodata (-9999; *_valid marks the valid output pixels)
+  dem_cells*.npy       a 400 x 500 DEM and its 1200 x 1500 scene, cell by cell
 """
 
 import argparse
@@ -77,11 +82,41 @@ def render_s1(vv, vh, log10=log10_f32_rounded):
 
 # ---- DEM hillshade ---------------------------------------------------------------------
 
+def gradient_of_runs(elevation, valid, axis, spacing):
+    """numpy.gradient along `axis` applied to each run of valid pixels on its own, so that
+    a run's ends get one-sided differences as the array's edges do; a run of one pixel
+    gets 0, invalid pixels 0."""
+    out = np.zeros_like(elevation)
+    e = np.moveaxis(elevation, axis, 0)
+    v = np.moveaxis(valid, axis, 0)
+    o = np.moveaxis(out, axis, 0)
+    for j in range(e.shape[1]):
+        i = 0
+        n = e.shape[0]
+        while i < n:
+            if not v[i, j]:
+                i += 1
+                continue
+            k = i
+            while k < n and v[k, j]:
+                k += 1
+            if k - i >= 2:
+                o[i:k, j] = np.gradient(e[i:k, j], spacing)
+            i = k
+    return out
+
+
 def hillshade(elevation, valid=None, azdeg=315.0, altdeg=45.0, vert_exag=1, dx=1, dy=1):
     """matplotlib LightSource(azdeg, altdeg).hillshade(elevation, vert_exag, dx, dy)
-    semantics; `valid` restricts the pixels the min-max stretch is taken over."""
+    semantics; pixels outside `valid` end the data as the array's edges do (each run of
+    valid pixels gets its own numpy.gradient), and only valid pixels set the min-max
+    stretch."""
     dy = -dy  # the first row is the top of the image
-    e_dy, e_dx = np.gradient(vert_exag * elevation, dy, dx)
+    if valid is None:
+        e_dy, e_dx = np.gradient(vert_exag * elevation, dy, dx)
+    else:
+        e_dy = gradient_of_runs(vert_exag * elevation, valid, 0, dy)
+        e_dx = gradient_of_runs(vert_exag * elevation, valid, 1, dx)
     normal = np.empty(elevation.shape + (3,))  # float64 whatever the elevation's dtype
     normal[..., 0] = -e_dx
     normal[..., 1] = -e_dy
@@ -102,6 +137,34 @@ def hillshade(elevation, valid=None, azdeg=315.0, altdeg=45.0, vert_exag=1, dx=1
 def render_dem(elevation, valid=None):
     grey = (hillshade(elevation, valid) * 255).astype(np.uint8)
     return np.stack([grey, grey, grey])
+
+
+def resize_bilinear(image, out_h, out_w, scale):
+    """Pixel-centred bilinear resize of a 2-D array (edges clamped): output pixel (i, j)
+    samples the input at ((i + 0.5) * scale - 0.5, (j + 0.5) * scale - 0.5)."""
+    h, w = image.shape
+    v = np.clip((np.arange(out_h) + 0.5) * scale - 0.5, 0, h - 1)
+    u = np.clip((np.arange(out_w) + 0.5) * scale - 0.5, 0, w - 1)
+    v0 = np.floor(v).astype(int)
+    u0 = np.floor(u).astype(int)
+    v1 = np.minimum(v0 + 1, h - 1)
+    u1 = np.minimum(u0 + 1, w - 1)
+    fv = (v - v0)[:, None]
+    fu = (u - u0)[None, :]
+    img = image.astype(np.float64)
+    return (img[v0][:, u0] * (1 - fu) * (1 - fv) + img[v0][:, u1] * fu * (1 - fv)
+            + img[v1][:, u0] * (1 - fu) * fv + img[v1][:, u1] * fu * fv)
+
+
+def dem_cell_thumbnail(dem, valid=None, scale=3):
+    """Major TOM's DEM thumbnail of one cell at 10 m from the cell's DEM at 10 * scale m:
+    the hillshade at the DEM's resolution, then resized. Returns grey uint8 [H, W] and,
+    with `valid`, where all four DEM pixels of the bilinear are valid."""
+    grey = render_dem(dem, valid)[0]
+    h, w = dem.shape[0] * scale, dem.shape[1] * scale
+    out = np.floor(resize_bilinear(grey, h, w, 1.0 / scale) + 0.5).clip(0, 255).astype(np.uint8)
+    ok = None if valid is None else resize_bilinear(valid.astype(np.float64), h, w, 1.0 / scale) > 0.999
+    return out, ok
 
 
 # ---- fixtures ----------------------------------------------------------------------------
@@ -166,12 +229,37 @@ def main():
     save(args.out, "dem_hillshade.npy", hillshade(dem))
     save(args.out, "dem_render.npy", render_dem(dem).astype(np.float32))
     holed = dem.copy()
-    valid = np.ones(dem.shape, dtype=bool)
     holed[50:58, 10:25] = -9999.0
-    valid[49:59, 9:26] = False
+    valid = holed != -9999.0
     save(args.out, "dem_holed.npy", holed)
     save(args.out, "dem_valid.npy", valid.astype(np.float32))
     save(args.out, "dem_holed_render.npy", render_dem(holed, valid).astype(np.float32))
+
+    # DEM scenes at 30 m rendered onto 10 m grids (tests/unit/test_render.cpp writes the
+    # GeoTIFFs): a DEM that is exactly the area, one that extends past it, one with nodata,
+    # and a scene of several 1068-pixel cells, each cell rendered from its own DEM.
+    exact = dem_fixture(rng, 90, 100)
+    save(args.out, "dem_cell_exact.npy", exact)
+    save(args.out, "dem_cell_exact_render.npy", dem_cell_thumbnail(exact)[0].astype(np.float32))
+    past = dem_fixture(rng, 130, 150)
+    save(args.out, "dem_cell_past.npy", past)
+    save(args.out, "dem_cell_past_render.npy",
+         dem_cell_thumbnail(past[20:110, 30:130])[0].astype(np.float32))
+    nodata = dem_fixture(rng, 90, 100)
+    nodata[40:52, 20:35] = -9999.0  # a hole
+    nodata[:, 95:] = -9999.0        # the DEM ends before the area's east edge
+    nodata[70, 60] = -9999.0        # one pixel
+    save(args.out, "dem_cell_nodata.npy", nodata)
+    grey, ok = dem_cell_thumbnail(nodata, nodata != -9999.0)
+    save(args.out, "dem_cell_nodata_render.npy", grey.astype(np.float32))
+    save(args.out, "dem_cell_nodata_valid.npy", ok.astype(np.float32))
+    cells = dem_fixture(rng, 400, 500)
+    save(args.out, "dem_cells.npy", cells)
+    scene = np.zeros((1200, 1500), dtype=np.uint8)
+    for r0, r1 in ((0, 356), (356, 400)):        # 1068 pixels at 10 m are 356 at 30 m
+        for c0, c1 in ((0, 356), (356, 500)):
+            scene[r0 * 3:r1 * 3, c0 * 3:c1 * 3] = dem_cell_thumbnail(cells[r0:r1, c0:c1])[0]
+    save(args.out, "dem_cells_render.npy", scene.astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -62,12 +62,12 @@ Models& tiny() { return test::tiny_models(); }
 BatchOptions options(const std::string& in, const std::string& out, int batch) {
   BatchOptions o;
   o.input_dir = in;
-  o.output = out;
+  o.output.path = out;
   o.from = {Modality::S2L1C};
   o.to = {Modality::S2L2A};
-  o.sampler.steps = 2;
-  o.seed = 3;
-  o.batch_size = batch;
+  o.sampling.sampler.steps = 2;
+  o.sampling.seed = 3;
+  o.sampling.batch_size = batch;
   return o;
 }
 
@@ -243,14 +243,14 @@ TEST_CASE("batch: seeds - exit codes - option conflicts", "[batch]") {
   BatchOptions same = o;
   same.to = {Modality::S2L1C};
   CHECK(message(same).find("--to S2L1C is also given with --from") != std::string::npos);
-  BatchOptions samples = o;
-  samples.samples = 2;
-  CHECK(message(samples).find("--samples") != std::string::npos);
+  BatchOptions latents = o;
+  latents.output.save_latents_dir = "/latents";
+  CHECK(message(latents).find("--save-latents") != std::string::npos);
   BatchOptions inside = o;
-  inside.output = "/in/";
+  inside.output.path = "/in/";
   CHECK(message(inside).find("--output-dir") != std::string::npos);
   BatchOptions batch0 = o;
-  batch0.batch_size = 0;
+  batch0.sampling.batch_size = 0;
   CHECK(message(batch0).find("--batch-size") != std::string::npos);
   CHECK(default_report_path(o) == "/out/copgen-report.json");
   o.shard = {1, 4};
@@ -326,11 +326,11 @@ TEST_CASE("batch: shards 0/3 1/3 2/3 cover every tuple once and match the unshar
     CHECK(r.found == 7);
     CHECK(r.in_shard == r.written);
     total += r.written;
-    for (const auto& [rel, bytes] : tree(o.output)) {
+    for (const auto& [rel, bytes] : tree(o.output.path)) {
       CHECK(merged.count(rel) == 0);
       merged[rel] = bytes;
     }
-    CHECK(fs::exists(o.output + "/copgen-report.shard-" + std::to_string(k) + "-of-3.json"));
+    CHECK(fs::exists(o.output.path + "/copgen-report.shard-" + std::to_string(k) + "-of-3.json"));
   }
   CHECK(total == 7);
   CHECK(merged == expected);  // with batch size 1 a tuple's result depends on (seed, key) only

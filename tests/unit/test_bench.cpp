@@ -21,7 +21,7 @@ BenchOptions tiny_options() {
   o.batch_sizes = {1, 2};
   o.warmup = 1;
   o.repeat = 2;
-  o.steps = 2;
+  o.sampling.sampler.steps = 2;
   return o;
 }
 
@@ -53,7 +53,7 @@ TEST_CASE("bench: options are checked naming the flag", "[bench]") {
   CHECK_THAT(bad([](BenchOptions& o) { o.batch_sizes.clear(); }), Catch::Contains("--batch-sizes"));
   CHECK_THAT(bad([](BenchOptions& o) { o.repeat = 0; }), Catch::Contains("--repeat"));
   CHECK_THAT(bad([](BenchOptions& o) { o.warmup = -1; }), Catch::Contains("--warmup"));
-  CHECK_THAT(bad([](BenchOptions& o) { o.steps = 0; }), Catch::Contains("--steps"));
+  CHECK_THAT(bad([](BenchOptions& o) { o.sampling.sampler.steps = 0; }), Catch::Contains("--steps"));
   CHECK_THAT(bad([](BenchOptions& o) { o.devices.clear(); }), Catch::Contains("--devices"));
   CHECK_THAT(bad([](BenchOptions& o) { o.peak_tflops = -1; }), Catch::Contains("--peak-tflops"));
   CHECK(bad([](BenchOptions&) {}).empty());

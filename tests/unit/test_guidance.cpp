@@ -56,7 +56,7 @@ TEST_CASE("guidance: scale 0 is the unguided path bit for bit with one call per 
   Models m = tiny();
   const Roles roles = Roles::make({Modality::S2L1C}, {Modality::S2L2A});
   const torch::Tensor px = pixels(2);
-  SamplingSettings s;
+  SamplingOptions s;
   s.sampler.steps = kSteps;
   s.guidance.scale = 0.0;
   at::Generator gen = at::detail::createCPUGenerator(kSeed);
@@ -79,7 +79,7 @@ TEST_CASE("guidance: a non-zero scale changes the output and doubles the backbon
   Models m = tiny();
   const Roles roles = Roles::make({Modality::S2L1C}, {Modality::S2L2A});
   const torch::Tensor px = pixels(2);
-  SamplingSettings plain, guided;
+  SamplingOptions plain, guided;
   plain.sampler.steps = guided.sampler.steps = kSteps;
   guided.guidance.scale = 0.5;
 
@@ -108,7 +108,7 @@ TEST_CASE("guidance: a non-zero scale changes the output and doubles the backbon
 TEST_CASE("guidance: without a given modality there is nothing to guide - one call per step", "[guidance]") {
   Models m = tiny();
   const Roles roles = Roles::make({}, {Modality::DEM, Modality::S2L2A});
-  SamplingSettings s;
+  SamplingOptions s;
   s.sampler.steps = kSteps;
   s.guidance.scale = 0.5;
   s.decode = false;

@@ -4,8 +4,14 @@
 #include <limits>
 #include <string>
 
+#include <cpl_conv.h>
+#include <gdal.h>
+#include <ogr_srs_api.h>
+
 #include "copgen/npy.hpp"
 #include "copgen/render.hpp"
+#include "copgen/scene.hpp"
+#include "support.hpp"
 
 using namespace copgen;
 
@@ -240,4 +246,136 @@ TEST_CASE("render_dem: constant elevation is not stretched", "[render]") {
   CHECK(hillshade(torch::full({2, 2}, 3, torch::kInt16)).sub(std::sqrt(0.5)).abs().max().item<double>() < 1e-15);
   CHECK_THROWS_AS(hillshade(torch::zeros({1, 5})), std::invalid_argument);
   CHECK_THROWS_AS(hillshade(torch::zeros({4, 4}), torch::ones({3, 4}, torch::kBool)), std::invalid_argument);
+}
+
+TEST_CASE("hillshade: pixels outside valid end the data as the array's edge does", "[render]") {
+  // a rectangle of valid pixels inside invalid ones (holding a wall of 9999 m that must not
+  // be seen) shades exactly as that rectangle alone
+  const auto dem = fixture("dem.npy");
+  auto framed = torch::full({dem.size(0) + 7, dem.size(1) + 9}, 9999.0f);
+  framed.slice(0, 3, 3 + dem.size(0)).slice(1, 5, 5 + dem.size(1)).copy_(dem);
+  auto valid = torch::zeros(framed.sizes(), torch::kBool);
+  valid.slice(0, 3, 3 + dem.size(0)).slice(1, 5, 5 + dem.size(1)).fill_(true);
+  const auto inner = hillshade(framed, valid).slice(0, 3, 3 + dem.size(0)).slice(1, 5, 5 + dem.size(1));
+  CHECK(torch::equal(inner, hillshade(dem)));
+  // a pixel with no valid neighbour along an axis has no slope along it
+  auto lone = torch::zeros({3, 3}, torch::kBool);
+  lone[1][1] = true;
+  lone[1][2] = true;
+  const auto z = torch::tensor({0.0, 0.0, 0.0, 500.0, 0.0, 2.0, 0.0, 700.0, 0.0}).reshape({3, 3});
+  // row 1: (0 -> 2) one-sided along x on both pixels; along y neither has a valid neighbour
+  const auto shade = hillshade(z, lone);
+  CHECK(shade[1][1].item<double>() == shade[1][2].item<double>());
+}
+
+// ---- DEM scenes: the thumbnail of each Major TOM cell from its own DEM ----------------
+
+namespace {
+
+// Writes a float32 DEM [h, w] as a GeoTIFF in EPSG:32633 with the top-left corner
+// (x0, y0), `pixel` metres and nodata -9999; GDAL directly, not the library.
+void write_dem(const std::string& path, const torch::Tensor& dem, double x0, double y0, double pixel) {
+  GDALAllRegister();
+  GDALDriverH driver = GDALGetDriverByName("GTiff");
+  const int h = static_cast<int>(dem.size(0)), w = static_cast<int>(dem.size(1));
+  GDALDatasetH ds = GDALCreate(driver, path.c_str(), w, h, 1, GDT_Float32, nullptr);
+  REQUIRE(ds != nullptr);
+  double gt[6] = {x0, pixel, 0, y0, 0, -pixel};
+  GDALSetGeoTransform(ds, gt);
+  OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
+  OSRImportFromEPSG(srs, 32633);
+  char* wkt = nullptr;
+  OSRExportToWkt(srs, &wkt);
+  GDALSetProjection(ds, wkt);
+  CPLFree(wkt);
+  OSRDestroySpatialReference(srs);
+  GDALRasterBandH band = GDALGetRasterBand(ds, 1);
+  GDALSetRasterNoDataValue(band, -9999.0);
+  torch::Tensor data = dem.to(torch::kFloat32).contiguous();
+  REQUIRE(GDALRasterIO(band, GF_Write, 0, 0, w, h, data.data_ptr<float>(), w, h, GDT_Float32, 0, 0) == CE_None);
+  GDALClose(ds);
+}
+
+struct Rendered {
+  torch::Tensor grey;   // band 1, uint8 [H, W]
+  torch::Tensor valid;  // the mask, bool [H, W]
+};
+
+// The DEM at `dem_path` rendered onto a 10 m grid of width x height pixels whose top-left
+// corner is (x0, y0), through the scene path (render_to_file), read back with GDAL.
+Rendered render_dem_scene(const std::string& dem_path, double x0, double y0, int width, int height,
+                          const std::string& out) {
+  const ModalityInput in = resolve_input(Modality::DEM, dem_path, InputKind::Physical);
+  Grid grid;
+  grid.width = width;
+  grid.height = height;
+  grid.georeferenced = true;
+  grid.geotransform = {x0, 10.0, 0, y0, 0, -10.0};
+  grid.crs_wkt = "EPSG:32633";  // written otherwise than the DEM's WKT: the same CRS
+  render_to_file(in, grid, out, SceneOptions{}, "GTiff", true);
+  GDALDatasetH ds = GDALOpen(out.c_str(), GA_ReadOnly);
+  REQUIRE(ds != nullptr);
+  Rendered r{torch::empty({height, width}, torch::kUInt8), torch::empty({height, width}, torch::kUInt8)};
+  GDALRasterBandH band = GDALGetRasterBand(ds, 1);
+  REQUIRE(GDALRasterIO(band, GF_Read, 0, 0, width, height, r.grey.data_ptr<uint8_t>(), width, height, GDT_Byte, 0,
+                       0) == CE_None);
+  REQUIRE(GDALRasterIO(GDALGetMaskBand(band), GF_Read, 0, 0, width, height, r.valid.data_ptr<uint8_t>(), width,
+                       height, GDT_Byte, 0, 0) == CE_None);
+  GDALClose(ds);
+  r.valid = r.valid.ne(0);
+  return r;
+}
+
+// Checks `got` within one grey level of `expected` where `valid`, and reports how many
+// pixels are exact.
+void check_within_one_level(const torch::Tensor& got, const torch::Tensor& expected, const torch::Tensor& valid,
+                            const std::string& what) {
+  const auto diff = (got.to(torch::kInt32) - expected.to(torch::kInt32)).abs().masked_select(valid);
+  const double exact = diff.eq(0).to(torch::kFloat64).mean().item<double>();
+  INFO(what << ": " << diff.numel() << " valid pixels, " << 100.0 * exact << "% exact, max difference "
+            << diff.max().item<int>());
+  WARN(what << ": " << 100.0 * exact << "% of " << diff.numel() << " pixels exact");
+  CHECK(diff.max().item<int>() <= 1);
+  CHECK(exact > 0.9);
+}
+
+constexpr double kX0 = 500000.0, kY0 = 5000000.0;  // corner of the DEMs, on the 10 m grid
+
+}  // namespace
+
+TEST_CASE("DEM scenes: a DEM that is exactly the area renders as Major TOM's thumbnail", "[render][scene]") {
+  test::TempDir tmp;
+  const auto dem = fixture("dem_cell_exact.npy");  // 90 x 100 at 30 m
+  write_dem(tmp.file("dem.tif"), dem, kX0, kY0, 30.0);
+  const Rendered r = render_dem_scene(tmp.file("dem.tif"), kX0, kY0, 300, 270, tmp.file("out.tif"));
+  CHECK(r.valid.all().item<bool>());  // the edges are valid: one-sided gradients there
+  check_within_one_level(r.grey, fixture_u8("dem_cell_exact_render.npy"), r.valid, "exact");
+}
+
+TEST_CASE("DEM scenes: a DEM that extends past the area renders as the area's own DEM", "[render][scene]") {
+  test::TempDir tmp;
+  const auto dem = fixture("dem_cell_past.npy");  // 130 x 150; the area is rows 20..109, columns 30..129
+  write_dem(tmp.file("dem.tif"), dem, kX0 - 30 * 30.0, kY0 + 20 * 30.0, 30.0);
+  const Rendered r = render_dem_scene(tmp.file("dem.tif"), kX0, kY0, 300, 270, tmp.file("out.tif"));
+  CHECK(r.valid.all().item<bool>());
+  check_within_one_level(r.grey, fixture_u8("dem_cell_past_render.npy"), r.valid, "past");
+}
+
+TEST_CASE("DEM scenes: nodata ends the DEM as its edge does", "[render][scene]") {
+  test::TempDir tmp;
+  const auto dem = fixture("dem_cell_nodata.npy");  // a hole, an east strip and one pixel of -9999
+  write_dem(tmp.file("dem.tif"), dem, kX0, kY0, 30.0);
+  const Rendered r = render_dem_scene(tmp.file("dem.tif"), kX0, kY0, 300, 270, tmp.file("out.tif"));
+  const auto expected_valid = fixture("dem_cell_nodata_valid.npy").ne(0);
+  CHECK(torch::equal(r.valid, expected_valid));
+  check_within_one_level(r.grey, fixture_u8("dem_cell_nodata_render.npy"), r.valid, "nodata");
+}
+
+TEST_CASE("DEM scenes: a scene of several cells renders each cell from its own DEM", "[render][scene]") {
+  test::TempDir tmp;
+  const auto dem = fixture("dem_cells.npy");  // 400 x 500 at 30 m: 1200 x 1500 at 10 m, 2 x 2 cells of 1068
+  write_dem(tmp.file("dem.tif"), dem, kX0, kY0, 30.0);
+  const Rendered r = render_dem_scene(tmp.file("dem.tif"), kX0, kY0, 1500, 1200, tmp.file("out.tif"));
+  CHECK(r.valid.all().item<bool>());
+  check_within_one_level(r.grey, fixture_u8("dem_cells_render.npy"), r.valid, "cells");
 }

@@ -40,10 +40,10 @@ TranslateOptions scene_options(const test::TempDir& tmp, bool with_dem = false) 
     o.inputs.push_back({Modality::DEM, tmp.file("dem.tif")});
   }
   o.to = {Modality::S2L2A};
-  o.output = tmp.file("out/");
-  o.seed = 3;
-  o.sampler.steps = 2;
-  o.batch_size = 8;
+  o.output.path = tmp.file("out/");
+  o.sampling.seed = 3;
+  o.sampling.sampler.steps = 2;
+  o.sampling.batch_size = 8;
   return o;
 }
 
@@ -76,9 +76,9 @@ TEST_CASE("scene phases: prepare plans the grid, canvas, outputs and metadata be
   CHECK(p.metadata.at("COPGEN_INPUT_KINDS") == "S2L1C:thumbnail,DEM:physical");
 
   // refusals come before any work
-  o.save_latents_dir = tmp.file("latents");
+  o.output.save_latents_dir = tmp.file("latents");
   CHECK_THROWS_AS(prepare_scene(o, tiny()), UsageError);
-  o.save_latents_dir.clear();
+  o.output.save_latents_dir.clear();
   o.inputs.push_back({Modality::S1RTC, tmp.file("s1.npy")});
   CHECK_THROWS_WITH(prepare_scene(o, tiny()), Catch::Contains("accepted for single 256 x 256 tiles only"));
 }
@@ -95,7 +95,7 @@ TEST_CASE("scene phases: render and encode give the moments of each input on the
     CHECK(r.info().height == 500);
     CHECK(r.info().bands == 3);
   }
-  const std::vector<torch::Tensor> moments = encode_inputs(tiny(), p, rendered, o.batch_size);
+  const std::vector<torch::Tensor> moments = encode_inputs(tiny(), p, rendered, o.sampling.batch_size);
   REQUIRE(moments.size() == 2);
   const int64_t c2 = 2 * tiny().latent_channels();
   for (const torch::Tensor& m : moments) {
@@ -118,9 +118,9 @@ TEST_CASE("scene phases: fused and independent sampling of a one-window canvas a
   TranslateOptions o;
   o.inputs = {{Modality::S2L1C, tmp.file("tile.tif")}};
   o.to = {Modality::DEM, Modality::S2L2A};
-  o.output = tmp.file("out/");
-  o.seed = 9;
-  o.sampler.steps = 2;
+  o.output.path = tmp.file("out/");
+  o.sampling.seed = 9;
+  o.sampling.sampler.steps = 2;
   const ScenePlan p = prepare_scene(o, tiny());
   REQUIRE(p.canvas.layout.windows.size() == 1);
   const WorkDir work(tmp.path);
@@ -139,7 +139,7 @@ TEST_CASE("scene phases: fused and independent sampling of a one-window canvas a
   CHECK(calls == std::vector<int>{1, 1, 1, 1});  // 2 steps x 1 window, twice
   // guidance doubles the network calls of each step
   calls.clear();
-  o.guidance.scale = 1.5;
+  o.sampling.guidance.scale = 1.5;
   run(Tiling::Fused);
   CHECK(calls == std::vector<int>{2, 2});
 }
@@ -154,7 +154,7 @@ TEST_CASE("scene phases: write_sample writes the plan's outputs with the scene's
   REQUIRE(p.outputs.images.size() == 2);
   const WorkDir work(tmp.path);
   const auto rendered = render_inputs(p, o.scene, work.path());
-  const auto moments = encode_inputs(tiny(), p, rendered, o.batch_size);
+  const auto moments = encode_inputs(tiny(), p, rendered, o.sampling.batch_size);
   at::Generator gen = at::detail::createCPUGenerator(p.seed);
   for (int k = 0; k < 2; ++k) {
     const torch::Tensor x0 = sample_canvas(tiny(), p, moments, o, gen, k, [](int) {});
