@@ -24,6 +24,7 @@
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/runtime.hpp"
+#include "copgen/stac.hpp"
 #include "copgen/tuples.hpp"
 #include "copgen/version.hpp"
 #include "batch_queues.hpp"
@@ -261,8 +262,21 @@ Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<
 // The tuples of the tree or list; the output tree is never read as input, even when it lies
 // inside the input tree.
 Discovered find_tuples(const BatchOptions& o) {
-  return o.input_dir.empty() ? read_tuple_list(o.inputs_from, o.from)
-                             : discover_tuples(o.input_dir, o.from, o.output.path);
+  if (!o.input_dir.empty()) return discover_tuples(o.input_dir, o.from, o.output.path);
+  return is_stac_reference(o.inputs_from) ? read_item_collection(o.inputs_from, o.from)
+                                          : read_tuple_list(o.inputs_from, o.from);
+}
+
+// Where a tuple's STAC item goes (--stac-out NAME): beside its first output.
+std::string tuple_item_path(const BatchOptions& o, const Planned& p) {
+  return (fs::path(p.outputs[0]).parent_path() / o.output.stac_item).string();
+}
+
+// The tuple's inputs as given, for the sources of its STAC item.
+std::vector<std::string> tuple_sources(const TupleSource& t) {
+  std::vector<std::string> sources;
+  for (const auto& [m, path] : t.inputs) sources.push_back(path);
+  return sources;
 }
 
 // The options of translate() for a tuple that is not a 256 x 256 tile: its own seed.
@@ -275,6 +289,7 @@ TranslateOptions per_tuple_options(const BatchOptions& o, const Planned& p, cons
   t.output = o.output;
   t.output.path = (fs::path(o.output.path) / p.src->output_pattern).string();
   t.output.overwrite = true;  // a partly written tuple is redone whole, with the same seed
+  t.output.stac_item.clear();  // the batch writes the tuple's item, with the tuple's key
   for (Modality m : o.from) t.inputs.push_back({m, p.src->inputs.at(m)});
   t.to = generated;
   t.scene = o.scene;
@@ -406,6 +421,11 @@ void validate(const BatchOptions& o) {
   validate(o.sampling);
   validate(o.output);
   validate(o.scene, generated_of(o), 1);
+  if (!o.output.stac_item.empty() &&
+      (fs::path(o.output.stac_item).is_absolute() || o.output.stac_item.find("..") != std::string::npos)) {
+    throw UsageError("--stac-out '" + o.output.stac_item + "': in batch mode a file name, written beside each "
+                     "tuple's outputs (e.g. --stac-out item.json)");
+  }
   if (o.scene.projwin || o.scene.srcwin) {
     throw UsageError(std::string(o.scene.projwin ? "--projwin" : "--srcwin") +
                      ": a region of interest is for one scene, not a batch; run copgen translate -i on the scene");
@@ -589,6 +609,9 @@ void BatchRunner::write(const WriteJob& job) {
         write_image_u8(p.outputs[g], tensor_to_image(job.outputs[j].images.at(m), job.geo[j]), w);
         spdlog::debug("wrote {}", p.outputs[g]);
       }
+      if (!o_.output.stac_item.empty()) {
+        write_stac_item(tuple_item_path(o_, p), p.src->key, p.outputs, tuple_sources(*p.src));
+      }
       std::lock_guard<std::mutex> lock(stats_mu_);
       ++result_.written;
       report_progress();
@@ -671,7 +694,10 @@ void BatchRunner::translate_one(const Loaded& l) {
       std::error_code ec;
       fs::create_directories(fs::path(out).parent_path(), ec);
     }
-    translate(t, models_);
+    const RunResult r = translate(t, models_);
+    if (!o_.output.stac_item.empty()) {
+      write_stac_item(tuple_item_path(o_, p), p.src->key, r.outputs, tuple_sources(*p.src));
+    }
     result_.translate_seconds += seconds_since(t0);
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++result_.written;

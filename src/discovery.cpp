@@ -331,9 +331,11 @@ std::map<Modality, std::string> parse_list_fields(const std::string& t, const st
     const auto m = modality_of(name);
     if (!m) throw UsageError(where + ": unknown modality '" + name + "' (expected DEM, S1RTC, S2L1C or S2L2A)");
     if (paths.count(*m)) throw UsageError(where + ": modality " + modality_name(*m) + " is given twice");
+    // a URL (a STAC item) and GDAL's virtual paths stay as they are
+    const bool url = value.find("://") != std::string::npos || value.rfind("/vsi", 0) == 0;
     fs::path p(value);
-    if (p.is_relative() && !base.empty()) p = base / p;
-    paths[*m] = generic(p);
+    if (!url && p.is_relative() && !base.empty()) p = base / p;
+    paths[*m] = url ? value : generic(p);
   }
   return paths;
 }

@@ -8,6 +8,7 @@
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/stac.hpp"
 #include "text.hpp"
 
 namespace copgen {
@@ -38,6 +39,7 @@ GivenProbe probe_given(const std::string& path, const std::string& what, int ima
     return {GivenForm::ProductFolder, find_product_thumbnail(path)};
   }
   if (path.find(',') != std::string::npos && !path_exists(path)) return p;  // a band list: a scene
+  if (is_stac_reference(path)) return p;  // a STAC item's assets: a scene
   const RasterInfo info = probe_raster(path, what);
   const bool tile = info.bands == 3 && info.data_type == "Byte" && info.width == image_size && info.height == image_size;
   return {tile ? GivenForm::Tile : GivenForm::Scene, path};

@@ -21,6 +21,7 @@
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/scene_pipeline.hpp"
+#include "copgen/stac.hpp"
 #include "copgen/version.hpp"
 
 namespace copgen {
@@ -258,10 +259,11 @@ std::vector<GivenProbe> probe_tiles(const TranslateOptions& o, const Models& mod
 
 }  // namespace
 
-RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
-  validate(o);
-  const std::vector<GivenProbe> probes = probe_tiles(o, models);
-  if (probes.empty()) return translate_scene(o, models, progress);
+namespace {
+
+// The tile path of translate(): inputs probed as tiles (or .npy latents).
+RunResult translate_tiles(const TranslateOptions& o, const std::vector<GivenProbe>& probes, Models& models,
+                          const ProgressFn& progress) {
   const std::vector<Modality> generated = generated_of(o);
   std::vector<Modality> latent_mods = generated;
   for (const GivenInput& g : o.inputs) latent_mods.push_back(g.modality);
@@ -284,6 +286,22 @@ RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn&
                join_modalities(generated), o.sampling.sampler.steps, solver_name(o.sampling.sampler.solver), o.samples);
   return run(o.sampling, o.output, o.samples, std::move(given), generated, geo, mask, plan, models, progress,
              "translate");
+}
+
+}  // namespace
+
+RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
+  validate(o);
+  const std::string& item = o.output.stac_item;
+  if (!item.empty()) check_output_location(item, "--stac-out", o.output.overwrite);
+  const std::vector<GivenProbe> probes = probe_tiles(o, models);
+  RunResult r = probes.empty() ? translate_scene(o, models, progress) : translate_tiles(o, probes, models, progress);
+  if (!item.empty()) {
+    std::vector<std::string> sources;
+    for (const GivenInput& g : o.inputs) sources.push_back(g.path);
+    write_stac_item(item, std::filesystem::path(item).stem().string(), r.outputs, sources);
+  }
+  return r;
 }
 
 TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {

@@ -511,7 +511,27 @@ RasterInfo probe_raster(const std::string& path, const std::string& what) {
     info.band_descriptions.emplace_back(d != nullptr ? d : "");
   }
   info.geo = read_geo(*ds, path);
+  for (char** item = ds->GetMetadata(); item != nullptr && *item != nullptr; ++item) {
+    const std::string line = *item;
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) info.metadata[line.substr(0, eq)] = line.substr(eq + 1);
+  }
   return info;
+}
+
+std::string read_text(const std::string& path, const std::string& what) {
+  init_gdal();
+  constexpr GIntBig kMaxText = 256 * 1024 * 1024;  // a STAC search result, not a raster
+  ErrorCapture capture;
+  GByte* data = nullptr;
+  vsi_l_offset size = 0;
+  if (!VSIIngestFile(nullptr, path.c_str(), &data, &size, kMaxText)) {
+    const std::string why = capture.message();
+    input_error(what, path, "cannot be read" + (why.empty() ? std::string() : " (" + why + ")"));
+  }
+  std::string text(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
+  VSIFree(data);
+  return text;
 }
 
 ImageU8 read_image_u8(const std::string& path, const std::string& what) {

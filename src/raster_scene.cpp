@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <atomic>
 #include <limits>
 
@@ -370,6 +371,47 @@ Grid window_grid(const Grid& grid, const PixelWindow& window) {
   g.geotransform[0] = gt[0] + window.x * gt[1] + window.y * gt[2];
   g.geotransform[3] = gt[3] + window.x * gt[4] + window.y * gt[5];
   return g;
+}
+
+CrsCode crs_code(const std::string& crs) {
+  OGRSpatialReference srs;
+  if (!parse_srs(crs, srs)) throw InputError("the CRS '" + crs.substr(0, 60) + "' cannot be read");
+  CrsCode c;
+  c.wkt2 = wkt_of(srs);
+  srs.AutoIdentifyEPSG();
+  const char* name = srs.GetAuthorityName(nullptr);
+  const char* code = srs.GetAuthorityCode(nullptr);
+  if (name != nullptr && code != nullptr && std::string(name) == "EPSG") c.epsg = std::atoi(code);
+  return c;
+}
+
+std::vector<std::array<double, 2>> lonlat_outline(const Grid& grid) {
+  if (!grid.georeferenced) throw InputError("the grid has no georeferencing, so it has no place on the Earth");
+  OGRSpatialReference src, wgs84;
+  if (!parse_srs(grid.crs_wkt, src)) throw InputError("the grid's CRS cannot be read");
+  wgs84.importFromEPSG(4326);
+  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &wgs84));
+  if (!ct) throw InputError("the grid's CRS cannot be transformed into WGS84");
+  // corners in pixel coordinates, counter-clockwise on the map (north up): top-left,
+  // bottom-left, bottom-right, top-right; 8 points per edge
+  const std::array<std::array<double, 2>, 5> corners = {
+      {{0, 0}, {0, double(grid.height)}, {double(grid.width), double(grid.height)}, {double(grid.width), 0}, {0, 0}}};
+  const auto& gt = grid.geotransform;
+  std::vector<std::array<double, 2>> ring;
+  constexpr int kPerEdge = 8;
+  for (std::size_t e = 0; e + 1 < corners.size(); ++e) {
+    for (int k = 0; k < kPerEdge; ++k) {
+      const double f = static_cast<double>(k) / kPerEdge;
+      const double px = corners[e][0] + f * (corners[e + 1][0] - corners[e][0]);
+      const double py = corners[e][1] + f * (corners[e + 1][1] - corners[e][1]);
+      double x = gt[0] + px * gt[1] + py * gt[2], y = gt[3] + px * gt[4] + py * gt[5];
+      if (!ct->Transform(1, &x, &y)) throw InputError("the grid's outline cannot be transformed into WGS84");
+      ring.push_back({x, y});
+    }
+  }
+  ring.push_back(ring.front());
+  return ring;
 }
 
 // ---- sinks ----------------------------------------------------------------------------

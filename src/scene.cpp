@@ -11,6 +11,7 @@
 #include "copgen/error.hpp"
 #include "copgen/inputs.hpp"
 #include "copgen/render.hpp"
+#include "copgen/stac.hpp"
 
 namespace copgen {
 
@@ -239,7 +240,8 @@ std::string describe_source(const ModalityInput& in) {
 
 }  // namespace
 
-ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested) {
+ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
+                            const std::map<std::string, std::string>& assets) {
   const std::string what = modality_name(modality) + " input";
   ModalityInput in;
   in.modality = modality;
@@ -247,7 +249,17 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
   const auto names = band_names(modality);
   std::error_code ec;
 
-  if (fs::is_directory(path, ec)) {
+  if (is_stac_reference(path)) {
+    if (requested == InputKind::Thumbnail) {
+      throw UsageError("--input-kind thumbnail: " + what + " '" + path + "' is a STAC item, whose assets are "
+                       "physical bands");
+    }
+    const StacItem item = read_stac_item(path, what);
+    in.kind = InputKind::Physical;
+    in.files = stac_band_files(item, modality, assets, what);
+    in.bands.assign(in.files.size(), 1);
+    spdlog::info("{}: '{}' is the STAC item {}", modality_name(modality), path, item.id());
+  } else if (fs::is_directory(path, ec)) {
     resolve_product_folder(in, modality, path, requested, what, names);
   } else if (path.find(',') != std::string::npos && !fs::exists(path, ec)) {
     resolve_band_list(in, modality, path, what, names);

@@ -289,7 +289,7 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
       throw InputError(modality_name(g.modality) + " input '" + g.path +
                        "': .npy latents are accepted for single 256 x 256 tiles only, not with scene inputs");
     }
-    p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind));
+    p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind, o.scene.assets));
     given_mods.push_back(g.modality);
   }
   p.grid = scene_grid(p.inputs, o.scene);

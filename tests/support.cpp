@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include <gdal_priv.h>
+#include <nlohmann/json.hpp>
 #include <ogr_spatialref.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -183,6 +184,27 @@ bool built_with_asan() {
 #endif
 #endif
   return false;
+}
+
+LocalServer::LocalServer(const std::string& dir, const std::string& work, int fail_first) {
+  fs::create_directories(work);
+  stats_ = work + "/stats.json";
+  const std::string port_file = work + "/port";
+  const auto r = run_command(std::string(COPGEN_PYTHON) + " " +
+                             quote(std::string(COPGEN_SOURCE_DIR) + "/tests/python/range_server.py") + " --dir " +
+                             quote(dir) + " --port-file " + quote(port_file) + " --stats " + quote(stats_) +
+                             " --fail " + std::to_string(fail_first) + " > /dev/null 2>&1 & echo $!");
+  pid_ = std::stol(r.output);
+  for (int i = 0; i < 200 && !file_exists(port_file); ++i) run_command("sleep 0.05");
+  if (!file_exists(port_file)) throw std::runtime_error("range_server.py did not start");
+  http_ = "http://127.0.0.1:" + read_file_bytes(port_file);
+}
+
+LocalServer::~LocalServer() { run_command("kill " + std::to_string(pid_)); }
+
+std::pair<long, long> LocalServer::served() const {
+  const auto j = nlohmann::json::parse(read_file_bytes(stats_));
+  return {j["requests"].get<long>(), j["bytes"].get<long>()};
 }
 
 }  // namespace copgen::test

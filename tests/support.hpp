@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace copgen {
@@ -84,6 +85,32 @@ bool built_with_asan();
 long dead_pid();
 
 // Whole file as bytes ("" if missing).
+// tests/python/range_server.py on the loopback, serving the files of `dir` over HTTP with
+// byte ranges and counting what it served; `work` holds its port and statistics files.
+// Stopped with the object.
+class LocalServer {
+ public:
+  LocalServer(const std::string& dir, const std::string& work, int fail_first = 0);
+  ~LocalServer();
+  LocalServer(const LocalServer&) = delete;
+  LocalServer& operator=(const LocalServer&) = delete;
+  const std::string& http() const { return http_; }  // "http://127.0.0.1:PORT"
+  std::string url() const { return "/vsicurl/" + http_; }
+  // {requests, body bytes} served so far
+  std::pair<long, long> served() const;
+
+ private:
+  std::string stats_;
+  std::string http_;
+  long pid_ = 0;
+};
+
+// GDAL's settings for reading over HTTP without probing for sidecar files, retrying a
+// failed request twice.
+inline const std::string kRemoteEnv =
+    "GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif,.json GDAL_HTTP_MAX_RETRY=2 "
+    "GDAL_HTTP_RETRY_DELAY=0.1 ";
+
 std::string read_file_bytes(const std::string& path);
 bool file_exists(const std::string& path);
 // Names in a directory (not recursive), sorted.

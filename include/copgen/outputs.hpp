@@ -105,6 +105,8 @@ struct OutputOptions {
   std::string format = "GTiff";  // --format: GTiff or COG
   std::string save_latents_dir;  // --save-latents: also write latents as .npy
   bool overwrite = false;        // --overwrite: replace existing outputs
+  std::string stac_item;         // --stac-out: also a STAC item describing the outputs (stac.hpp);
+                                 // in batch mode the file name, beside each tuple's outputs
 };
 // -o given, a known --format; throws UsageError naming the flag.
 void validate(const OutputOptions& options);

@@ -36,6 +36,7 @@ struct RasterInfo {
   std::string data_type;                       // GDAL name of band 1's type, e.g. "Byte"
   std::vector<std::string> band_descriptions;  // one per band ("" when unset)
   GeoInfo geo;
+  std::map<std::string, std::string> metadata;  // default-domain metadata items
 };
 
 // An 8-bit image, band-sequential: pixels[(b * height + y) * width + x].
@@ -49,6 +50,11 @@ struct ImageU8 {
   // nodata value, an alpha band or a mask band); empty when every pixel is valid.
   std::vector<std::uint8_t> valid;
 };
+
+// The whole of a text file through GDAL's virtual file systems: a local path, /vsicurl/
+// (GDAL's HTTP settings, retries and credentials apply), /vsis3/, ... Throws InputError
+// naming `what` and the path, with GDAL's reason (an HTTP status, a missing file).
+std::string read_text(const std::string& path, const std::string& what);
 
 // Reads the header of `path`. Throws InputError "<what> '<path>': ..." when the file
 // is missing, unreadable or not a raster GDAL knows. `what` describes the role, e.g.

@@ -115,6 +115,19 @@ PixelWindow projwin_pixels(const Grid& grid, const std::array<double, 4>& projwi
 // The part of `grid` under `window`: its size, and the geotransform moved to its corner.
 Grid window_grid(const Grid& grid, const PixelWindow& window);
 
+// A CRS as a STAC item's projection extension names it: its EPSG code where it has one
+// (0 otherwise) and its WKT2. Throws InputError when `crs` cannot be read.
+struct CrsCode {
+  int epsg = 0;
+  std::string wkt2;
+};
+CrsCode crs_code(const std::string& crs);
+
+// The grid's outline in WGS84 (longitude, latitude), densified along its edges: a closed
+// ring, counter-clockwise. Throws InputError when the grid has no georeferencing or its
+// CRS cannot be transformed.
+std::vector<std::array<double, 2>> lonlat_outline(const Grid& grid);
+
 // What a RasterSink writes.
 struct SinkSpec {
   Grid grid;                                    // size and georeferencing

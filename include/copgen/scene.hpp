@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,7 @@ struct SceneOptions {
   std::optional<std::array<double, 4>> projwin;  // --projwin ULX ULY LRX LRY: part of the grid, as gdal_translate
   std::string projwin_srs;                 // --projwin-srs: the CRS of --projwin (default: the grid's)
   std::optional<PixelWindow> srcwin;       // --srcwin XOFF YOFF XSIZE YSIZE: part of the grid, in its pixels
+  std::map<std::string, std::string> assets;  // --asset ROLE=KEY: the STAC asset of a band role
   bool fill_nodata = false;                // --fill-nodata: generate where inputs are nodata
   double s2l2a_offset = 0.0;               // --l2a-offset: DN offset of L2A inputs (1000 for baseline >= 04.00)
   OutputKind output_kind = OutputKind::Thumbnail;  // --output-kind
@@ -70,9 +72,11 @@ struct ModalityInput {
 
 // Finds out what `path` holds for `modality`: a Major TOM product folder, a multi-band
 // file with named (B04/B03/B02, VV/VH) or ordered bands, single-band files joined with
-// ',' (S2: "B04.tif,B03.tif,B02.tif"; S1: "vv.tif,vh.tif"), or a 3-band Byte thumbnail.
+// ',' (S2: "B04.tif,B03.tif,B02.tif"; S1: "vv.tif,vh.tif"), a 3-band Byte thumbnail, or a
+// STAC item (stac.hpp: its assets for the modality, `assets` overriding by band role).
 // The detected kind is logged. Throws InputError naming the path and what was found.
-ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested);
+ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
+                            const std::map<std::string, std::string>& assets = {});
 
 // Renders `input` onto `grid` as the 8-bit thumbnail the model sees and writes it to
 // `path` (a 3-band Byte GeoTIFF with an internal validity mask). Statistics (S1 dB range,

@@ -9,6 +9,7 @@
 #include "copgen/batch.hpp"
 #include "copgen/error.hpp"
 #include "copgen/runtime.hpp"
+#include "copgen/stac.hpp"
 
 namespace copgen::cli {
 
@@ -132,6 +133,7 @@ struct SceneFlags {
   CLI::Option* target_res = nullptr;
   double target_res_m = 10.0;
   WindowFlags window;
+  std::vector<std::string> assets;
 };
 
 std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
@@ -160,6 +162,9 @@ std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
   cmd->add_option("--summary", f->summary, "With --samples N: also write per-pixel mean and/or std (mean,std)")
       ->group(group);
   add_window_flags(cmd, f->window, group);
+  cmd->add_option("--asset", f->assets,
+                  "STAC item inputs: the asset of a band role, ROLE=KEY (red, green, blue, vv, vh, elevation)")
+      ->group(group);
   return f;
 }
 
@@ -169,6 +174,7 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
   if (!f.grid_from.empty()) s.grid_from = parse_modality(f.grid_from, "--grid-from");
   if (f.target_res->count() > 0) s.target_resolution = f.target_res_m;
   apply_window_flags(f.window, s);
+  for (const std::string& a : f.assets) s.assets.insert(parse_asset_override(a));
   if (f.extent != "intersection" && f.extent != "union") {
     throw UsageError("--extent: expected intersection or union, got '" + f.extent + "'");
   }
@@ -202,6 +208,9 @@ Command add_translate(CLI::App& app, LogFlags& log) {
   cmd->add_option("--samples", o.samples, "Samples per input (files suffixed _s<k>)")->capture_default_str();
   cmd->add_option("--cond-latent", flags->cond_latent, "Latent of a given image: sample (the reference) or mean")
       ->capture_default_str();
+  cmd->add_option("--stac-out", o.output.stac_item,
+                  "Also write a STAC item describing the outputs (in batch mode: a file name, beside each tuple's "
+                  "outputs)");
   cmd->add_flag("--dry-run", flags->dry_run,
                 "Print the plan (grid, windows, network calls, memory, outputs; in batch mode the tuples) and exit "
                 "without sampling or writing");

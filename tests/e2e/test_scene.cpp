@@ -342,37 +342,6 @@ std::pair<int, int> size_of(const std::string& path) {
   return {d.ds->GetRasterXSize(), d.ds->GetRasterYSize()};
 }
 
-// tests/python/range_server.py on the loopback, serving `dir`; stopped with the object.
-struct LocalServer {
-  std::string stats;
-  std::string url;
-  long pid = 0;
-
-  LocalServer(const TempDir& tmp, const std::string& dir) : stats(tmp.file("stats.json")) {
-    const std::string port_file = tmp.file("port");
-    const auto r = run_command(std::string(COPGEN_PYTHON) + " " + quote(std::string(COPGEN_SOURCE_DIR) +
-                                                                      "/tests/python/range_server.py") +
-                               " --dir " + quote(dir) + " --port-file " + quote(port_file) + " --stats " +
-                               quote(stats) + " > /dev/null 2>&1 & echo $!");
-    pid = std::stol(r.output);
-    for (int i = 0; i < 200 && !file_exists(port_file); ++i) run_command("sleep 0.05");
-    REQUIRE(file_exists(port_file));
-    url = "/vsicurl/http://127.0.0.1:" + read_file_bytes(port_file);
-  }
-  ~LocalServer() { run_command("kill " + std::to_string(pid)); }
-  LocalServer(const LocalServer&) = delete;
-  LocalServer& operator=(const LocalServer&) = delete;
-
-  // {requests, bytes} served so far
-  std::pair<long, long> served() const {
-    const auto j = nlohmann::json::parse(read_file_bytes(stats));
-    return {j["requests"].get<long>(), j["bytes"].get<long>()};
-  }
-};
-
-// GDAL's settings for reading one file over HTTP without probing for sidecar files.
-const std::string kRemoteEnv = "GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif ";
-
 }  // namespace
 
 TEST_CASE("scene: --srcwin and --projwin give the pixels gdal_translate gives", "[scene][roi]") {
@@ -436,10 +405,10 @@ TEST_CASE("scene: a region of a COG over HTTP reads only what the window needs",
   spec.format = "COG";
   write_synthetic(tmp.file("www/scene.tif"), spec);
   const long file_bytes = static_cast<long>(std::filesystem::file_size(tmp.file("www/scene.tif")));
-  LocalServer server(tmp, tmp.file("www"));
+  LocalServer server(tmp.file("www"), tmp.file("server"));
   const auto r = run_command(models_env() + kRemoteEnv + bin() +
                              " translate --device cpu --steps 1 --seed 2 --from S2L1C --to S2L2A -i " +
-                             quote(server.url + "/scene.tif") + " --srcwin 512 768 256 256 -o " +
+                             quote(server.url() + "/scene.tif") + " --srcwin 512 768 256 256 -o " +
                              quote(tmp.file("out.tif")));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
