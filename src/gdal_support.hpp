@@ -75,6 +75,8 @@ class ErrorCapture {
   ErrorCapture& operator=(const ErrorCapture&) = delete;
 
   bool failed() const { return failed_; }
+  // The last warning (GDAL reports each failed HTTP attempt as one before it retries).
+  const std::string& last_warning() const { return last_warning_; }
   // The last failure message, else the last CPL error message, else `fallback`. GDAL's
   // write errors ("Write error at scanline 0") omit the cause; a full disk or a file-size
   // limit is added from errno.
@@ -88,6 +90,7 @@ class ErrorCapture {
   void reset() {
     failed_ = false;
     last_failure_.clear();
+    last_warning_.clear();
     io_errno_ = 0;
     CPLErrorReset();
     errno = 0;
@@ -96,6 +99,7 @@ class ErrorCapture {
  private:
   static void CPL_STDCALL handler(CPLErr level, CPLErrorNum number, const char* message) {
     auto* self = static_cast<ErrorCapture*>(CPLGetErrorHandlerUserData());
+    if (self != nullptr && level == CE_Warning) self->last_warning_ = clean_message(message);
     if (self != nullptr && (level == CE_Failure || level == CE_Fatal)) {
       self->failed_ = true;
       self->last_failure_ = clean_message(message);
@@ -106,6 +110,7 @@ class ErrorCapture {
 
   bool failed_ = false;
   std::string last_failure_;
+  std::string last_warning_;
   int io_errno_ = 0;  // ENOSPC, EFBIG or EDQUOT seen with a failure
 };
 

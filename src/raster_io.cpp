@@ -526,8 +526,17 @@ std::string read_text(const std::string& path, const std::string& what) {
   GByte* data = nullptr;
   vsi_l_offset size = 0;
   if (!VSIIngestFile(nullptr, path.c_str(), &data, &size, kMaxText)) {
-    const std::string why = capture.message();
-    input_error(what, path, "cannot be read" + (why.empty() ? std::string() : " (" + why + ")"));
+    std::string why = capture.message();
+    // over HTTP the status is in the warning of the last attempt ("HTTP error code: 503 -
+    // URL. Retrying ..."), the failure only says that bytes are missing
+    const std::string& http = capture.last_warning();
+    if (http.find("HTTP error code") != std::string::npos) {
+      why = http.substr(0, http.find(". Retrying")) + "; " + why;
+    } else if (path.rfind("/vsicurl/", 0) == 0) {
+      why += "; CPL_CURL_VERBOSE=YES shows the server's answers, GDAL_HTTP_MAX_RETRY=3 retries failed requests";
+    }
+    const std::string shown = path.rfind("/vsicurl/", 0) == 0 ? path.substr(9) : path;
+    input_error(what, shown, "cannot be read (" + why + ")");
   }
   std::string text(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
   VSIFree(data);
