@@ -267,16 +267,13 @@ Discovered find_tuples(const BatchOptions& o) {
                                           : read_tuple_list(o.inputs_from, o.from);
 }
 
-// Where a tuple's STAC item goes (--stac-out NAME): beside its first output.
-std::string tuple_item_path(const BatchOptions& o, const Planned& p) {
-  return (fs::path(p.outputs[0]).parent_path() / o.output.stac_item).string();
-}
-
-// The tuple's inputs as given, for the sources of its STAC item.
-std::vector<std::string> tuple_sources(const TupleSource& t) {
+// With --stac-out NAME: the tuple's STAC item, beside its first output, keyed by the
+// tuple, its sources the tuple's inputs as given.
+void write_tuple_item(const BatchOptions& o, const Planned& p, const std::vector<std::string>& outputs) {
+  if (o.output.stac_item.empty()) return;
   std::vector<std::string> sources;
-  for (const auto& [m, path] : t.inputs) sources.push_back(path);
-  return sources;
+  for (const auto& [m, path] : p.src->inputs) sources.push_back(path);
+  write_stac_item((fs::path(p.outputs[0]).parent_path() / o.output.stac_item).string(), p.src->key, outputs, sources);
 }
 
 // The options of translate() for a tuple that is not a 256 x 256 tile: its own seed.
@@ -609,9 +606,7 @@ void BatchRunner::write(const WriteJob& job) {
         write_image_u8(p.outputs[g], tensor_to_image(job.outputs[j].images.at(m), job.geo[j]), w);
         spdlog::debug("wrote {}", p.outputs[g]);
       }
-      if (!o_.output.stac_item.empty()) {
-        write_stac_item(tuple_item_path(o_, p), p.src->key, p.outputs, tuple_sources(*p.src));
-      }
+      write_tuple_item(o_, p, p.outputs);
       std::lock_guard<std::mutex> lock(stats_mu_);
       ++result_.written;
       report_progress();
@@ -694,10 +689,7 @@ void BatchRunner::translate_one(const Loaded& l) {
       std::error_code ec;
       fs::create_directories(fs::path(out).parent_path(), ec);
     }
-    const RunResult r = translate(t, models_);
-    if (!o_.output.stac_item.empty()) {
-      write_stac_item(tuple_item_path(o_, p), p.src->key, r.outputs, tuple_sources(*p.src));
-    }
+    write_tuple_item(o_, p, translate(t, models_).outputs);
     result_.translate_seconds += seconds_since(t0);
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++result_.written;

@@ -139,6 +139,18 @@ void write_sample(const OutputOptions& o, const TupleOutputs& out, int k, const 
   }
 }
 
+// The network calls of a tile run: its samples in chunks of the batch size, each chunk one
+// solver run; each call is two passes with guidance and a given modality.
+struct TileCalls {
+  int chunks = 0;
+  int solver_steps = 0;  // over the run: what the progress line counts
+  int per_step = 1;      // backbone passes per solver step
+};
+TileCalls tile_calls(const SamplingOptions& s, int samples, bool given) {
+  const int chunks = (samples + s.batch_size - 1) / s.batch_size;
+  return {chunks, chunks * s.sampler.steps, (s.guidance.scale != 0.0 && given) ? 2 : 1};
+}
+
 // Samples `samples` outputs of the tuple `given` in batches of the sampling options' size
 // and writes them as `plan` says.
 RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, std::vector<GivenSource> given,
@@ -156,9 +168,7 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
   std::vector<Modality> given_mods;
   for (const auto& g : given) given_mods.push_back(g.modality);
 
-  const int chunks = (samples + s.batch_size - 1) / s.batch_size;
-  const int calls_per_step = (s.guidance.scale != 0.0 && !given.empty()) ? 2 : 1;
-  const int calls_total = chunks * s.sampler.steps;
+  const TileCalls calls = tile_calls(s, samples, !given.empty());
   const Roles roles = Roles::make(given_mods, generated);
 
   // the tuple every sample of this run shares
@@ -174,14 +184,14 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
   const std::map<std::string, std::string> meta =
       run_metadata(s, samples, models, result.seed, mode, given_mods, roles);
 
-  for (int chunk = 0; chunk < chunks; ++chunk) {
+  for (int chunk = 0; chunk < calls.chunks; ++chunk) {
     throw_if_stop_requested();
     const int first = chunk * s.batch_size;
     const int64_t b = std::min(s.batch_size, samples - first);
     const std::vector<TupleOutputs> outs = sample_tuples(
         models, roles, std::vector<TupleInputs>(static_cast<size_t>(b), tuple), s, gen, [&](int done, int) {
-          result.network_calls += calls_per_step;
-          if (progress) progress(chunk * s.sampler.steps + done, calls_total);
+          result.network_calls += calls.per_step;
+          if (progress) progress(chunk * s.sampler.steps + done, calls.solver_steps);
           throw_if_stop_requested();
         });
 
@@ -261,20 +271,27 @@ std::vector<GivenProbe> probe_tiles(const TranslateOptions& o, const Models& mod
 
 namespace {
 
+// The outputs of a tile run, planned and checked: the generated images and, with
+// --save-latents, the latents of the given and generated modalities; never an input.
+OutputPlan plan_tile_outputs(const TranslateOptions& o, const std::vector<Modality>& generated) {
+  std::vector<Modality> latent_mods = generated;
+  std::vector<std::string> input_paths;
+  for (const GivenInput& g : o.inputs) {
+    latent_mods.push_back(g.modality);
+    input_paths.push_back(g.path);
+  }
+  return plan_outputs(o.output, o.samples, generated, sorted_modalities(latent_mods), input_paths);
+}
+
 // The tile path of translate(): inputs probed as tiles (or .npy latents).
 RunResult translate_tiles(const TranslateOptions& o, const std::vector<GivenProbe>& probes, Models& models,
                           const ProgressFn& progress) {
   const std::vector<Modality> generated = generated_of(o);
-  std::vector<Modality> latent_mods = generated;
-  for (const GivenInput& g : o.inputs) latent_mods.push_back(g.modality);
-
   // every input is read and checked before any output path is touched
   std::vector<GivenSource> given;
   for (size_t i = 0; i < o.inputs.size(); ++i) given.push_back(load_given(o.inputs[i], probes[i], models));
   const GeoInfo geo = given[0].data.geo;  // outputs take the first input's georeferencing
-  std::vector<std::string> input_paths;
-  for (const GivenInput& g : o.inputs) input_paths.push_back(g.path);
-  const OutputPlan plan = plan_outputs(o.output, o.samples, generated, sorted_modalities(latent_mods), input_paths);
+  const OutputPlan plan = plan_tile_outputs(o, generated);
   const std::vector<std::uint8_t> mask = tile_nodata_mask(given, o.scene.fill_nodata);
   encode_given(given, models);
   spdlog::info("translate {} -> {} ({} steps, {}, {} sample(s))",
@@ -325,19 +342,11 @@ TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
     for (const auto& row : plan.outputs.images) p.outputs.insert(p.outputs.end(), row.begin(), row.end());
     return p;
   }
-  const std::vector<Modality> generated = generated_of(o);
-  std::vector<Modality> latent_mods = generated;
-  std::vector<std::string> input_paths;
-  for (const GivenInput& g : o.inputs) {
-    latent_mods.push_back(g.modality);
-    input_paths.push_back(g.path);
-  }
-  const OutputPlan plan = plan_outputs(o.output, o.samples, generated, sorted_modalities(latent_mods), input_paths);
+  const OutputPlan plan = plan_tile_outputs(o, generated_of(o));
   p.width = p.height = static_cast<int>(models.image_size());
-  const int chunks = (o.samples + o.sampling.batch_size - 1) / o.sampling.batch_size;
-  p.network_calls = chunks * o.sampling.sampler.steps;
-  p.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps *
-                         (o.sampling.guidance.scale != 0.0 ? 2 : 1);
+  const TileCalls calls = tile_calls(o.sampling, o.samples, true);
+  p.network_calls = calls.solver_steps;
+  p.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps * calls.per_step;
   for (const auto& row : plan.images) p.outputs.insert(p.outputs.end(), row.begin(), row.end());
   for (const auto& row : plan.latents) {
     for (const std::string& l : row) {

@@ -324,8 +324,9 @@ Discovered read_item_collection(const std::string& reference, const std::vector<
 json stac_item_of_outputs(const std::string& id, const std::vector<std::string>& outputs, const std::string& item_path,
                           const std::vector<std::string>& sources) {
   if (outputs.empty()) throw std::invalid_argument("stac_item_of_outputs: no outputs");
-  const Grid grid = RasterSource::open(outputs[0], "output").grid();
-  const RasterInfo info = probe_raster(outputs[0], "output");
+  const RasterSource first = RasterSource::open(outputs[0], "output");
+  const Grid grid = first.grid();
+  const RasterInfo& info = first.info();
   json geometry = nullptr, bbox = nullptr;
   CrsCode crs;
   if (grid.georeferenced && !grid.crs_wkt.empty()) {  // else a null geometry, as STAC allows
