@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config ccache
   libtorch-dev libopenblas0-pthread
   libgdal-dev gdal-bin
+  libcurl4-openssl-dev         # src/remote.cpp: STAC documents and raster probes over HTTP
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
   python3-torch python3-numpy
   jq time                      # the benchmarks in bench/

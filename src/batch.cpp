@@ -89,7 +89,10 @@ struct Planned {
   const TupleSource* src = nullptr;
   std::vector<std::string> outputs;  // one per generated modality
   std::vector<bool> write;           // per output: missing (or --overwrite)
-  bool complete = false;             // nothing to write
+  std::string item;                  // --stac-out: its STAC item, beside its outputs ("" without)
+  bool write_item = false;           // the item is missing (or --overwrite)
+  bool complete = false;             // every planned file exists: nothing to write
+  bool item_only = false;            // its images exist, its item does not: no sampling
 };
 
 // A tuple as a reader thread left it.
@@ -194,71 +197,6 @@ void remove_stale_temporaries(const std::vector<Planned>& plan) {
   }
 }
 
-// This shard's tuples (in key order) with their outputs, the batches (consecutive groups
-// of batch_size of that list, fixed whatever is done; see batch.hpp) and those batches
-// that have something to write.
-struct Plan {
-  std::vector<Planned> tuples;
-  std::vector<std::vector<std::size_t>> batches;  // indices into tuples
-  std::vector<std::size_t> work;                  // indices into batches
-  int complete = 0;                               // tuples with every output present
-};
-
-// The files the inputs of `t` read (input_files of each).
-std::vector<std::string> tuple_input_files(const TupleSource& t) {
-  std::vector<std::string> files;
-  for (const auto& [m, path] : t.inputs) {
-    for (const std::string& f : input_files(path)) files.push_back(f);
-  }
-  return files;
-}
-
-// The report is replaced at the end of every run: checked before any work that it can be
-// written there and is not one of the inputs.
-void check_report_path(const std::string& path, const Discovered& found) {
-  check_output_location(path, "--report", true);
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return;
-  std::vector<std::string> inputs;
-  for (const TupleSource& t : found.tuples) {
-    for (const std::string& f : tuple_input_files(t)) inputs.push_back(f);
-  }
-  check_output_file(path, inputs, "--report");
-}
-
-Plan plan_run(const BatchOptions& o, const Discovered& found, const std::vector<Modality>& generated) {
-  Plan plan;
-  for (const TupleSource& t : found.tuples) {
-    if (!in_shard(t.key, o.shard)) continue;
-    Planned p;
-    p.src = &t;
-    p.complete = true;
-    for (Modality m : generated) {
-      p.outputs.push_back(tuple_output_path(o.output.path, t, m));
-      std::error_code ec;
-      const bool exists = fs::exists(p.outputs.back(), ec);
-      if (exists && o.output.overwrite) check_output_file(p.outputs.back(), tuple_input_files(t), "output");
-      const bool need = o.output.overwrite || !exists;
-      p.write.push_back(need);
-      if (need) p.complete = false;
-    }
-    if (p.complete) ++plan.complete;
-    plan.tuples.push_back(std::move(p));
-  }
-  const std::size_t n = plan.tuples.size(), b = static_cast<std::size_t>(o.sampling.batch_size);
-  for (std::size_t first = 0; first < n; first += b) {
-    std::vector<std::size_t> batch;
-    bool pending = false;
-    for (std::size_t i = first; i < std::min(n, first + b); ++i) {
-      batch.push_back(i);
-      pending = pending || !plan.tuples[i].complete;
-    }
-    if (pending) plan.work.push_back(plan.batches.size());
-    plan.batches.push_back(std::move(batch));
-  }
-  return plan;
-}
-
 // The tuples of the tree or list; the output tree is never read as input, even when it lies
 // inside the input tree.
 Discovered find_tuples(const BatchOptions& o) {
@@ -267,13 +205,85 @@ Discovered find_tuples(const BatchOptions& o) {
                                           : read_tuple_list(o.inputs_from, o.from);
 }
 
+// A batch run as planned before any work: the tuples found, this shard's (in key order)
+// with every file each writes, checked in one OutputGate (files.hpp) with the report; the
+// batches (consecutive groups of batch_size of that list, fixed whatever is done; see
+// batch.hpp) and those that have something to sample. run_batch and --dry-run share it.
+struct Plan {
+  Discovered found;
+  std::vector<Planned> tuples;
+  std::vector<std::vector<std::size_t>> batches;  // indices into tuples
+  std::vector<std::size_t> work;                  // indices into batches
+  int complete = 0;                               // tuples with every planned file present
+  std::string report_path;
+  OutputGate gate;
+};
+
+// Plans tuple t's files: its images and, with --stac-out, its item; a file that exists is
+// kept (the tuple is resumed) unless --overwrite.
+Planned plan_tuple(const BatchOptions& o, const TupleSource& t, const std::vector<Modality>& generated,
+                   OutputGate& gate) {
+  Planned p;
+  p.src = &t;
+  const auto planned = [&](const std::string& path, FileKind kind, const std::string& flag) {
+    std::error_code ec;
+    const bool need = o.output.overwrite || !fs::exists(path, ec);
+    need ? gate.add(path, kind, flag) : gate.keep(path, kind, flag);
+    return need;
+  };
+  for (Modality m : generated) {
+    p.outputs.push_back(tuple_output_path(o.output.path, t, m));
+    p.write.push_back(planned(p.outputs.back(), FileKind::Image, "--output-dir"));
+  }
+  if (!o.output.stac_item.empty()) {
+    p.item = (fs::path(p.outputs[0]).parent_path() / o.output.stac_item).string();
+    p.write_item = planned(p.item, FileKind::StacItem, "--stac-out");
+  }
+  const bool images = std::any_of(p.write.begin(), p.write.end(), [](bool w) { return w; });
+  p.complete = !images && !p.write_item;
+  p.item_only = !images && p.write_item;
+  return p;
+}
+
+Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated) {
+  Plan plan;
+  plan.report_path = o.report.empty() ? default_report_path(o) : o.report;
+  plan.found = find_tuples(o);
+  for (const std::string& w : plan.found.warnings) spdlog::warn("{}", w);
+  plan.gate = OutputGate({}, o.output.overwrite);
+  for (const TupleSource& t : plan.found.tuples) {
+    for (const auto& [m, path] : t.inputs) plan.gate.add_input(path);
+  }
+  plan.gate.allow_new_dirs(o.output.path);
+  check_writable_dir(o.output.path, "--output-dir");
+  plan.gate.add_replaced(plan.report_path, FileKind::Report, "--report");
+  for (const TupleSource& t : plan.found.tuples) {
+    throw_if_stop_requested();
+    if (!in_shard(t.key, o.shard)) continue;
+    plan.tuples.push_back(plan_tuple(o, t, generated, plan.gate));
+    if (plan.tuples.back().complete) ++plan.complete;
+  }
+  const std::size_t n = plan.tuples.size(), b = static_cast<std::size_t>(o.sampling.batch_size);
+  for (std::size_t first = 0; first < n; first += b) {
+    std::vector<std::size_t> batch;
+    bool pending = false;
+    for (std::size_t i = first; i < std::min(n, first + b); ++i) {
+      batch.push_back(i);
+      pending = pending || !(plan.tuples[i].complete || plan.tuples[i].item_only);
+    }
+    if (pending) plan.work.push_back(plan.batches.size());
+    plan.batches.push_back(std::move(batch));
+  }
+  return plan;
+}
+
 // With --stac-out NAME: the tuple's STAC item, beside its first output, keyed by the
 // tuple, its sources the tuple's inputs as given.
-void write_tuple_item(const BatchOptions& o, const Planned& p, const std::vector<std::string>& outputs) {
-  if (o.output.stac_item.empty()) return;
+void write_tuple_item(const Planned& p) {
+  if (p.item.empty()) return;
   std::vector<std::string> sources;
   for (const auto& [m, path] : p.src->inputs) sources.push_back(path);
-  write_stac_item((fs::path(p.outputs[0]).parent_path() / o.output.stac_item).string(), p.src->key, outputs, sources);
+  write_stac_item(p.item, p.src->key, p.outputs, sources);
 }
 
 // The options of translate() for a tuple that is not a 256 x 256 tile: its own seed.
@@ -418,6 +428,7 @@ void validate(const BatchOptions& o) {
   validate(o.sampling);
   validate(o.output);
   validate(o.scene, generated_of(o), 1);
+  check_asset_overrides(o.scene.assets, o.from);
   if (!o.output.stac_item.empty() &&
       (fs::path(o.output.stac_item).is_absolute() || o.output.stac_item.find("..") != std::string::npos)) {
     throw UsageError("--stac-out '" + o.output.stac_item + "': in batch mode a file name, written beside each "
@@ -462,6 +473,7 @@ class BatchRunner {
   bool sample_next(std::size_t w);
   void sample_fast(const std::vector<Loaded*>& fast, std::size_t first);
   void translate_one(const Loaded& l);
+  void write_missing_items();
   void write(const WriteJob& job);
   void finish();
   void shutdown();
@@ -477,7 +489,6 @@ class BatchRunner {
   std::vector<Modality> generated_;
   Roles roles_;
   BatchResult result_;
-  Discovered found_;
   Plan plan_;
   int to_do_ = 0;
   CreatedDirs made_;  // removed again if the run ends before writing anything into them
@@ -488,7 +499,8 @@ class BatchRunner {
   std::vector<std::thread> readers_;
   std::thread writer_;
   std::mutex stats_mu_;  // result_'s counts, halt_, the timings below
-  bool halt_ = false;    // --fail-fast tripped
+  bool halt_ = false;    // --fail-fast tripped, or an output could not be written
+  bool output_failed_ = false;  // an output error (ErrorKind::Output) stopped the run
   double read_seconds_ = 0.0, write_seconds_ = 0.0;
 };
 
@@ -498,6 +510,7 @@ BatchResult BatchRunner::run() {
   start_readers();
   start_writer();
   try {
+    write_missing_items();
     for (std::size_t w = 0; w < plan_.work.size(); ++w) {
       throw_if_stop_requested();
       if (halted() || !sample_next(w)) break;
@@ -520,13 +533,11 @@ void BatchRunner::plan() {
     spdlog::info("seed: {} (random; pass --seed {} to reproduce, and to resume with the same seed)", result_.seed,
                  result_.seed);
   }
-  result_.report_path = o_.report.empty() ? default_report_path(o_) : o_.report;
-  found_ = find_tuples(o_);
-  for (const std::string& w : found_.warnings) spdlog::warn("{}", w);
-  result_.layout = layout_name(found_.layout);
-  result_.found = static_cast<int>(found_.tuples.size());
-  result_.incomplete = static_cast<int>(found_.incomplete.size());
-  plan_ = plan_run(o_, found_, generated_);
+  plan_ = plan_run(o_, generated_);
+  result_.report_path = plan_.report_path;
+  result_.layout = layout_name(plan_.found.layout);
+  result_.found = static_cast<int>(plan_.found.tuples.size());
+  result_.incomplete = static_cast<int>(plan_.found.incomplete.size());
   result_.in_shard = static_cast<int>(plan_.tuples.size());
   result_.skipped = plan_.complete;
   to_do_ = result_.in_shard - result_.skipped;
@@ -534,9 +545,8 @@ void BatchRunner::plan() {
                result_.found, result_.layout, result_.incomplete, shard_name(o_.shard), result_.in_shard,
                result_.skipped, to_do_);
 
-  check_report_path(result_.report_path, found_);
-  check_writable_dir(o_.output.path, "--output-dir");
   made_.create(o_.output.path, "--output-dir");
+  made_.create(fs::path(result_.report_path).parent_path().string(), "--report");  // checked by the plan's gate
   std::vector<Planned> todo;
   for (const Planned& p : plan_.tuples) {
     if (!p.complete) todo.push_back(p);
@@ -606,7 +616,7 @@ void BatchRunner::write(const WriteJob& job) {
         write_image_u8(p.outputs[g], tensor_to_image(job.outputs[j].images.at(m), job.geo[j]), w);
         spdlog::debug("wrote {}", p.outputs[g]);
       }
-      write_tuple_item(o_, p, p.outputs);
+      if (p.write_item) write_tuple_item(p);
       std::lock_guard<std::mutex> lock(stats_mu_);
       ++result_.written;
       report_progress();
@@ -627,13 +637,16 @@ bool BatchRunner::sample_next(std::size_t w) {
       if (!p.complete) fail(l.planned, l.failure);
     } else if (l.fast) {
       fast.push_back(&l);
-    } else if (!p.complete) {
+    } else if (!p.complete && !p.item_only) {
       slow.push_back(&l);
     }
   }
   if (halted()) return false;
   // Complete tuples join only a batch that has something to write.
-  if (std::any_of(fast.begin(), fast.end(), [&](const Loaded* l) { return !plan_.tuples[l->planned].complete; })) {
+  const auto sampled = [&](const Loaded* l) {
+    return !plan_.tuples[l->planned].complete && !plan_.tuples[l->planned].item_only;
+  };
+  if (std::any_of(fast.begin(), fast.end(), sampled)) {
     sample_fast(fast, plan_.batches[plan_.work[w]].front());
   }
   for (const Loaded* l : slow) {
@@ -667,7 +680,7 @@ void BatchRunner::sample_fast(const std::vector<Loaded*>& fast, std::size_t firs
   ++result_.batches;
   for (std::size_t j = 0; j < fast.size(); ++j) {
     const Planned& p = plan_.tuples[fast[j]->planned];
-    if (p.complete) continue;  // sampled for the batch's composition only
+    if (p.complete || p.item_only) continue;  // sampled for the batch's composition only
     if (error) {
       fail(fast[j]->planned, {p.src->key, error->reason, error->kind});
       continue;
@@ -689,7 +702,8 @@ void BatchRunner::translate_one(const Loaded& l) {
       std::error_code ec;
       fs::create_directories(fs::path(out).parent_path(), ec);
     }
-    write_tuple_item(o_, p, translate(t, models_).outputs);
+    translate(t, models_);
+    if (p.write_item) write_tuple_item(p);
     result_.translate_seconds += seconds_since(t0);
     std::lock_guard<std::mutex> lock(stats_mu_);
     ++result_.written;
@@ -700,6 +714,25 @@ void BatchRunner::translate_one(const Loaded& l) {
   } catch (...) {
     result_.translate_seconds += seconds_since(t0);
     fail(l.planned, failure_of(std::current_exception(), p.src->key));
+  }
+}
+
+// The items of tuples whose images a run before this one wrote (a rerun with --stac-out
+// added, or after writing an item failed): written from those images, without sampling.
+void BatchRunner::write_missing_items() {
+  for (std::size_t i = 0; i < plan_.tuples.size(); ++i) {
+    const Planned& p = plan_.tuples[i];
+    if (!p.item_only) continue;
+    throw_if_stop_requested();
+    if (halted()) return;
+    try {
+      write_tuple_item(p);
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      ++result_.written;
+      report_progress();
+    } catch (...) {
+      fail(i, failure_of(std::current_exception(), p.src->key));
+    }
   }
 }
 
@@ -714,7 +747,7 @@ void BatchRunner::finish() {
   result_.wall_seconds = seconds_since(started_);
   const double wall = result_.wall_seconds;
   write_text_atomically(result_.report_path,
-                        make_report(o_, result_, found_, generated_, window_, models_).dump(2) + "\n", "--report");
+                        make_report(o_, result_, plan_.found, generated_, window_, models_).dump(2) + "\n", "--report");
 
   spdlog::info("batch: {} written, {} skipped (complete), {} failed, {} not done; {:.2f} tuples/s; network busy {:.0f}% of "
                "{:.1f} s; report {}",
@@ -724,7 +757,11 @@ void BatchRunner::finish() {
     spdlog::error("failed: {}: {}", result_.failures[i].key, result_.failures[i].reason);
   }
   if (result_.failures.size() > 10) spdlog::error("... and {} more (see the report)", result_.failures.size() - 10);
-  if (result_.stopped_early) spdlog::error("stopped at the first failure (--fail-fast); rerun to go on");
+  if (result_.stopped_early) {
+    spdlog::error(output_failed_ ? "stopped at the first output that could not be written; free the space (or fix "
+                                   "the output folder) and rerun to go on"
+                                 : "stopped at the first failure (--fail-fast); rerun to go on");
+  }
 }
 
 void BatchRunner::shutdown() {
@@ -740,9 +777,14 @@ void BatchRunner::fail(std::size_t index, TupleFailure failure) {
   std::lock_guard<std::mutex> lock(stats_mu_);
   failure.key = plan_.tuples[index].src->key;
   spdlog::warn("tuple {} failed: {}", failure.key, failure.reason);
+  // an output that cannot be written (a full disk, a lost mount) fails every tuple after it
+  if (failure.kind == ErrorKind::Output && !halt_) {
+    output_failed_ = true;
+    spdlog::error("stopping: an output could not be written, and the tuples after it would fail the same way");
+  }
   result_.failures.push_back(std::move(failure));
   ++result_.failed;
-  if (o_.fail_fast) halt_ = true;
+  if (o_.fail_fast || output_failed_) halt_ = true;
   report_progress();
 }
 
@@ -766,15 +808,14 @@ void BatchRunner::report_progress() {
 
 BatchPlan plan_batch(const BatchOptions& o) {
   validate(o);
-  const Discovered found = find_tuples(o);
-  for (const std::string& w : found.warnings) spdlog::warn("{}", w);
-  const Plan plan = plan_run(o, found, generated_of(o));
+  const Plan plan = plan_run(o, generated_of(o));
   BatchPlan p;
-  p.layout = layout_name(found.layout);
-  p.found = static_cast<int>(found.tuples.size());
-  p.incomplete = static_cast<int>(found.incomplete.size());
+  p.layout = layout_name(plan.found.layout);
+  p.found = static_cast<int>(plan.found.tuples.size());
+  p.incomplete = static_cast<int>(plan.found.incomplete.size());
   p.in_shard = static_cast<int>(plan.tuples.size());
   p.complete = plan.complete;
+  p.report = plan.report_path;
   for (const Planned& t : plan.tuples) {
     if (t.complete) continue;
     p.keys.push_back(t.src->key);
@@ -782,6 +823,7 @@ BatchPlan plan_batch(const BatchOptions& o) {
     for (std::size_t i = 0; i < t.outputs.size(); ++i) {
       if (t.write[i]) outs.push_back(t.outputs[i]);
     }
+    if (t.write_item) outs.push_back(t.item);
     p.outputs.push_back(outs);
   }
   return p;
@@ -796,6 +838,7 @@ std::string describe(const BatchPlan& p) {
     for (const std::string& f : p.outputs[i]) out += " -> " + f;
     out += "\n";
   }
+  out += "report: " + p.report + "\n";
   return out;
 }
 

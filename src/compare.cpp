@@ -51,7 +51,17 @@ void validate(const CompareOptions& o) {
 
 CompareResult compare_image_sets(const CompareOptions& o, Extractors* extractors, const FeatureProgress& progress) {
   validate(o);
-  if (!o.json.empty()) check_output_location(o.json, "--json", true);  // before the slow part
+  // every file it writes, checked before the slow part; --json and the features are replaced
+  OutputGate gate({o.real, o.fake, o.features}, true);
+  if (!o.json.empty()) gate.add_replaced(o.json, FileKind::Json, "--json");
+  if (!o.save_features.empty()) {
+    gate.allow_new_dirs(o.save_features);
+    for (const char* set : {"real", "fake"}) {
+      for (const char* name : {"inception.npy", "vgg16.npy"}) {
+        gate.add_replaced((fs::path(o.save_features) / set / name).string(), FileKind::Features, "--save-features");
+      }
+    }
+  }
   ImageFeatures real, fake;
   json report;
   if (!o.features.empty()) {

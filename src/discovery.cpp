@@ -1,6 +1,7 @@
 #include "copgen/discovery.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -11,7 +12,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "copgen/error.hpp"
-#include "copgen/outputs.hpp"
+#include "copgen/files.hpp"
 #include "text.hpp"
 
 namespace copgen {
@@ -267,7 +268,10 @@ Discovered discover_tuples(const std::string& root_text, const std::vector<Modal
   std::error_code ec;
   const fs::path skip = exclude.empty() || !fs::is_directory(exclude, ec) ? fs::path() : fs::path(exclude);
   if (!fs::is_directory(root, ec)) {
-    throw InputError("--input-dir '" + root_text + "': not a directory");
+    const bool loop = ec.value() == ELOOP;
+    const bool missing = !loop && !fs::exists(fs::symlink_status(root, ec));
+    throw InputError("--input-dir '" + root_text + "': " +
+                     (loop ? "a symbolic link loop" : missing ? "does not exist" : "not a directory"));
   }
   std::map<Modality, std::vector<fs::path>> core_dirs, mod_dirs;
   std::vector<std::string> names;

@@ -484,6 +484,12 @@ EvalResult Runner::run() {
     throw InputError("--test-set '" + o_.test_set + "': " + std::to_string(n) + " complete tuple(s); precision/recall " +
                      "with k = " + std::to_string(o_.pr.k) + " need at least " + std::to_string(o_.pr.k + 1));
   }
+  // the tables are replaced by every run; the cache beside them is the run's own
+  OutputGate gate({o_.test_set}, true);
+  gate.allow_new_dirs(o_.output);
+  for (const char* name : {"table1.md", "table1.csv", "table1.json"}) {
+    gate.add_replaced((fs::path(o_.output) / name).string(), FileKind::Table, "-o");
+  }
   prepare_cache();
 
   std::vector<EvalCondition> conditions = table1_conditions();

@@ -20,7 +20,7 @@
 #include "copgen/error.hpp"
 #include "copgen/inputs.hpp"
 #include "copgen/npy.hpp"
-#include "copgen/outputs.hpp"
+#include "copgen/files.hpp"
 #include "copgen/pipeline.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"

@@ -163,7 +163,9 @@ inline std::string file_name(const std::string& path) {
 
 // Defined in raster_io.cpp.
 // Opens a raster for reading; InputError "<what> '<path>': ..." when missing, unreadable,
-// not a raster or without pixels.
+// not a raster or without pixels. An http(s) URL under /vsicurl/ (or inside a vrt://
+// connection string) is first probed with probe_remote_raster (copgen/remote.hpp), whose
+// errors name the URL.
 DatasetPtr open_dataset(const std::string& path, const std::string& what);
 // A temporary name next to `path` (".<name>.tmp-<pid>-<n>").
 std::string temporary_path(const std::string& path);

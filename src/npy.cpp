@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "copgen/error.hpp"
-#include "copgen/outputs.hpp"
+#include "copgen/files.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "copgen's .npy support assumes a little-endian host"

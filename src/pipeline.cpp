@@ -235,6 +235,7 @@ void validate(const TranslateOptions& o) {
   if (gen.empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
   validate_run(o.sampling, o.output, o.samples, o.to);
   validate(o.scene, gen, o.samples);
+  check_asset_overrides(o.scene.assets, std::vector<Modality>(given.begin(), given.end()));
 }
 
 void validate(const GenerateOptions& o) {
@@ -291,9 +292,10 @@ RunResult translate_tiles(const TranslateOptions& o, const std::vector<GivenProb
   std::vector<GivenSource> given;
   for (size_t i = 0; i < o.inputs.size(); ++i) given.push_back(load_given(o.inputs[i], probes[i], models));
   const GeoInfo geo = given[0].data.geo;  // outputs take the first input's georeferencing
-  const OutputPlan plan = plan_tile_outputs(o, generated);
+  OutputPlan plan = plan_tile_outputs(o, generated);
   const std::vector<std::uint8_t> mask = tile_nodata_mask(given, o.scene.fill_nodata);
   encode_given(given, models);
+  plan.gate.make_dirs();
   spdlog::info("translate {} -> {} ({} steps, {}, {} sample(s))",
                join_modalities(sorted_modalities([&] {
                  std::vector<Modality> v;
@@ -301,24 +303,25 @@ RunResult translate_tiles(const TranslateOptions& o, const std::vector<GivenProb
                  return v;
                }())),
                join_modalities(generated), o.sampling.sampler.steps, solver_name(o.sampling.sampler.solver), o.samples);
-  return run(o.sampling, o.output, o.samples, std::move(given), generated, geo, mask, plan, models, progress,
-             "translate");
+  RunResult r = run(o.sampling, o.output, o.samples, std::move(given), generated, geo, mask, plan, models, progress,
+                    "translate");
+  write_run_stac_item(o, plan, r);
+  return r;
 }
 
 }  // namespace
 
+void write_run_stac_item(const TranslateOptions& o, const OutputPlan& plan, const RunResult& r) {
+  if (plan.stac_item.empty()) return;
+  std::vector<std::string> sources;
+  for (const GivenInput& g : o.inputs) sources.push_back(g.path);
+  write_stac_item(plan.stac_item, fs::path(plan.stac_item).stem().string(), r.outputs, sources);
+}
+
 RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   validate(o);
-  const std::string& item = o.output.stac_item;
-  if (!item.empty()) check_output_location(item, "--stac-out", o.output.overwrite);
   const std::vector<GivenProbe> probes = probe_tiles(o, models);
-  RunResult r = probes.empty() ? translate_scene(o, models, progress) : translate_tiles(o, probes, models, progress);
-  if (!item.empty()) {
-    std::vector<std::string> sources;
-    for (const GivenInput& g : o.inputs) sources.push_back(g.path);
-    write_stac_item(item, std::filesystem::path(item).stem().string(), r.outputs, sources);
-  }
-  return r;
+  return probes.empty() ? translate_scene(o, models, progress) : translate_tiles(o, probes, models, progress);
 }
 
 TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
@@ -339,7 +342,7 @@ TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
     p.network_calls = cost.network_calls;
     p.window_evaluations = cost.window_evaluations;
     p.memory_bytes = cost.canvas_bytes;
-    for (const auto& row : plan.outputs.images) p.outputs.insert(p.outputs.end(), row.begin(), row.end());
+    for (const PlannedFile& f : plan.outputs.gate.files()) p.outputs.push_back(f);
     return p;
   }
   const OutputPlan plan = plan_tile_outputs(o, generated_of(o));
@@ -347,12 +350,7 @@ TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
   const TileCalls calls = tile_calls(o.sampling, o.samples, true);
   p.network_calls = calls.solver_steps;
   p.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps * calls.per_step;
-  for (const auto& row : plan.images) p.outputs.insert(p.outputs.end(), row.begin(), row.end());
-  for (const auto& row : plan.latents) {
-    for (const std::string& l : row) {
-      if (!l.empty()) p.outputs.push_back(l);
-    }
-  }
+  p.outputs = plan.gate.files();
   return p;
 }
 
@@ -362,7 +360,7 @@ std::string describe(const TranslatePlan& p) {
   out += fmt::format("windows: {}\n", p.windows);
   out += fmt::format("network calls: {} ({} window evaluation(s))\n", p.network_calls, p.window_evaluations);
   if (p.scene) out += fmt::format("memory: about {:.1f} MB for the latent canvas\n", p.memory_bytes / 1e6);
-  for (const std::string& f : p.outputs) out += "output: " + f + "\n";
+  for (const PlannedFile& f : p.outputs) out += "output: " + f.path + " (" + file_kind_name(f.kind) + ", " + f.flag + ")\n";
   return out;
 }
 
@@ -371,7 +369,8 @@ RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& p
   const std::vector<Modality> generated =
       o.to.empty() ? std::vector<Modality>(kAllModalities.begin(), kAllModalities.end())
                    : sorted_modalities(o.to);
-  const OutputPlan plan = plan_outputs(o.output, o.samples, generated, generated, {});
+  OutputPlan plan = plan_outputs(o.output, o.samples, generated, generated, {});
+  plan.gate.make_dirs();
   spdlog::info("generate {} ({} steps, {}, {} sample(s))", join_modalities(generated),
                o.sampling.sampler.steps, solver_name(o.sampling.sampler.solver), o.samples);
   return run(o.sampling, o.output, o.samples, {}, generated, std::nullopt, {}, plan, models, progress, "generate");

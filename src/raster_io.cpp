@@ -34,7 +34,8 @@
 #include <spdlog/spdlog.h>
 
 #include "copgen/error.hpp"
-#include "copgen/outputs.hpp"
+#include "copgen/files.hpp"
+#include "copgen/remote.hpp"
 #include "gdal_support.hpp"
 
 namespace copgen {
@@ -108,17 +109,37 @@ GeoInfo read_geo(GDALDataset& ds, const std::string& path) {
   return geo;
 }
 
-// Opens `path` read-only as a raster with at least one band; InputError otherwise.
+// The http(s) URL of a "/vsicurl/http(s)://..." path; "" for any other path.
+std::string vsicurl_http_url(const std::string& path) {
+  if (path.rfind("/vsicurl/", 0) != 0) return "";
+  const std::string url = path.substr(9);
+  return is_http_url(url) ? url : "";
+}
+
+// The file a raster path reads: the path itself, or the one in a "vrt://" connection string
+// ("vrt:///vsicurl/http://h/x.tif?bands=2"; GDAL ends that path at the first '?').
+std::string file_of(const std::string& path) {
+  if (path.rfind("vrt://", 0) != 0) return path;
+  const std::string inner = path.substr(6);
+  return inner.substr(0, inner.find('?'));
+}
+
+// Opens `path` read-only as a raster with at least one band; InputError otherwise. A raster
+// over HTTP is probed first (probe_remote_raster), so that GDAL never opens a URL whose server
+// sends an endless body, HTML or an error status.
 DatasetPtr open_raster(const std::string& path, const std::string& what) {
   init_gdal();
+  const std::string file = file_of(path);  // what the checks before GDAL opens `path` look at
+  const std::string url = vsicurl_http_url(file);
+  if (!url.empty()) probe_remote_raster(url, what);
   VSIStatBufL st;
-  if (!stat_path(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG | VSI_STAT_SIZE_FLAG)) {
+  if (!stat_path(file, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG | VSI_STAT_SIZE_FLAG)) {
     input_error(what, path, "file not found");
   }
   if (VSI_ISREG(st.st_mode) && st.st_size == 0) input_error(what, path, "file is empty (0 bytes)");
-  if (is_local(path)) {
+  if (is_local(file)) {
     // reading a FIFO or a device would block or never end
-    const std::string special = special_file_kind(path);
+    const std::string special = special_file_kind(file);
     if (!special.empty()) input_error(what, path, "is " + special + ", not a regular file");
   }
 
@@ -130,7 +151,7 @@ DatasetPtr open_raster(const std::string& path, const std::string& what) {
     // Some rasters are directories (e.g. an Arc/Info grid), so only a failed open says
     // a directory or an unreadable file is the problem.
     if (VSI_ISDIR(st.st_mode)) input_error(what, path, "is a directory, not a raster GDAL can read");
-    if (is_local(path) && ::access(path.c_str(), R_OK) != 0) {
+    if (is_local(file) && ::access(file.c_str(), R_OK) != 0) {
       input_error(what, path, std::string("cannot be read (") + std::strerror(errno) + ")");
     }
     input_error(what, path, "not a raster GDAL can read (" + capture.message() + ")");
@@ -486,6 +507,14 @@ void init_gdal() {
   std::call_once(once, [] {
     GDALAllRegister();
     CPLSetErrorHandler(&global_error_handler);
+    // GDAL's own reads over HTTP (a raster's byte ranges) end when a server stops sending,
+    // unless the user chose otherwise (a config option or the environment).
+    const char* const http_defaults[][2] = {{"GDAL_HTTP_CONNECTTIMEOUT", "30"},
+                                            {"GDAL_HTTP_LOW_SPEED_TIME", "60"},
+                                            {"GDAL_HTTP_LOW_SPEED_LIMIT", "1"}};
+    for (const auto& [key, value] : http_defaults) {
+      if (CPLGetConfigOption(key, nullptr) == nullptr) CPLSetConfigOption(key, value);
+    }
   });
 }
 
@@ -520,13 +549,20 @@ RasterInfo probe_raster(const std::string& path, const std::string& what) {
 }
 
 std::string read_text(const std::string& path, const std::string& what) {
+  const std::string url = vsicurl_http_url(path);
+  if (!url.empty()) return fetch_text(url, what);
   init_gdal();
-  constexpr GIntBig kMaxText = 256 * 1024 * 1024;  // a STAC search result, not a raster
+  const std::uint64_t limit = remote_text_limit();
   ErrorCapture capture;
   GByte* data = nullptr;
   vsi_l_offset size = 0;
-  if (!VSIIngestFile(nullptr, path.c_str(), &data, &size, kMaxText)) {
+  if (!VSIIngestFile(nullptr, path.c_str(), &data, &size, static_cast<GIntBig>(limit))) {
     std::string why = capture.message();
+    const std::string shown = path.rfind("/vsicurl/", 0) == 0 ? path.substr(9) : path;
+    // VSIIngestFile's words for a file over its maximum size
+    if (why.find("too large to be opened") != std::string::npos) {
+      input_error(what, shown, "holds " + remote_text_limit_exceeded());
+    }
     // over HTTP the status is in the warning of the last attempt ("HTTP error code: 503 -
     // URL. Retrying ..."), the failure only says that bytes are missing
     const std::string& http = capture.last_warning();
@@ -535,7 +571,6 @@ std::string read_text(const std::string& path, const std::string& what) {
     } else if (path.rfind("/vsicurl/", 0) == 0) {
       why += "; CPL_CURL_VERBOSE=YES shows the server's answers, GDAL_HTTP_MAX_RETRY=3 retries failed requests";
     }
-    const std::string shown = path.rfind("/vsicurl/", 0) == 0 ? path.substr(9) : path;
     input_error(what, shown, "cannot be read (" + why + ")");
   }
   std::string text(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));

@@ -10,7 +10,7 @@
 #include <gdal_utils.h>
 #include <ogr_spatialref.h>
 
-#include "copgen/outputs.hpp"
+#include "copgen/files.hpp"
 #include "gdal_support.hpp"
 
 namespace copgen {
@@ -18,6 +18,10 @@ namespace copgen {
 using namespace gdal_detail;
 
 namespace {
+
+// No grid or window is a billion pixels across: beyond that a flag's value is a mistake
+// (and pixel numbers would overflow).
+constexpr double kMaxGridPixels = 1e9;
 
 std::string wkt_of(const OGRSpatialReference& srs) {
   char* wkt = nullptr;
@@ -326,6 +330,11 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
   Grid g;
   g.georeferenced = true;
   g.crs_wkt = wkt_of(dst);
+  if (cx1 - cx0 >= kMaxGridPixels || cy1 - cy0 >= kMaxGridPixels) {
+    throw UsageError(fmt::format("--target-res {:g}: the inputs would be a grid of {:.3g} x {:.3g} pixels, beyond any "
+                                 "scene copgen can write; give a resolution in metres (default: 10)",
+                                 rx, cx1 - cx0, cy1 - cy0));
+  }
   g.width = static_cast<int>(std::llround(cx1 - cx0));
   g.height = static_cast<int>(std::llround(cy1 - cy0));
   // origin + whole pixels: the reference's own origin when the extent starts there
@@ -355,12 +364,34 @@ PixelWindow projwin_pixels(const Grid& grid, const std::array<double, 4>& projwi
     ulx = *std::min_element(xs, xs + 4), lrx = *std::max_element(xs, xs + 4);
     uly = *std::max_element(ys, ys + 4), lry = *std::min_element(ys, ys + 4);
   }
-  PixelWindow w;
-  w.x = static_cast<int>(std::floor((ulx - gt[0]) / gt[1] + 0.001));
-  w.y = static_cast<int>(std::floor((uly - gt[3]) / gt[5] + 0.001));
-  w.width = static_cast<int>(std::floor((lrx - ulx) / gt[1] + 0.5));
-  w.height = static_cast<int>(std::floor((lry - uly) / gt[5] + 0.5));
-  return w;
+  const double px[4] = {std::floor((ulx - gt[0]) / gt[1] + 0.001), std::floor((uly - gt[3]) / gt[5] + 0.001),
+                        std::floor((lrx - ulx) / gt[1] + 0.5), std::floor((lry - uly) / gt[5] + 0.5)};
+  // beyond a billion pixels a window is no region of any scene (and would overflow)
+  if (!std::all_of(px, px + 4, [](double v) { return std::abs(v) < kMaxGridPixels; }) ||
+      std::abs(px[0] + px[2]) >= kMaxGridPixels || std::abs(px[1] + px[3]) >= kMaxGridPixels) {
+    throw UsageError(fmt::format("--projwin {} {} {} {}: lies {:.3g} x {:.3g} pixels from the grid's origin, "
+                                 "far outside the inputs ({} x {} pixels); check the coordinates{}",
+                                 projwin[0], projwin[1], projwin[2], projwin[3], px[0], px[1], grid.width, grid.height,
+                                 srs.empty() ? " (in the grid's CRS; or give --projwin-srs)" : " and --projwin-srs"));
+  }
+  return {static_cast<int>(px[0]), static_cast<int>(px[1]), static_cast<int>(px[2]), static_cast<int>(px[3])};
+}
+
+void check_target_crs(const std::string& crs) {
+  if (crs.empty()) return;
+  OGRSpatialReference srs;
+  if (!parse_srs(crs, srs)) throw UsageError("--target-crs: '" + crs + "' is not a CRS GDAL understands");
+  if (srs.IsGeocentric()) {
+    throw UsageError("--target-crs '" + crs + "': a geocentric CRS (X, Y, Z from the Earth's centre) has no map "
+                     "plane to lay pixels on; give a projected CRS in metres (e.g. a UTM zone, EPSG:326NN)");
+  }
+  if (srs.IsProjected() && std::abs(srs.GetLinearUnits() - 1.0) > 1e-9) {
+    const char* unit = nullptr;
+    srs.GetLinearUnits(&unit);
+    throw UsageError(fmt::format("--target-crs '{}': a projected CRS in {}; copgen's pixels are metres "
+                                 "(--target-res), so give a projected CRS in metres",
+                                 crs, unit != nullptr ? unit : "units other than metres"));
+  }
 }
 
 Grid window_grid(const Grid& grid, const PixelWindow& window) {

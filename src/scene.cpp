@@ -1,6 +1,8 @@
 #include "copgen/scene.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -50,6 +52,7 @@ void validate(const SceneOptions& o) {
     throw UsageError(fmt::format("--target-res: must be a positive number of metres, got {:g}", *o.target_resolution));
   }
   if (o.s2l2a_offset < 0) throw UsageError("--l2a-offset: must not be negative");
+  check_target_crs(o.target_crs);
   if (o.projwin && o.srcwin) throw UsageError("--projwin and --srcwin cannot be used together; give one window");
   if (!o.projwin_srs.empty() && !o.projwin) throw UsageError("--projwin-srs needs --projwin");
   if (o.projwin) {
@@ -64,6 +67,12 @@ void validate(const SceneOptions& o) {
   if (o.srcwin && (o.srcwin->width < 1 || o.srcwin->height < 1)) {
     throw UsageError(fmt::format("--srcwin {} {} {} {}: XSIZE and YSIZE must be at least 1", o.srcwin->x, o.srcwin->y,
                                  o.srcwin->width, o.srcwin->height));
+  }
+  if (o.srcwin && (std::int64_t{o.srcwin->x} + o.srcwin->width > std::numeric_limits<int>::max() ||
+                   std::int64_t{o.srcwin->y} + o.srcwin->height > std::numeric_limits<int>::max())) {
+    throw UsageError(fmt::format("--srcwin {} {} {} {}: the window ends past pixel {}, beyond any scene",
+                                 o.srcwin->x, o.srcwin->y, o.srcwin->width, o.srcwin->height,
+                                 std::numeric_limits<int>::max()));
   }
 }
 
@@ -256,8 +265,10 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
     }
     const StacItem item = read_stac_item(path, what);
     in.kind = InputKind::Physical;
-    in.files = stac_band_files(item, modality, assets, what);
-    in.bands.assign(in.files.size(), 1);
+    for (const StacBand& b : stac_band_files(item, modality, assets, what)) {
+      in.files.push_back(b.path);
+      in.bands.push_back(b.band);
+    }
     spdlog::info("{}: '{}' is the STAC item {}", modality_name(modality), path, item.id());
   } else if (fs::is_directory(path, ec)) {
     resolve_product_folder(in, modality, path, requested, what, names);

@@ -226,8 +226,10 @@ void write_core(RasterSink& sink, const torch::Tensor& px, const ScenePlan& plan
   if (!scene.fill_nodata) sink.write_mask(valid, x0p, y0p);
 }
 
-// The per-pixel `name` ("mean" or "std") over the samples of generated modality g.
-std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std::size_t g, const std::string& name) {
+// The per-pixel `name` ("mean" or "std") over the samples of generated modality g, to the
+// plan's path p.
+std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std::size_t g, const std::string& name,
+                          const std::string& p) {
   std::vector<RasterSource> samples;
   for (int k = 0; k < o.samples; ++k) {
     samples.push_back(RasterSource::open(plan.outputs.images[static_cast<std::size_t>(k)][g], "sample"));
@@ -235,8 +237,6 @@ std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std:
   const int bands = samples[0].info().bands;
   std::vector<int> band_list;
   for (int b = 1; b <= bands; ++b) band_list.push_back(b);
-  const fs::path base = fs::path(output_path(o.output.path, plan.roles.generated, plan.roles.generated[g], 0, 1));
-  const std::string p = (base.parent_path() / (base.stem().string() + "_" + name + base.extension().string())).string();
   SinkSpec spec;
   spec.grid = plan.grid;
   spec.bands = bands;
@@ -303,7 +303,10 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
     input_paths.push_back(in.label);
     input_paths.insert(input_paths.end(), in.files.begin(), in.files.end());
   }
-  p.outputs = plan_outputs(o.output, o.samples, generated, {}, input_paths);
+  std::vector<std::string> summaries;
+  if (o.samples > 1 && o.scene.summary_mean) summaries.push_back("mean");
+  if (o.samples > 1 && o.scene.summary_std) summaries.push_back("std");
+  p.outputs = plan_outputs(o.output, o.samples, generated, {}, input_paths, summaries);
   spdlog::info("scene {} x {} ({}), {} tiling, overlap {} px", p.grid.width, p.grid.height,
                p.grid.georeferenced ? fmt::format("{:g} m", p.grid.resolution()) : "no georeferencing",
                tiling_name(o.scene.tiling), o.scene.overlap);
@@ -426,8 +429,10 @@ std::vector<std::string> write_summaries(const ScenePlan& plan, const TranslateO
   std::vector<std::string> written;
   if (o.samples < 2) return written;
   for (std::size_t g = 0; g < plan.roles.generated.size(); ++g) {
-    if (o.scene.summary_mean) written.push_back(write_summary(plan, o, g, "mean"));
-    if (o.scene.summary_std) written.push_back(write_summary(plan, o, g, "std"));
+    const std::vector<std::string>& paths = plan.outputs.summaries[g];
+    std::size_t next = 0;
+    if (o.scene.summary_mean) written.push_back(write_summary(plan, o, g, "mean", paths.at(next++)));
+    if (o.scene.summary_std) written.push_back(write_summary(plan, o, g, "std", paths.at(next++)));
   }
   return written;
 }
@@ -459,9 +464,10 @@ void log_cost(const ScenePlan& plan, const SceneCost& c, const TranslateOptions&
 
 RunResult translate_scene(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   const auto started = std::chrono::steady_clock::now();
-  const ScenePlan plan = prepare_scene(o, models);
+  ScenePlan plan = prepare_scene(o, models);
   const SceneCost cost = scene_cost(plan, o, models);
   log_cost(plan, cost, o);
+  plan.outputs.gate.make_dirs();
   RunResult result;
   result.seed = plan.seed;
   const int batch = o.sampling.batch_size;
@@ -494,6 +500,7 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
   }
   for (const std::string& f : write_summaries(plan, o)) result.outputs.push_back(f);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  write_run_stac_item(o, plan.outputs, result);
   return result;
 }
 

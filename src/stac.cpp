@@ -3,16 +3,20 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
+#include "copgen/cancel.hpp"
 #include "copgen/error.hpp"
-#include "copgen/outputs.hpp"
+#include "copgen/files.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/raster_scene.hpp"
 #include "text.hpp"
@@ -37,21 +41,54 @@ std::pair<std::string, std::string> split_fragment(const std::string& reference)
 // Where GDAL reads a reference: a URL through /vsicurl/.
 std::string location_of(const std::string& base) { return is_url(base) ? "/vsicurl/" + base : base; }
 
+// nlohmann's DOM parser, stopped by SIGINT/SIGTERM: a large search result takes seconds to
+// parse. (Its callback parser would do, but ends each object with a scan of its parent:
+// quadratic in an ItemCollection's features.)
+class StoppableParser : public nlohmann::detail::json_sax_dom_parser<json> {
+ public:
+  explicit StoppableParser(json& doc) : json_sax_dom_parser(doc, false) {}
+  bool start_object(std::size_t n) {
+    if (++objects_ % 4096 == 0) throw_if_stop_requested();
+    return json_sax_dom_parser::start_object(n);
+  }
+
+ private:
+  std::size_t objects_ = 0;
+};
+
+bool is_item(const json& j) { return j.is_object() && j.value("type", "") == "Feature" && j.contains("assets"); }
+
+// A JSON document as read, shared: an ItemCollection of 200,000 items is read, parsed and
+// kept once, and each of its items found by id without a scan.
+struct Document {
+  json doc;
+  std::unordered_map<std::string, const json*> items;  // the items of a FeatureCollection by id (the first of an id)
+};
+
 // Parsed JSON documents by location, so that the items of one collection are read once.
-json read_json(const std::string& location, const std::string& what, const std::string& shown) {
+std::shared_ptr<const Document> read_json(const std::string& location, const std::string& what,
+                                          const std::string& shown) {
   static std::mutex mu;
-  static std::map<std::string, json> cache;
+  static std::map<std::string, std::shared_ptr<const Document>> cache;
   {
     std::lock_guard<std::mutex> lock(mu);
     if (const auto it = cache.find(location); it != cache.end()) return it->second;
   }
   const std::string text = read_text(location, what);
-  json doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded()) throw InputError(what + " '" + shown + "': not JSON (a STAC item or ItemCollection was expected)");
+  auto d = std::make_shared<Document>();
+  StoppableParser parser(d->doc);
+  if (!json::sax_parse(text, &parser) || d->doc.is_discarded()) {
+    throw InputError(what + " '" + shown + "': not JSON (a STAC item or ItemCollection was expected)");
+  }
+  if (d->doc.is_object() && d->doc.contains("features") && d->doc["features"].is_array()) {
+    for (const json& f : d->doc["features"]) {
+      if (is_item(f)) d->items.emplace(f.value("id", ""), &f);
+    }
+  }
   std::lock_guard<std::mutex> lock(mu);
   if (cache.size() >= 16) cache.clear();
-  cache[location] = doc;
-  return doc;
+  cache[location] = d;
+  return d;
 }
 
 std::string ids_of(const json& features) {
@@ -63,8 +100,6 @@ std::string ids_of(const json& features) {
   }
   return ids;
 }
-
-bool is_item(const json& j) { return j.is_object() && j.value("type", "") == "Feature" && j.contains("assets"); }
 
 // The usual asset keys of a band role, in order of preference.
 const std::vector<std::string>& usual_keys(const std::string& role) {
@@ -89,25 +124,15 @@ std::vector<std::string> common_names(const json& asset) {
   return names;
 }
 
+// The keys of `assets` for messages: at most 8, then how many there are in all.
 std::string asset_keys(const json& assets) {
   std::string keys;
-  for (const auto& [k, v] : assets.items()) keys += (keys.empty() ? "" : ", ") + k;
-  return keys.empty() ? "none" : keys;
-}
-
-// The key of the asset for `role`: override, usual key, then common name; "" if none.
-std::string find_asset(const json& assets, const std::string& role, const std::map<std::string, std::string>& overrides) {
-  if (const auto it = overrides.find(role); it != overrides.end()) return it->second;
-  for (const std::string& want : usual_keys(role)) {
-    for (const auto& [k, v] : assets.items()) {
-      if (detail::lower(k) == detail::lower(want)) return k;
-    }
-  }
+  std::size_t n = 0;
   for (const auto& [k, v] : assets.items()) {
-    const auto names = common_names(v);
-    if (names.size() == 1 && names[0] == role) return k;
+    if (n++ < 8) keys += (keys.empty() ? "" : ", ") + k;
   }
-  return "";
+  if (n > 8) keys += ", ... (" + std::to_string(n) + " assets)";
+  return keys.empty() ? "none" : keys;
 }
 
 std::string utc_now() {
@@ -163,7 +188,8 @@ StacItem read_stac_item(const std::string& reference, const std::string& what) {
   StacItem item;
   item.reference = reference;
   item.location = location_of(base);
-  const json doc = read_json(item.location, what, base);
+  const std::shared_ptr<const Document> document = read_json(item.location, what, base);
+  const json& doc = document->doc;
   if (is_item(doc)) {
     if (!want.empty() && doc.value("id", "") != want) {
       throw InputError(what + " '" + reference + "': the item's id is '" + doc.value("id", "") + "', not '" + want + "'");
@@ -178,11 +204,9 @@ StacItem read_stac_item(const std::string& reference, const std::string& what) {
       item.json = features[0];
       return item;
     }
-    for (const json& f : features) {
-      if (is_item(f) && f.value("id", "") == want) {
-        item.json = f;
-        return item;
-      }
+    if (const auto it = document->items.find(want); !want.empty() && it != document->items.end()) {
+      item.json = *it->second;
+      return item;
     }
     throw InputError(what + " '" + reference + "': an ItemCollection of " + std::to_string(features.size()) +
                      " item(s)" + (want.empty() ? "; name one with #ITEM-ID" : " without an item '" + want + "'") +
@@ -192,31 +216,84 @@ StacItem read_stac_item(const std::string& reference, const std::string& what) {
                    "\"assets\") nor an ItemCollection");
 }
 
-std::string gdal_path_of_href(const std::string& href, const std::string& location) {
-  if (is_url(href)) return "/vsicurl/" + href;
-  if (detail::starts_with_ci(href, "s3://")) return "/vsis3/" + href.substr(5);
-  if (detail::starts_with_ci(href, "file://")) return href.substr(7);
-  if (!href.empty() && href[0] == '/') return href;  // absolute, /vsi... included
-  // relative: against the folder of the item
-  const std::string dir = location.substr(0, location.rfind('/') + 1);
-  if (detail::starts_with_ci(dir, "/vsicurl/")) {
-    std::vector<std::string> parts;
-    std::string rest = href;
-    std::string base = dir;
-    while (true) {
-      if (rest.rfind("./", 0) == 0) {
-        rest = rest.substr(2);
-      } else if (rest.rfind("../", 0) == 0) {
-        const auto cut = base.rfind('/', base.size() - 2);
-        if (cut != std::string::npos && cut + 1 > std::string("/vsicurl/https://").size()) base = base.substr(0, cut + 1);
-        rest = rest.substr(3);
-      } else {
-        break;
-      }
+namespace {
+
+// "%20" -> " " in a local path taken from an href (a URI reference).
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
     }
-    return base + rest;
   }
-  return (fs::path(dir.empty() ? "." : dir) / href).lexically_normal().string();
+  return out;
+}
+
+// "scheme" of "scheme://...", lower case; "" when the href has none.
+std::string scheme_of(const std::string& href) {
+  const auto colon = href.find("://");
+  if (colon == std::string::npos || colon == 0) return "";
+  const std::string scheme = detail::lower(href.substr(0, colon));
+  const bool word = std::all_of(scheme.begin(), scheme.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
+  return word ? scheme : "";
+}
+
+// A relative (or server-absolute "/x") href against the URL `base` of the item, as a
+// browser resolves it: "../b/x.tif" against "http://h/a/s/item.json" -> "http://h/a/b/x.tif".
+std::string resolve_url(const std::string& base, const std::string& href) {
+  const auto root_end = base.find('/', base.find("://") + 3);  // end of scheme://host[:port]
+  const std::string root = root_end == std::string::npos ? base : base.substr(0, root_end);
+  if (href.rfind("//", 0) == 0) return base.substr(0, base.find("://") + 1) + href;
+  if (!href.empty() && href[0] == '/') return root + href;
+  std::string dir = base.substr(0, base.find_first_of("?#"));
+  dir = dir.substr(0, dir.rfind('/') + 1);
+  if (dir.size() < root.size() + 1) dir = root + "/";
+  std::string rest = href;
+  for (;;) {
+    if (rest.rfind("./", 0) == 0) {
+      rest = rest.substr(2);
+    } else if (rest.rfind("../", 0) == 0) {
+      const auto cut = dir.rfind('/', dir.size() - 2);
+      if (cut != std::string::npos && cut >= root.size()) dir = dir.substr(0, cut + 1);
+      rest = rest.substr(3);
+    } else {
+      return dir + rest;
+    }
+  }
+}
+
+}  // namespace
+
+std::string gdal_path_of_href(const std::string& href, const std::string& location) {
+  const auto refuse = [&](const std::string& why) -> std::string {
+    throw InputError("href '" + href + "': " + why);
+  };
+  if (href.empty()) refuse("empty");
+  if (detail::starts_with_ci(href, "/vsi") || detail::starts_with_ci(href, "vrt:")) {
+    refuse("names one of GDAL's special files, which an item may not (give a URL or a file path)");
+  }
+  const bool remote_item = detail::starts_with_ci(location, "/vsicurl/");
+  const std::string scheme = scheme_of(href);
+  if (scheme == "http" || scheme == "https") return "/vsicurl/" + href;
+  if (scheme == "s3") return "/vsis3/" + href.substr(5);
+  if (scheme == "gs") return "/vsigs/" + href.substr(5);
+  if (scheme == "az") return "/vsiaz/" + href.substr(5);
+  if (scheme == "file") {
+    if (remote_item) refuse("a file on this machine, named by an item read over the network");
+    return percent_decoded(href.substr(7));
+  }
+  if (!scheme.empty()) refuse("the scheme '" + scheme + "' is not one copgen reads (http, https, s3, gs, az, file)");
+  if (remote_item) return "/vsicurl/" + resolve_url(location.substr(9), href);
+  const std::string path = percent_decoded(href);
+  if (!path.empty() && path[0] == '/') return path;
+  const std::string dir = location.substr(0, location.rfind('/') + 1);  // relative: against the item's folder
+  return (fs::path(dir.empty() ? "." : dir) / path).lexically_normal().string();
 }
 
 std::vector<std::string> band_roles(Modality m) {
@@ -237,27 +314,140 @@ std::pair<std::string, std::string> parse_asset_override(const std::string& spec
   return {role, spec.substr(eq + 1)};
 }
 
-std::vector<std::string> stac_band_files(const StacItem& item, Modality m,
-                                         const std::map<std::string, std::string>& overrides,
-                                         const std::string& what) {
+void add_asset_override(std::map<std::string, std::string>& overrides, const std::string& spec) {
+  const auto [role, key] = parse_asset_override(spec);
+  if (const auto it = overrides.find(role); it != overrides.end()) {
+    throw UsageError("--asset '" + spec + "': the role " + role + " is already given (--asset " + role + "=" +
+                     it->second + ")");
+  }
+  overrides[role] = key;
+}
+
+void check_asset_overrides(const std::map<std::string, std::string>& overrides, const std::vector<Modality>& given) {
+  for (const auto& [role, key] : overrides) {
+    std::string roles;
+    bool used = false;
+    for (Modality m : given) {
+      const std::vector<std::string> mine = band_roles(m);
+      used = used || std::find(mine.begin(), mine.end(), role) != mine.end();
+      roles += (roles.empty() ? "" : "; ") + modality_name(m) + ": " + detail::join(mine, ", ");
+    }
+    if (!used) {
+      throw UsageError("--asset " + role + "=" + key + ": no given modality reads a " + role + " band (" + roles + ")");
+    }
+  }
+}
+
+namespace {
+
+// An asset meant for looking at, not for its values: a true-colour image or an overview.
+bool is_visual(const std::string& key, const json& asset) {
+  const std::string k = detail::lower(key);
+  if (k.find("visual") != std::string::npos || k.find("tci") != std::string::npos) return true;
+  if (asset.contains("roles") && asset["roles"].is_array()) {
+    for (const json& r : asset["roles"]) {
+      if (r.is_string() && (r == "visual" || r == "overview" || r == "thumbnail")) return true;
+    }
+  }
+  return false;
+}
+
+// The 1-based band of `role` in an asset by its eo:bands; 1 for a single-band asset; 0 when
+// a multi-band asset lists no band of that common name.
+int band_of_role(const json& asset, const std::string& role) {
+  const std::vector<std::string> names = common_names(asset);
+  if (names.size() <= 1) return 1;
+  const auto it = std::find(names.begin(), names.end(), role);
+  return it == names.end() ? 0 : static_cast<int>(it - names.begin()) + 1;
+}
+
+struct Pick {
+  std::string key;
+  int band = 1;
+};
+
+// The asset --asset names for `role` and the band in it.
+Pick pick_override(const json& assets, const std::string& role, const std::string& key, const std::string& label) {
+  if (!assets.contains(key)) {
+    throw UsageError("--asset " + role + "=" + key + ": " + label + " has no asset '" + key + "' (assets: " +
+                     asset_keys(assets) + ")");
+  }
+  const std::vector<std::string> names = common_names(assets[key]);
+  const int band = band_of_role(assets[key], role);
+  if (band == 0) {
+    throw InputError(label + ": --asset " + role + "=" + key + " names an asset of " + std::to_string(names.size()) +
+                     " bands (eo:bands: " + detail::join(names, ", ") + "), none of them " + role);
+  }
+  if (names.size() == 1 && names[0] != role) {
+    spdlog::warn("{}: asset '{}' is the {} band by its eo:bands; read as {} as --asset says", label, key, names[0], role);
+  }
+  return {key, band};
+}
+
+// The asset of `role` without --asset: its usual key (unless its eo:bands name another
+// band while an asset of that band exists), else the single-band asset whose eo:bands
+// name it, else a multi-band asset that lists it (never a visual one). Warns when two
+// assets claim the role; key "" when none does.
+Pick pick_asset(const json& assets, const std::string& role, const std::string& label) {
+  std::string by_key;
+  for (const std::string& want : usual_keys(role)) {
+    for (const auto& [k, v] : assets.items()) {
+      if (by_key.empty() && detail::lower(k) == detail::lower(want)) by_key = k;
+    }
+  }
+  std::vector<std::string> single, multi;
+  for (const auto& [k, v] : assets.items()) {
+    const std::vector<std::string> names = common_names(v);
+    if (names.size() == 1 && names[0] == role) single.push_back(k);
+    if (names.size() > 1 && band_of_role(v, role) > 0 && !is_visual(k, v)) multi.push_back(k);
+  }
+  if (!by_key.empty()) {
+    const std::vector<std::string> names = common_names(assets[by_key]);
+    const bool disagrees = names.size() == 1 && names[0] != role;
+    if (!disagrees) return {by_key, band_of_role(assets[by_key], role) > 0 ? band_of_role(assets[by_key], role) : 1};
+    if (single.empty()) {
+      spdlog::warn("{}: asset '{}' is the {} band by its eo:bands; read as {} by its key", label, by_key, names[0], role);
+      return {by_key, 1};
+    }
+    spdlog::warn("{}: asset '{}' is the {} band by its eo:bands; reading '{}' as {}", label, by_key, names[0],
+                 single[0], role);
+    return {single[0], 1};
+  }
+  if (!single.empty()) {
+    if (single.size() > 1) {
+      spdlog::warn("{}: assets {} all name {} in their eo:bands; reading '{}' (choose with --asset {}=KEY)", label,
+                   detail::join(single, ", "), role, single[0], role);
+    }
+    return {single[0], 1};
+  }
+  if (!multi.empty()) return {multi[0], band_of_role(assets[multi[0]], role)};
+  return {"", 0};
+}
+
+}  // namespace
+
+std::vector<StacBand> stac_band_files(const StacItem& item, Modality m,
+                                      const std::map<std::string, std::string>& overrides, const std::string& what) {
   const json& assets = item.json.at("assets");
-  std::vector<std::string> files;
+  const std::string label = what + " '" + item.reference + "' (item " + item.id() + ")";
+  std::vector<StacBand> bands;
   for (const std::string& role : band_roles(m)) {
-    const std::string key = find_asset(assets, role, overrides);
-    const std::string label = what + " '" + item.reference + "' (item " + item.id() + ")";
-    if (key.empty()) {
+    const auto over = overrides.find(role);
+    const Pick pick = over != overrides.end() ? pick_override(assets, role, over->second, label)
+                                              : pick_asset(assets, role, label);
+    if (pick.key.empty()) {
       throw InputError(label + ": no asset for " + role + " (assets: " + asset_keys(assets) +
                        "); name one with --asset " + role + "=KEY");
     }
-    if (!assets.contains(key)) {
-      throw UsageError("--asset " + role + "=" + key + ": " + label + " has no asset '" + key + "' (assets: " +
-                       asset_keys(assets) + ")");
+    const json& a = assets[pick.key];
+    if (!a.contains("href") || !a["href"].is_string()) throw InputError(label + ": asset '" + pick.key + "' has no href");
+    try {
+      bands.push_back({gdal_path_of_href(a["href"].get<std::string>(), item.location), pick.band, pick.key});
+    } catch (const InputError& e) {
+      throw InputError(label + ": asset '" + pick.key + "': " + e.what());
     }
-    const json& a = assets[key];
-    if (!a.contains("href") || !a["href"].is_string()) throw InputError(label + ": asset '" + key + "' has no href");
-    files.push_back(gdal_path_of_href(a["href"].get<std::string>(), item.location));
   }
-  return files;
+  return bands;
 }
 
 std::optional<Modality> modality_of_item(const json& item) {
@@ -274,39 +464,173 @@ std::optional<Modality> modality_of_item(const json& item) {
   return std::nullopt;
 }
 
+namespace {
+
+// The bboxes of one modality's items in cells of one degree: the items whose footprint may
+// overlap a bbox, without comparing it with every item.
+class FootprintIndex {
+ public:
+  explicit FootprintIndex(const std::vector<const json*>& items) {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      throw_if_stop_requested();
+      const auto b = bbox_of(*items[i]);
+      if (!(b[2] > b[0] && b[3] > b[1])) continue;  // no footprint: overlaps nothing
+      const auto [x0, y0, x1, y1] = cells(b);
+      if ((x1 - x0 + 1) * (y1 - y0 + 1) > kMaxCells) {
+        wide_.push_back(i);
+        continue;
+      }
+      for (long x = x0; x <= x1; ++x) {
+        for (long y = y0; y <= y1; ++y) cells_[key(x, y)].push_back(i);
+      }
+    }
+  }
+  // The indices (ascending, each once) of the items whose bbox may overlap `b`.
+  std::vector<std::size_t> candidates(const std::array<double, 4>& b) const {
+    std::vector<std::size_t> out = wide_;
+    if (b[2] > b[0] && b[3] > b[1]) {
+      const auto [x0, y0, x1, y1] = cells(b);
+      if ((x1 - x0 + 1) * (y1 - y0 + 1) > kMaxCells) {  // a query wider than the index: every item
+        for (const auto& [k, items] : cells_) out.insert(out.end(), items.begin(), items.end());
+      } else {
+        for (long x = x0; x <= x1; ++x) {
+          for (long y = y0; y <= y1; ++y) {
+            if (const auto it = cells_.find(key(x, y)); it != cells_.end()) {
+              out.insert(out.end(), it->second.begin(), it->second.end());
+            }
+          }
+        }
+      }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+ private:
+  static constexpr long kSpan = 100000;    // cell keys: x * kSpan + y, both offset to be positive
+  static constexpr long kMaxCells = 1024;  // an item wider than this is a candidate of every query
+  static long cell(double v) { return static_cast<long>(std::floor(std::clamp(v, -1e4, 1e4))) + 20000; }
+  static std::array<long, 4> cells(const std::array<double, 4>& b) {
+    return {cell(b[0]), cell(b[1]), cell(b[2]), cell(b[3])};
+  }
+  static long key(long x, long y) { return x * kSpan + y; }
+  std::unordered_map<long, std::vector<std::size_t>> cells_;
+  std::vector<std::size_t> wide_;
+};
+
+// The items of `features` by modality (those of `from`), each id once: an item repeated
+// verbatim (a search result paged twice) is kept once, two different items of one id are an
+// InputError (its id names the tuple, its outputs and the "#ID" reference). Logs how many
+// features were left out, and why.
+std::map<Modality, std::vector<const json*>> items_by_modality(const json& features, const std::vector<Modality>& from,
+                                                              const std::string& label) {
+  std::map<Modality, std::vector<const json*>> by_mod;
+  std::unordered_map<std::string, const json*> by_id;
+  std::size_t not_items = 0, no_modality = 0, other = 0, repeated = 0;
+  std::set<std::string> unknown_collections;
+  for (const json& f : features) {
+    throw_if_stop_requested();
+    if (!is_item(f)) {
+      ++not_items;
+      continue;
+    }
+    const std::string id = f.value("id", "");
+    if (const auto [it, fresh] = by_id.emplace(id, &f); !fresh) {
+      if (*it->second != f) {
+        throw InputError(label + ": two different items have the id '" + id + "'; an id names a tuple, its outputs " +
+                         "(OUT/<id>/) and its reference (#ID), so ids must be unique");
+      }
+      ++repeated;
+      continue;
+    }
+    const auto m = modality_of_item(f);
+    if (!m) {
+      ++no_modality;
+      if (unknown_collections.size() < 4) unknown_collections.insert(f.value("collection", std::string("none")));
+    } else if (std::find(from.begin(), from.end(), *m) == from.end()) {
+      ++other;
+    } else {
+      by_mod[*m].push_back(&f);
+    }
+  }
+  if (not_items > 0) {
+    spdlog::warn("{}: {} feature(s) left out: not STAC items (\"type\": \"Feature\" with \"assets\")", label, not_items);
+  }
+  if (no_modality > 0) {
+    spdlog::warn("{}: {} item(s) left out: they name no modality (no copgen:modality property, and a collection copgen "
+                 "does not know: {})",
+                 label, no_modality, detail::join({unknown_collections.begin(), unknown_collections.end()}, ", "));
+  }
+  if (repeated > 0) spdlog::warn("{}: {} item(s) appear twice, identical; each is read once", label, repeated);
+  if (other > 0) spdlog::info("{}: {} item(s) of modalities not in --from left out", label, other);
+  return by_mod;
+}
+
+// The item of `candidates` (by_mod of a modality) that `first` is matched with: the same
+// grid:code, else the largest bbox overlap; the first in id order on a tie; nullptr if none.
+const json* match(const json& first, const std::vector<const json*>& items, bool coded,
+                  const std::unordered_map<std::string, std::vector<std::size_t>>& by_code, const FootprintIndex& index) {
+  if (coded) {
+    const auto it = by_code.find(first["properties"]["grid:code"].dump());
+    return it == by_code.end() ? nullptr : items[it->second.front()];
+  }
+  const json* best = nullptr;
+  double best_overlap = 0.0;
+  const auto box = bbox_of(first);
+  for (std::size_t i : index.candidates(box)) {
+    const double o = overlap(bbox_of(*items[i]), box);
+    if (o > best_overlap) best = items[i], best_overlap = o;
+  }
+  return best;
+}
+
+}  // namespace
+
 Discovered read_item_collection(const std::string& reference, const std::vector<Modality>& from) {
   const std::string what = "--inputs-from";
-  const json doc = read_json(location_of(reference), what, reference);
-  if (!doc.is_object() || doc.value("type", "") != "FeatureCollection" || !doc.contains("features")) {
-    throw InputError(what + " '" + reference + "': not a STAC ItemCollection (\"type\": \"FeatureCollection\")");
+  const std::string label = what + " '" + reference + "'";
+  const std::shared_ptr<const Document> document = read_json(location_of(reference), what, reference);
+  const json& doc = document->doc;
+  if (!doc.is_object() || doc.value("type", "") != "FeatureCollection" || !doc.contains("features") ||
+      !doc["features"].is_array()) {
+    throw InputError(label + ": not a STAC ItemCollection (\"type\": \"FeatureCollection\")");
   }
-  std::map<Modality, std::vector<const json*>> by_mod;
-  bool all_coded = true;
-  for (const json& f : doc["features"]) {
-    if (!is_item(f)) continue;
-    const auto m = modality_of_item(f);
-    if (!m || std::find(from.begin(), from.end(), *m) == from.end()) continue;
-    by_mod[*m].push_back(&f);
-    all_coded = all_coded && f.contains("properties") && f["properties"].contains("grid:code");
-  }
+  std::map<Modality, std::vector<const json*>> by_mod = items_by_modality(doc["features"], from, label);
+  bool coded = true;
   for (auto& [m, items] : by_mod) {
-    std::sort(items.begin(), items.end(), [](const json* a, const json* b) { return a->value("id", "") < b->value("id", ""); });
+    std::vector<std::pair<std::string, const json*>> keyed;  // ids read once, not per comparison
+    for (const json* f : items) keyed.emplace_back(f->value("id", ""), f);
+    std::sort(keyed.begin(), keyed.end());
+    for (std::size_t i = 0; i < keyed.size(); ++i) items[i] = keyed[i].second;
+    for (const json* f : items) coded = coded && f->contains("properties") && (*f)["properties"].contains("grid:code");
+  }
+  // per other modality: its items by grid:code (in id order), or a footprint index
+  std::map<Modality, std::unordered_map<std::string, std::vector<std::size_t>>> by_code;
+  std::map<Modality, FootprintIndex> indices;
+  for (std::size_t i = 1; i < from.size(); ++i) {
+    const std::vector<const json*>& items = by_mod[from[i]];
+    if (coded) {
+      for (std::size_t k = 0; k < items.size(); ++k) by_code[from[i]][(*items[k])["properties"]["grid:code"].dump()].push_back(k);
+    }
+    indices.emplace(from[i], FootprintIndex(coded ? std::vector<const json*>{} : items));
   }
   Discovered d;
   d.layout = TupleLayout::List;
-  const auto code_of = [](const json* f) { return (*f)["properties"]["grid:code"].dump(); };
+  std::map<std::string, std::string> id_of_key;
   for (const json* first : by_mod[from[0]]) {
+    throw_if_stop_requested();
     TupleSource t;
-    t.key = safe_key(first->value("id", ""));
+    const std::string id = first->value("id", "");
+    t.key = safe_key(id);
+    if (const auto [it, fresh] = id_of_key.emplace(t.key, id); !fresh) {
+      throw InputError(label + ": the items '" + it->second + "' and '" + id + "' would both write to OUT/" + t.key +
+                       "/ (ids are made safe as folder names); rename one");
+    }
     t.output_pattern = t.key + "/{modality}.tif";
-    t.inputs[from[0]] = reference + "#" + first->value("id", "");
+    t.inputs[from[0]] = reference + "#" + id;
     for (std::size_t i = 1; i < from.size(); ++i) {
-      const json* best = nullptr;
-      double best_overlap = 0.0;
-      for (const json* f : by_mod[from[i]]) {
-        const double o = all_coded ? (code_of(f) == code_of(first) ? 1.0 : 0.0) : overlap(bbox_of(*f), bbox_of(*first));
-        if (o > best_overlap) best = f, best_overlap = o;
-      }
+      const json* best = match(*first, by_mod[from[i]], coded, by_code[from[i]], indices.at(from[i]));
       if (best != nullptr) t.inputs[from[i]] = reference + "#" + best->value("id", "");
     }
     if (t.inputs.size() == from.size()) {
@@ -316,10 +640,44 @@ Discovered read_item_collection(const std::string& reference, const std::vector<
     }
   }
   std::sort(d.tuples.begin(), d.tuples.end(), [](const TupleSource& a, const TupleSource& b) { return a.key < b.key; });
-  spdlog::info("{} '{}': {} item(s) of {}, matched by {}", what, reference, by_mod[from[0]].size(),
-               modality_name(from[0]), all_coded ? "grid:code" : "footprint");
+  spdlog::info("{}: {} item(s) of {}, matched by {}", label, by_mod[from[0]].size(), modality_name(from[0]),
+               coded ? "grid:code" : "footprint");
   return d;
 }
+
+namespace {
+
+// What an item out says of its sources: their ids (STAC items) or paths, a derived_from
+// link to each item (a URL as it is, a file relative to the item written, with "#ID" for
+// an item of a collection), and the first source item's datetime.
+struct Sources {
+  json ids = json::array();
+  json links = json::array();
+  std::string datetime;
+};
+
+Sources sources_of(const std::vector<std::string>& sources, const fs::path& item_dir) {
+  Sources out;
+  for (const std::string& s : sources) {
+    if (!is_stac_reference(s)) {
+      out.ids.push_back(s);
+      continue;
+    }
+    const StacItem src = read_stac_item(s, "source");
+    out.ids.push_back(src.id());
+    const auto [base, id] = split_fragment(s);
+    std::string href = is_url(base) ? base : fs::absolute(base).lexically_relative(item_dir).generic_string();
+    if (href.empty()) href = base;
+    if (!id.empty()) href += "#" + id;
+    out.links.push_back({{"rel", "derived_from"}, {"href", href}, {"type", "application/json"}});
+    if (out.datetime.empty() && src.json.contains("properties")) {
+      out.datetime = src.json["properties"].value("datetime", std::string());
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 json stac_item_of_outputs(const std::string& id, const std::vector<std::string>& outputs, const std::string& item_path,
                           const std::vector<std::string>& sources) {
@@ -345,21 +703,11 @@ json stac_item_of_outputs(const std::string& id, const std::vector<std::string>&
     const auto it = info.metadata.find(k);
     return it == info.metadata.end() ? std::string() : it->second;
   };
-  std::string datetime;
-  json source_ids = json::array();
-  json links = json::array();
-  for (const std::string& s : sources) {
-    if (is_stac_reference(s)) {
-      const StacItem src = read_stac_item(s, "source");
-      source_ids.push_back(src.id());
-      links.push_back({{"rel", "derived_from"}, {"href", split_fragment(s).first}, {"type", "application/json"}});
-      if (datetime.empty() && src.json.contains("properties")) {
-        datetime = src.json["properties"].value("datetime", std::string());
-      }
-    } else {
-      source_ids.push_back(s);
-    }
-  }
+  const fs::path item_dir = fs::absolute(fs::path(item_path)).parent_path();
+  const Sources src = sources_of(sources, item_dir);
+  const std::string& datetime = src.datetime;
+  const json& source_ids = src.ids;
+  const json& links = src.links;
   const std::string now = utc_now();
   json props = {
       {"datetime", datetime.empty() ? now : datetime},
@@ -377,7 +725,6 @@ json stac_item_of_outputs(const std::string& id, const std::vector<std::string>&
   };
   if (grid.georeferenced) props["proj:transform"] = {gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]};
   if (crs.epsg == 0 && !crs.wkt2.empty()) props["proj:wkt2"] = crs.wkt2;
-  const fs::path item_dir = fs::absolute(fs::path(item_path)).parent_path();
   json jassets = json::object();
   for (const std::string& path : outputs) {
     const RasterInfo ai = probe_raster(path, "output");

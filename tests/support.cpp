@@ -1,5 +1,6 @@
 #include "support.hpp"
 
+#include "copgen/error.hpp"
 #include "copgen/models.hpp"
 
 #include "catch_torch.hpp"
@@ -205,6 +206,29 @@ LocalServer::~LocalServer() { run_command("kill " + std::to_string(pid_)); }
 std::pair<long, long> LocalServer::served() const {
   const auto j = nlohmann::json::parse(read_file_bytes(stats_));
   return {j["requests"].get<long>(), j["bytes"].get<long>()};
+}
+
+TroubleServer::TroubleServer(const std::string& work) {
+  fs::create_directories(work);
+  const std::string port_file = work + "/trouble-port";
+  const auto r = run_command(std::string(COPGEN_PYTHON) + " " +
+                             quote(std::string(COPGEN_SOURCE_DIR) + "/tests/python/trouble_server.py") +
+                             " --port-file " + quote(port_file) + " > /dev/null 2>&1 & echo $!");
+  pid_ = std::stol(r.output);
+  for (int i = 0; i < 200 && !file_exists(port_file); ++i) run_command("sleep 0.05");
+  if (!file_exists(port_file)) throw std::runtime_error("trouble_server.py did not start");
+  http_ = "http://127.0.0.1:" + read_file_bytes(port_file);
+}
+
+TroubleServer::~TroubleServer() { run_command("kill " + std::to_string(pid_)); }
+
+std::string error_message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const copgen::Error& e) {
+    return std::to_string(e.exit_code()) + ": " + e.what();
+  }
+  return "";
 }
 
 }  // namespace copgen::test

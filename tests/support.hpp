@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -105,11 +106,32 @@ class LocalServer {
   long pid_ = 0;
 };
 
+// tests/python/trouble_server.py on the loopback: paths that misbehave (endless bodies, stalls,
+// error statuses, redirects; the script lists them); `work` holds its port file. Stopped with
+// the object.
+class TroubleServer {
+ public:
+  explicit TroubleServer(const std::string& work);
+  ~TroubleServer();
+  TroubleServer(const TroubleServer&) = delete;
+  TroubleServer& operator=(const TroubleServer&) = delete;
+  const std::string& http() const { return http_; }  // "http://127.0.0.1:PORT"
+  std::string url(const std::string& path) const { return http_ + path; }  // path: "/ok.json"
+
+ private:
+  std::string http_;
+  long pid_ = 0;
+};
+
 // GDAL's settings for reading over HTTP without probing for sidecar files, retrying a
 // failed request twice.
 inline const std::string kRemoteEnv =
     "GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif,.json GDAL_HTTP_MAX_RETRY=2 "
     "GDAL_HTTP_RETRY_DELAY=0.1 ";
+
+// "CODE: message" of the copgen::Error that f throws (CODE: its exit code); "" when f
+// throws none.
+std::string error_message_of(const std::function<void()>& f);
 
 std::string read_file_bytes(const std::string& path);
 bool file_exists(const std::string& path);

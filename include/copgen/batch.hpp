@@ -11,8 +11,9 @@
 //
 // How it runs: tuples are found (discovery.hpp), sorted by key and filtered to the shard;
 // consecutive groups of batch_size of that list are the batches. A tuple is complete when
-// all its output files exist (outputs appear atomically by rename); a batch whose tuples
-// are all complete is skipped. Reader threads load the next batches into a bounded
+// every file planned for it exists (its images and, with --stac-out, its item; outputs
+// appear atomically by rename); a batch whose tuples are all complete is skipped, and a
+// tuple whose images exist but whose item does not gets its item without sampling. Reader threads load the next batches into a bounded
 // queue; the calling thread samples each batch with sample_tuples (256 x 256 3-band Byte
 // thumbnails or .npy latents/moments) or, for any other input (scenes, physical bands,
 // Major TOM product folders without such a thumbnail), calls translate() per tuple; a
@@ -93,7 +94,8 @@ struct BatchPlan {
   int in_shard = 0;                               // tuples of this shard
   int complete = 0;                               // of those, with every output present
   std::vector<std::string> keys;                  // the tuples to do, in order
-  std::vector<std::vector<std::string>> outputs;  // per tuple to do: the outputs it writes
+  std::vector<std::vector<std::string>> outputs;  // per tuple to do: the files it writes (images, STAC item)
+  std::string report;                             // the run report, replaced by every run
 };
 BatchPlan plan_batch(const BatchOptions& options);
 // The plan as lines of text, for --dry-run.

@@ -90,6 +90,10 @@ RunResult translate(const TranslateOptions& options, Models& models, const Progr
 // inputs' nodata.
 RunResult translate_scene(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
 
+// Writes the --stac-out item the plan holds (none: nothing) describing r's outputs, with
+// the inputs as its sources; translate's tile and scene paths end with it.
+void write_run_stac_item(const TranslateOptions& options, const OutputPlan& plan, const RunResult& r);
+
 // What translate() would do, worked out as it works it out (inputs probed, grid chosen,
 // outputs checked) but without reading pixels, sampling or writing anything: --dry-run.
 struct TranslatePlan {
@@ -100,7 +104,7 @@ struct TranslatePlan {
   int network_calls = 0;                // solver steps over the run (what the progress line counts)
   std::int64_t window_evaluations = 0;  // windows through the backbone (x2 with guidance)
   double memory_bytes = 0;              // the latent canvas of a scene (0 for tiles)
-  std::vector<std::string> outputs;     // the files the run would write
+  std::vector<PlannedFile> outputs;     // every file the run would write, as its OutputGate planned them
 };
 // Throws what translate() throws before its first network call.
 TranslatePlan plan_translate(const TranslateOptions& options, Models& models);

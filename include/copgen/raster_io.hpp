@@ -6,7 +6,10 @@
 //   copgen::WriteOptions w; w.metadata["COPGEN_SEED"] = "42";
 //   copgen::write_image_u8("l2a.tif", img, w);  // temporary name, then rename
 //
-// Any GDAL path works: plain files, /vsimem/, /vsizip/, /vsicurl/.
+// Any GDAL path works: plain files, /vsimem/, /vsizip/, /vsicurl/. A raster at a
+// "/vsicurl/http(s)://..." path (alone or inside a "vrt://" connection string) is first probed
+// with one bounded range request (copgen/remote.hpp), and init_gdal gives GDAL's own HTTP reads
+// a connect timeout and a stall limit unless the user set them.
 #pragma once
 
 #include <array>
@@ -51,9 +54,12 @@ struct ImageU8 {
   std::vector<std::uint8_t> valid;
 };
 
-// The whole of a text file through GDAL's virtual file systems: a local path, /vsicurl/
-// (GDAL's HTTP settings, retries and credentials apply), /vsis3/, ... Throws InputError
-// naming `what` and the path, with GDAL's reason (an HTTP status, a missing file).
+// The whole of a text file of at most remote_text_limit() bytes (512 MiB, COPGEN_MAX_JSON_MB).
+// A "/vsicurl/http(s)://..." path is read with fetch_text (copgen/remote.hpp: bounded,
+// interruptible, every HTTP status reported as itself; messages name the URL without
+// /vsicurl/); any other path through GDAL's virtual file systems (a local path, /vsis3/, ...).
+// Throws InputError naming `what` and the path, with the reason (an HTTP status, a missing
+// file, a file over the limit); Interrupted when a stop is requested during an HTTP read.
 std::string read_text(const std::string& path, const std::string& what);
 
 // Reads the header of `path`. Throws InputError "<what> '<path>': ..." when the file
@@ -88,8 +94,9 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
 // True when `path` names an existing file (any GDAL virtual file system).
 bool path_exists(const std::string& path);
 
-// Registers GDAL drivers and routes CPLError into the log. Idempotent and thread-safe;
-// every function above calls it.
+// Registers GDAL drivers and routes CPLError into the log, and sets GDAL_HTTP_CONNECTTIMEOUT=30,
+// GDAL_HTTP_LOW_SPEED_TIME=60 and GDAL_HTTP_LOW_SPEED_LIMIT=1 where neither a config option nor
+// the environment sets them. Idempotent and thread-safe; every function above calls it.
 void init_gdal();
 
 }  // namespace copgen

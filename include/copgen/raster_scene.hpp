@@ -112,6 +112,11 @@ struct PixelWindow {
 // cannot be transformed.
 PixelWindow projwin_pixels(const Grid& grid, const std::array<double, 4>& projwin, const std::string& srs);
 
+// --target-crs before any work: UsageError unless GDAL understands it and it has a map
+// plane (a geocentric CRS has none) in metres (a projected CRS in feet is refused too; a
+// geographic one is the grid rules' business, which name a UTM zone instead).
+void check_target_crs(const std::string& crs);
+
 // The part of `grid` under `window`: its size, and the geotransform moved to its corner.
 Grid window_grid(const Grid& grid, const PixelWindow& window);
 

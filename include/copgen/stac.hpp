@@ -1,13 +1,14 @@
 // STAC in and out: a STAC item where a file is taken (the assets a modality needs, as
 // GDAL paths, so that only the windows needed are read over HTTP), an ItemCollection as a
 // batch's list of tuples, and a STAC item that describes what a run wrote. No GDAL here:
-// text is read through raster_io's read_text (GDAL's virtual file systems, so GDAL's HTTP
-// settings, retries and credentials apply), grids and CRSs come from raster_scene.
+// documents are read through raster_io's read_text (over HTTP copgen's bounded,
+// interruptible reader, remote.hpp; local files and s3:// through GDAL), grids and CRSs
+// come from raster_scene.
 //
 //   if (copgen::is_stac_reference(path)) {
 //     const copgen::StacItem item = copgen::read_stac_item(path, "S2L2A input");
-//     auto files = copgen::stac_band_files(item, copgen::Modality::S2L2A, {}, "S2L2A input");
-//     // files: /vsicurl/https://.../B04.tif, .../B03.tif, .../B02.tif
+//     auto bands = copgen::stac_band_files(item, copgen::Modality::S2L2A, {}, "S2L2A input");
+//     // bands: {/vsicurl/https://.../B04.tif, 1}, {.../B03.tif, 1}, {.../B02.tif, 1}
 //   }
 #pragma once
 
@@ -43,25 +44,46 @@ struct StacItem {
 // item of that id.
 StacItem read_stac_item(const std::string& reference, const std::string& what);
 
-// The GDAL path of an asset href: http(s) -> /vsicurl/, s3:// -> /vsis3/, a relative href
-// resolved against `location` (a folder path or a URL), anything else as it is.
+// The GDAL path of an asset href of an item read from `location` (a file path, or a
+// /vsicurl/ URL). http(s) -> /vsicurl/, s3:// -> /vsis3/, gs:// -> /vsigs/, az:// -> /vsiaz/.
+// An item read over the network names only network locations: its relative and
+// server-absolute hrefs resolve against its URL, and a file:// href is refused. A local
+// item's relative hrefs resolve against its folder, file:// names a local file, and local
+// paths are percent-decoded ("B04%20a.tif" -> "B04 a.tif"). No item may name GDAL's special
+// files (/vsistdin/, /vsimem/, /vsizip/, vrt://, ...) or another scheme. Throws InputError
+// "href '<href>': <why>".
 std::string gdal_path_of_href(const std::string& href, const std::string& location);
 
 // The band roles a modality reads, in band order: red, green, blue (S2); vv, vh (S1);
 // elevation (DEM).
 std::vector<std::string> band_roles(Modality m);
 
-// The GDAL path of each band role's asset, in band order: the asset `overrides` names for
-// the role (--asset ROLE=KEY), else the first asset whose key is a usual name of the role
-// (red: red, B04, B4; vv: vv; elevation: elevation, data, dem ...), else the asset whose
-// eo:bands common_name is the role. Throws InputError naming the item, the role and the
-// asset keys it has when one is missing, and UsageError for an override naming no asset.
-std::vector<std::string> stac_band_files(const StacItem& item, Modality m,
-                                         const std::map<std::string, std::string>& overrides,
-                                         const std::string& what);
+// One band of a role: the GDAL path of its asset and the band in it (1-based).
+struct StacBand {
+  std::string path;
+  int band = 1;
+  std::string asset;  // the asset's key
+};
+
+// Each band role's band, in band order. The asset: the one `overrides` names for the role
+// (--asset ROLE=KEY), else the first asset whose key is a usual name of the role (red: red,
+// B04, B4; vv: vv; elevation: elevation, data, dem ...) unless its eo:bands name another
+// band and an asset of the role exists, else the single-band asset whose eo:bands (STAC
+// 1.1: bands) common_name is the role, else a multi-band asset that lists it (never a
+// visual one: a true-colour image). The band within a multi-band asset is the role's place
+// in its eo:bands. A disagreement between a key and its eo:bands, or several assets of one
+// role, is logged with the choice made. Throws InputError naming the item, the role and
+// (at most 8 of) its asset keys when one is missing, or when a named multi-band asset
+// lists no such band; UsageError for an override naming no asset.
+std::vector<StacBand> stac_band_files(const StacItem& item, Modality m,
+                                      const std::map<std::string, std::string>& overrides, const std::string& what);
 
 // Parses --asset ROLE=KEY (role: red, green, blue, vv, vh, elevation); throws UsageError.
 std::pair<std::string, std::string> parse_asset_override(const std::string& spec);
+// Parses and adds one --asset to `overrides`; UsageError for a role given twice.
+void add_asset_override(std::map<std::string, std::string>& overrides, const std::string& spec);
+// UsageError for an override whose role no `given` modality reads (--asset vv=KEY with S2 only).
+void check_asset_overrides(const std::map<std::string, std::string>& overrides, const std::vector<Modality>& given);
 
 // The modality of an item of a search result: its "copgen:modality" property, else its
 // collection ("sentinel-2-l1c" -> S2L1C, "sentinel-2-l2a" -> S2L2A, "sentinel-1-rtc" or

@@ -69,7 +69,7 @@ Command add_bench(CLI::App& app, LogFlags& log) {
                   "on or off: the reference runs bf16/fp16 under torch.autocast (as its code does) or casts "
                   "its modules (as copgen does)")
       ->capture_default_str();
-  cmd->add_option("--json", flags->json, "Also write the figures as JSON to FILE");
+  cmd->add_option("--json", flags->json, "Also write the figures as JSON to FILE")->check(kOutputPath);
   add_log_flags(cmd, log);
   cmd->footer(kExitCodesAndModels);
 
@@ -89,7 +89,8 @@ Command add_bench(CLI::App& app, LogFlags& log) {
             }
             validate(o);
             // the figures take minutes to measure: check where they go first
-            if (!flags->json.empty()) check_output_location(flags->json, "--json", true);
+            OutputGate gate;
+            if (!flags->json.empty()) gate.add_replaced(flags->json, FileKind::Json, "--json");
             configure_threads(flags->threads);
             const BenchReport r = run_bench(o, [](const std::string& line) { spdlog::info("{}", line); });
             std::cout << format_bench_table(r) << std::flush;

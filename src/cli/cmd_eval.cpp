@@ -28,7 +28,9 @@ Command add_eval(CLI::App& app, LogFlags& log) {
                   "Test tuples: a Major TOM tree (Core-<MOD>/<row>/<cell>/<product>/*thumbnail.png) or one folder "
                   "per modality (DEM/, S1RTC/, S2L1C/, S2L2A/) with matching file names")
       ->required();
-  cmd->add_option("-o,--output", o.output, "Output folder: table1.md, table1.csv, table1.json and the cache")->required();
+  cmd->add_option("-o,--output", o.output, "Output folder: table1.md, table1.csv, table1.json and the cache")
+      ->required()
+      ->check(kOutputPath);
   cmd->add_option("--conditions", flags->conditions,
                   "Extra rows after Table 1's five, e.g. \"DEM+S1RTC,S2L1C\" (',' between rows, '+' within one)");
   cmd->add_flag("--compare-paper", o.compare_paper, "Put the paper's values and the differences beside each row");

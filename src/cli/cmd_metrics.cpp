@@ -29,9 +29,10 @@ Command add_metrics(CLI::App& app, LogFlags& log) {
   CLI::App* cmd = app.add_subcommand("metrics", "FID, precision, recall and F of two image folders (docs/eval.md)");
   cmd->add_option("--real", o.real, "Folder of real images (3-band 8-bit, any GDAL format, any size)");
   cmd->add_option("--fake", o.fake, "Folder of generated images");
-  cmd->add_option("--json", o.json, "Also write the scores as JSON to FILE");
+  cmd->add_option("--json", o.json, "Also write the scores as JSON to FILE")->check(kOutputPath);
   cmd->add_option("--save-features", o.save_features,
-                  "Also write the features to DIR/real and DIR/fake (inception.npy, vgg16.npy)");
+                  "Also write the features to DIR/real and DIR/fake (inception.npy, vgg16.npy)")
+      ->check(kOutputPath);
   cmd->add_option("--features", o.features, "Score the features in DIR/real and DIR/fake instead of images");
   cmd->add_option("--extractors", flags->extractors,
                   "Folder of inception.pt, vgg16.pt, extractors.json (default: the models directory)");

@@ -28,7 +28,7 @@ Command add_render(CLI::App& app, LogFlags& log) {
   cmd->add_option("-i,--input", f->input,
                   "Physical bands (file, 'B04.tif,B03.tif,B02.tif', 'vv.tif,vh.tif', product folder) or a thumbnail")
       ->required();
-  cmd->add_option("-o,--output", f->output, "Output GeoTIFF")->required();
+  cmd->add_option("-o,--output", f->output, "Output GeoTIFF")->required()->check(kOutputPath);
   cmd->add_option("--input-kind", f->input_kind, "auto, thumbnail or physical")->capture_default_str();
   cmd->add_option("--target-crs", f->target_crs, "Target CRS (default: the input's)");
   f->target_res_option =
@@ -52,11 +52,11 @@ Command add_render(CLI::App& app, LogFlags& log) {
               throw UsageError("--format: unknown format '" + f->format + "' (expected GTiff or COG)");
             }
             check_output_extension(f->output, "-o");
-            check_output_location(f->output, "-o", f->overwrite);
             const ModalityInput in = resolve_input(m, f->input, o.input_kind);
             std::vector<std::string> inputs = in.files;
             inputs.push_back(f->input);
-            check_output_file(f->output, inputs, "-o");  // never the input itself
+            OutputGate gate(inputs, f->overwrite);  // never an input, a device, an existing file
+            gate.add(f->output, FileKind::Image, "-o");
             const Grid grid = scene_grid({in}, o);
             render_to_file(in, grid, f->output, o, f->format, f->overwrite);
             spdlog::info("wrote {} ({} x {}, {} rendering)", f->output, grid.width, grid.height, modality_name(m));

@@ -77,9 +77,13 @@ std::shared_ptr<BatchFlags> add_batch_flags(CLI::App* cmd) {
   b->inputs_from = cmd->add_option("--inputs-from", o.inputs_from,
                                    "Translate the tuples listed in FILE (lines of MOD=PATH fields)")->group(group);
   b->batch_only = {
-      cmd->add_option("--output-dir", o.output.path, "Output tree (mirrors the input layout)")->group(group),
+      cmd->add_option("--output-dir", o.output.path, "Output tree (mirrors the input layout)")
+          ->check(kOutputPath)
+          ->group(group),
       cmd->add_option("--shard", b->shard, "Process shard I of N (I/N, by a hash of each tuple's key)")->group(group),
-      cmd->add_option("--report", o.report, "JSON run report (default: OUT/copgen-report.json)")->group(group),
+      cmd->add_option("--report", o.report, "JSON run report (default: OUT/copgen-report.json)")
+          ->check(kOutputPath)
+          ->group(group),
       cmd->add_flag("--fail-fast", o.fail_fast, "Stop at the first failed tuple")->group(group),
       cmd->add_option("--readers", o.readers, "Reader threads prefetching the next batches")
           ->capture_default_str()->group(group)};
@@ -174,7 +178,7 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
   if (!f.grid_from.empty()) s.grid_from = parse_modality(f.grid_from, "--grid-from");
   if (f.target_res->count() > 0) s.target_resolution = f.target_res_m;
   apply_window_flags(f.window, s);
-  for (const std::string& a : f.assets) s.assets.insert(parse_asset_override(a));
+  for (const std::string& a : f.assets) add_asset_override(s.assets, a);
   if (f.extent != "intersection" && f.extent != "union") {
     throw UsageError("--extent: expected intersection or union, got '" + f.extent + "'");
   }
@@ -209,8 +213,9 @@ Command add_translate(CLI::App& app, LogFlags& log) {
   cmd->add_option("--cond-latent", flags->cond_latent, "Latent of a given image: sample (the reference) or mean")
       ->capture_default_str();
   cmd->add_option("--stac-out", o.output.stac_item,
-                  "Also write a STAC item describing the outputs (in batch mode: a file name, beside each tuple's "
-                  "outputs)");
+                  "Also write a STAC item (FILE.json) describing the outputs (in batch mode: a file name, beside "
+                  "each tuple's outputs)")
+      ->check(kOutputPath);
   cmd->add_flag("--dry-run", flags->dry_run,
                 "Print the plan (grid, windows, network calls, memory, outputs; in batch mode the tuples) and exit "
                 "without sampling or writing");

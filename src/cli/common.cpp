@@ -52,10 +52,15 @@ void apply_sampling_flags(const SamplingFlags& f, SamplingOptions& o, ModelOptio
   configure_threads(f.threads);
 }
 
+const CLI::Validator kOutputPath(
+    [](std::string& value) { return value.empty() ? std::string("the path is empty") : std::string(); }, "PATH");
+
 CLI::Option* add_output_flags(CLI::App* cmd, OutputOptions& o, const std::string& latents_help) {
   CLI::Option* output =
-      cmd->add_option("-o,--output", o.path, "Output file, directory, or pattern with {modality}")->required();
-  cmd->add_option("--save-latents", o.save_latents_dir, latents_help);
+      cmd->add_option("-o,--output", o.path, "Output file, directory, or pattern with {modality}")
+          ->required()
+          ->check(kOutputPath);
+  cmd->add_option("--save-latents", o.save_latents_dir, latents_help)->check(kOutputPath);
   cmd->add_option("--format", o.format, "GTiff or COG")->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
   return output;

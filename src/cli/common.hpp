@@ -33,6 +33,10 @@ inline constexpr const char* kTf32Help =
     "on or off: TF32 for float32 matrix products and convolutions on CUDA (faster, about 3 decimal digits; "
     "off keeps float32 exact); no effect on the CPU";
 
+// Every flag naming a file or folder copgen writes takes it: an empty value ("--stac-out
+// ''") is a usage error, never a flag silently left out.
+extern const CLI::Validator kOutputPath;
+
 // "on" -> true, "off" -> false; throws UsageError naming `flag` otherwise.
 bool parse_on_off(const std::string& value, const std::string& flag);
 

@@ -433,3 +433,51 @@ TEST_CASE("batch cli: --dry-run lists the tuples that would run and writes nothi
   CHECK(s.output.find("tuple: ") != std::string::npos);
   CHECK_FALSE(fs::exists(out));
 }
+
+TEST_CASE("batch cli: a full disk stops the run at the first output that cannot be written", "[batch]") {
+  TempDir tmp;
+  make_tree(tmp.file("tree"));
+  const std::string out = tmp.file("out");
+  // 20 blocks of 512 bytes: the report fits, no GeoTIFF does (write() fails with EFBIG)
+  const std::string cmd = "sh -c " + quote("ulimit -f 20; trap '' XFSZ; exec " + bin() + " translate --input-dir " +
+                                           quote(tmp.file("tree")) + " --output-dir " + quote(out) + kRun +
+                                           "--batch-size 1");
+  const auto r = run_command(models_env() + cmd);
+  INFO(r.output);
+  CHECK(r.exit_code == 5);
+  CHECK_THAT(r.output, Catch::Contains("stopping: an output could not be written, and the tuples after it would "
+                                       "fail the same way"));
+  const json report = json::parse(read_file_bytes(out + "/copgen-report.json"));
+  CHECK(report["status"] == "stopped_early");
+  CHECK(report["counts"]["written"] == 0);
+  CHECK(report["counts"]["not_done"].get<int>() >= 1);  // not sampled only to fail
+  CHECK(report["failures"][0]["kind"] == "output");
+  CHECK(temporaries(out).empty());
+}
+
+TEST_CASE("batch cli: a report that is also a tuple's STAC item is refused before any work", "[batch]") {
+  TempDir tmp;
+  make_tree(tmp.file("tree"));
+  const std::string out = tmp.file("out");
+  const std::string item = fs::path(output_of(out, 0)).parent_path().string() + "/item.json";
+  const auto r = run_copgen("translate --input-dir " + quote(tmp.file("tree")) + " --output-dir " + quote(out) + kRun +
+                            "--stac-out item.json --report " + quote(item));
+  INFO(r.output);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.output, Catch::Contains("--stac-out '" + item + "' would be written twice: it is also the report of "
+                                       "--report '" + item + "'"));
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("batch cli: an --input-dir that is a symbolic link loop or missing says so", "[batch]") {
+  TempDir tmp;
+  fs::create_directories(tmp.file("links"));
+  fs::create_directories(tmp.file("work"));  // where the outputs would go: checked unchanged
+  fs::create_symlink(tmp.file("links/loop"), tmp.file("links/loop"));
+  expect_copgen_failure("translate --input-dir " + quote(tmp.file("links/loop")) + " --output-dir " +
+                            quote(tmp.file("work/out")) + kRun,
+                        3, {"--input-dir '" + tmp.file("links/loop") + "': a symbolic link loop"}, tmp.file("work"));
+  expect_copgen_failure("translate --input-dir " + quote(tmp.file("nope")) + " --output-dir " +
+                            quote(tmp.file("work/out")) + kRun,
+                        3, {"--input-dir '" + tmp.file("nope") + "': does not exist"}, tmp.file("work"));
+}

@@ -393,6 +393,16 @@ TEST_CASE("scene: --srcwin and --projwin give the pixels gdal_translate gives", 
   expect_copgen_failure(base + " --srcwin 0 0 10 10 --projwin 500000 5002000 500100 5001000 -o " +
                             quote(tmp.file("x.tif")),
                         2, {"--projwin and --srcwin"}, tmp.path);
+  // values past any scene name the flag and never an overflowed pixel number
+  expect_copgen_failure(base + " --projwin 1e15 5002000 1.1e15 5001000 -o " + quote(tmp.file("x.tif")), 2,
+                        {"--projwin 1000000000000000 5002000 1100000000000000 5001000: lies 1e+14 x 0 pixels from "
+                         "the grid's origin, far outside the inputs (700 x 500 pixels)"},
+                        tmp.path);
+  expect_copgen_failure(base + " --srcwin 2147483000 0 1000 10 -o " + quote(tmp.file("x.tif")), 2,
+                        {"--srcwin 2147483000 0 1000 10: the window ends past pixel 2147483647, beyond any scene"},
+                        tmp.path);
+  expect_copgen_failure(base + " --target-res 1e-9 -o " + quote(tmp.file("x.tif")), 2,
+                        {"--target-res 1e-09: the inputs would be a grid of 7e+12 x 5e+12 pixels"}, tmp.path);
   CHECK_FALSE(file_exists(tmp.file("x.tif")));
 }
 

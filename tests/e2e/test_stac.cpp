@@ -238,15 +238,15 @@ TEST_CASE("stac: a failing server is retried, then a clear error", "[stac]") {
                                quote(once.http() + "/s2/item.json") + " --srcwin 0 0 256 256 -o " +
                                quote(tmp.file("retried.tif")));
     INFO(r.output);
-    CHECK(r.exit_code == 0);  // GDAL retried
+    CHECK(r.exit_code == 0);  // copgen's reader (the item) and GDAL (the bands) retried
   }
   LocalServer down(tmp.file("www"), tmp.file("server2"), 1000);  // every GET fails
   const auto r = run_command(models_env() + kRemoteEnv + bin() + kRun + "--input S2L2A=" +
                              quote(down.http() + "/s2/item.json") + " -o " + quote(tmp.file("failed.tif")));
   INFO(r.output);
   CHECK(r.exit_code == 3);
-  CHECK_THAT(r.output, Catch::Contains("S2L2A input '" + down.http() + "/s2/item.json': cannot be read (HTTP error "
-                                       "code: 503"));
+  CHECK_THAT(r.output, Catch::Contains("S2L2A input '" + down.http() +
+                                       "/s2/item.json': the server answered HTTP 503 (Service Unavailable) (3 tries)"));
   CHECK_FALSE(fs::exists(tmp.file("failed.tif")));
 }
 

@@ -14,10 +14,11 @@ import argparse
 import json
 import os
 import re
-import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import serve_on_loopback
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -113,22 +114,9 @@ def main():
     parser.add_argument("--stats", required=True)
     parser.add_argument("--fail", type=int, default=0)
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(args.dir, args.stats, args.fail))
-    server.daemon_threads = True
     with open(args.stats, "w") as f:
         json.dump({"requests": 0, "bytes": 0, "paths": {}}, f)
-    tmp = args.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(server.server_address[1]))
-    os.replace(tmp, args.port_file)
-
-    def stop(*_):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    server.serve_forever()
-    return 0
+    return serve_on_loopback(make_handler(args.dir, args.stats, args.fail), args.port_file)
 
 
 if __name__ == "__main__":

@@ -13,21 +13,9 @@
 #include "support.hpp"
 
 using namespace copgen;
+using copgen::test::error_message_of;
 using copgen::test::TempDir;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return std::to_string(e.exit_code()) + ": " + e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST_CASE("outputs: check_output_file refuses non-regular files and inputs by identity", "[outputs]") {
   TempDir tmp;
@@ -44,16 +32,16 @@ TEST_CASE("outputs: check_output_file refuses non-regular files and inputs by id
   for (const std::string& same : {tmp.file("in.tif"), tmp.file("link.tif"), tmp.file("hard.tif"),
                                   tmp.file("sub/../in.tif")}) {
     INFO(same);
-    CHECK(message_of([&] { check_output_file(same, inputs); }) ==
+    CHECK(error_message_of([&] { check_output_file(same, inputs); }) ==
           "5: output '" + same + "' is the same file as the input '" + tmp.file("in.tif") +
               "'; writing it would destroy the input: give another output path");
   }
-  CHECK(message_of([&] { check_output_file(tmp.file("fifo"), {}, "--report"); }) ==
+  CHECK(error_message_of([&] { check_output_file(tmp.file("fifo"), {}, "--report"); }) ==
         "5: --report '" + tmp.file("fifo") +
             "' exists and is a FIFO (named pipe), not a regular file; copgen only replaces files it could have "
             "written (--overwrite included): give another output path");
-  CHECK_THAT(message_of([&] { check_output_file("/dev/null", {}); }), Catch::Contains("is a character device"));
-  CHECK_THAT(message_of([&] { check_output_file(tmp.file("sub"), {}); }), Catch::Contains("is a directory"));
+  CHECK_THAT(error_message_of([&] { check_output_file("/dev/null", {}); }), Catch::Contains("is a character device"));
+  CHECK_THAT(error_message_of([&] { check_output_file(tmp.file("sub"), {}); }), Catch::Contains("is a directory"));
   CHECK(special_file_kind(tmp.file("fifo")) == "a FIFO (named pipe)");
   CHECK(special_file_kind("/dev/null") == "a character device");
   CHECK(special_file_kind(tmp.file("in.tif")).empty());
@@ -76,22 +64,91 @@ TEST_CASE("outputs: input_files expands band lists and product folders", "[outpu
   CHECK(input_files(tmp.file("nope.tif")).empty());
 }
 
-TEST_CASE("outputs: locations - extensions and folders made for outputs", "[outputs]") {
+TEST_CASE("outputs: the gate refuses what would destroy data and leaves no trace", "[outputs]") {
+  TempDir tmp;
+  std::ofstream(tmp.file("in.tif")) << "input";
+  std::ofstream(tmp.file("file")) << "not a folder";
+  fs::create_directory(tmp.file("product"));
+  std::ofstream(tmp.file("product/B04.tif")) << "band";
+  fs::create_symlink(tmp.file("loop"), tmp.file("loop"));  // a link to itself
+  REQUIRE(::mkfifo(tmp.file("fifo").c_str(), 0644) == 0);
+  struct stat before {};
+  REQUIRE(::stat(tmp.path.c_str(), &before) == 0);
+
+  OutputGate gate({tmp.file("in.tif"), tmp.file("product")}, false);
+  CHECK(gate.add(tmp.file("out.tif"), FileKind::Image, "-o") == tmp.file("out.tif"));
+  CHECK(error_message_of([&] { gate.add(tmp.file("in.tif"), FileKind::StacItem, "--stac-out"); }) ==
+        "5: --stac-out '" + tmp.file("in.tif") + "' is the same file as the input '" + tmp.file("in.tif") +
+            "'; writing it would destroy the input: give another path");
+  CHECK(error_message_of([&] { gate.add(tmp.file("./x/../out.tif"), FileKind::StacItem, "--stac-out"); }) ==
+        "2: --stac-out '" + tmp.file("./x/../out.tif") + "' would be written twice: it is also the image of -o '" +
+            tmp.file("out.tif") + "'; give each output its own path");
+  CHECK(error_message_of([&] { gate.add(tmp.file("file"), FileKind::Json, "--json"); }) ==
+        "5: --json '" + tmp.file("file") + "' exists (use --overwrite to replace it)");
+  CHECK_THAT(error_message_of([&] { gate.add(tmp.file("fifo"), FileKind::Report, "--report"); }),
+             Catch::StartsWith("5: --report '" + tmp.file("fifo") + "' exists and is a FIFO (named pipe)"));
+  CHECK_THAT(error_message_of([&] { gate.add("/dev/null", FileKind::Image, "-o"); }), Catch::Contains("a character device"));
+  CHECK(error_message_of([&] { gate.add(tmp.file("product/new.tif"), FileKind::Image, "-o"); }) ==
+        "5: -o '" + tmp.file("product/new.tif") + "' is inside the input folder '" +
+            fs::canonical(tmp.file("product")).string() +
+            "'; a file written there would become one of its inputs: give another path");
+  CHECK(error_message_of([&] { gate.add(tmp.file("missing/o.tif"), FileKind::Image, "-o"); }) ==
+        "5: -o '" + tmp.file("missing/o.tif") + "': the folder '" + tmp.file("missing") +
+            "' does not exist (copgen makes only the folders of -o DIR/, --output-dir and eval -o)");
+  CHECK_THAT(error_message_of([&] { gate.add(tmp.file("file/r.json"), FileKind::Report, "--report"); }),
+             Catch::StartsWith("5: --report '" + tmp.file("file/r.json") + "'") && Catch::EndsWith("is not a directory"));
+  CHECK_THAT(error_message_of([&] { gate.add(tmp.file("loop/x.json"), FileKind::StacItem, "--stac-out"); }),
+             Catch::Contains("is a symbolic link loop"));
+  CHECK(error_message_of([&] { gate.add("", FileKind::Json, "--json"); }) == "2: --json: the path is empty");
+  CHECK(error_message_of([&] { gate.add("/vsimem/o.tif", FileKind::Image, "-o"); }) ==
+        "2: -o '/vsimem/o.tif': copgen writes local files, not GDAL virtual paths or URLs");
+  // existing files: replaced by every run (reports), or kept by a resumed batch
+  CHECK_NOTHROW(gate.add_replaced(tmp.file("file2.json"), FileKind::Report, "--report"));
+  CHECK_NOTHROW(gate.keep(tmp.file("file"), FileKind::Image, "--output-dir"));
+  CHECK_THROWS_AS(gate.keep(tmp.file("file"), FileKind::StacItem, "--stac-out"), UsageError);  // planned twice
+  // folders under an allowed root are made by make_dirs() only
+  gate.allow_new_dirs(tmp.file("made"));
+  CHECK_NOTHROW(gate.add(tmp.file("made/a/b/o.tif"), FileKind::Image, "-o"));
+  CHECK(gate.files().size() == 4);
+  CHECK(gate.paths(FileKind::Image) ==
+        (std::vector<std::string>{tmp.file("out.tif"), tmp.file("file"), tmp.file("made/a/b/o.tif")}));
+  CHECK_FALSE(fs::exists(tmp.file("made")));
+  struct stat after {};
+  REQUIRE(::stat(tmp.path.c_str(), &after) == 0);
+  CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);  // no probe file came and went
+  CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  {
+    OutputGate made({}, false);
+    made.allow_new_dirs(tmp.file("made"));
+    made.add(tmp.file("made/a/b/o.tif"), FileKind::Image, "-o");
+    made.make_dirs();
+    CHECK(fs::is_directory(tmp.file("made/a/b")));
+  }
+  CHECK_FALSE(fs::exists(tmp.file("made")));  // left empty: removed with the gate
+}
+
+TEST_CASE("outputs: --overwrite replaces files but never an input", "[outputs]") {
+  TempDir tmp;
+  std::ofstream(tmp.file("in.tif")) << "input";
+  std::ofstream(tmp.file("old.tif")) << "an old output";
+  fs::create_hard_link(tmp.file("in.tif"), tmp.file("hard.tif"));
+  OutputGate gate({tmp.file("in.tif")}, true);
+  CHECK_NOTHROW(gate.add(tmp.file("old.tif"), FileKind::Image, "-o"));
+  CHECK_THROWS_AS(gate.add(tmp.file("hard.tif"), FileKind::Image, "-o"), OutputError);
+  CHECK_THROWS_AS(gate.add(tmp.file("in.tif"), FileKind::StacItem, "--stac-out"), OutputError);
+  // a STAC reference's document is an input too
+  std::ofstream(tmp.file("search.json")) << "{}";
+  OutputGate stac({tmp.file("search.json") + "#item-1"}, true);
+  CHECK_THROWS_AS(stac.add(tmp.file("search.json"), FileKind::StacItem, "--stac-out"), OutputError);
+}
+
+TEST_CASE("outputs: extensions and folders made for outputs", "[outputs]") {
   TempDir tmp;
   std::ofstream(tmp.file("file")) << "not a folder";
-  CHECK_THAT(message_of([&] { check_output_location(tmp.file("file/r.json"), "--report", true); }),
-             Catch::StartsWith("5: --report '" + tmp.file("file/r.json") + "': '" + tmp.file("file") +
-                               "' is not a directory"));
-  CHECK(message_of([&] { check_output_location(tmp.file("file"), "--json", false); }) ==
-        "5: --json '" + tmp.file("file") + "' exists (use --overwrite to replace it)");
-  CHECK_NOTHROW(check_output_location(tmp.file("file"), "--json", true));
-  CHECK_NOTHROW(check_output_location(tmp.file("a/b/c.json"), "--json", false));  // made when written
-  CHECK_FALSE(fs::exists(tmp.file("a")));
-
   CHECK_NOTHROW(check_output_extension("o.tif", "-o"));
   CHECK_NOTHROW(check_output_extension("dir/O.TIFF", "-o"));
   CHECK_NOTHROW(check_output_extension("noext", "-o"));
-  CHECK(message_of([] { check_output_extension("o.png", "-o"); }) ==
+  CHECK(error_message_of([] { check_output_extension("o.png", "-o"); }) ==
         "2: -o 'o.png': copgen writes GeoTIFF files (--format GTiff or COG); name the output with .tif or .tiff, "
         "not '.png'");
 

@@ -68,8 +68,9 @@ TEST_CASE("scene phases: prepare plans the grid, canvas, outputs and metadata be
   CHECK(p.canvas.cores.size() == p.canvas.layout.windows.size());
   REQUIRE(p.outputs.images.size() == 1);
   CHECK(p.outputs.images[0] == std::vector<std::string>{tmp.file("out/S2L2A.tif")});
-  CHECK(fs::is_directory(tmp.file("out")));  // made for the outputs, nothing in it yet
-  CHECK(test::list_dir(tmp.file("out")).empty());
+  CHECK_FALSE(fs::exists(tmp.file("out")));  // planned, not made: a dry run leaves no trace
+  REQUIRE(p.outputs.gate.files().size() == 1);
+  CHECK(p.outputs.gate.files()[0].kind == FileKind::Image);
   CHECK(p.seed == 3);
   CHECK(p.metadata.at("COPGEN_TILING") == "fused");
   CHECK(p.metadata.at("COPGEN_GIVEN") == "DEM,S2L1C");
@@ -150,8 +151,11 @@ TEST_CASE("scene phases: write_sample writes the plan's outputs with the scene's
   o.samples = 2;
   o.scene.summary_mean = true;
   o.scene.summary_std = true;
-  const ScenePlan p = prepare_scene(o, tiny());
+  ScenePlan p = prepare_scene(o, tiny());
   REQUIRE(p.outputs.images.size() == 2);
+  CHECK(p.outputs.gate.paths(FileKind::Summary) ==
+        std::vector<std::string>{tmp.file("out/S2L2A_mean.tif"), tmp.file("out/S2L2A_std.tif")});
+  p.outputs.gate.make_dirs();
   const WorkDir work(tmp.path);
   const auto rendered = render_inputs(p, o.scene, work.path());
   const auto moments = encode_inputs(tiny(), p, rendered, o.sampling.batch_size);
