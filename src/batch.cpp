@@ -93,6 +93,7 @@ struct Planned {
   bool write_item = false;           // the item is missing (or --overwrite)
   bool complete = false;             // every planned file exists: nothing to write
   bool item_only = false;            // its images exist, its item does not: no sampling
+  bool sampled() const { return !complete && !item_only; }  // this run samples it
 };
 
 // A tuple as a reader thread left it.
@@ -168,13 +169,15 @@ Loaded load_tuple(const Planned& p, std::size_t index, const std::vector<Modalit
   return l;
 }
 
-// Removes temporary files a killed earlier run left beside the outputs of `plan`
+// Removes temporary files a killed earlier run left beside the outputs and items of `plan`
 // (".<name>.tmp-<pid>-<n>" and their side-cars). Only the names of this shard's own
 // outputs are touched, so shards sharing an output tree leave each other alone.
 void remove_stale_temporaries(const std::vector<Planned>& plan) {
   std::map<std::string, std::set<std::string>> by_dir;
   for (const Planned& p : plan) {
-    for (const std::string& o : p.outputs) {
+    std::vector<std::string> files = p.outputs;
+    if (!p.item.empty()) files.push_back(p.item);
+    for (const std::string& o : files) {
       const fs::path path(o);
       by_dir[path.parent_path().string()].insert("." + path.filename().string() + ".tmp-");
     }
@@ -245,12 +248,12 @@ Planned plan_tuple(const BatchOptions& o, const TupleSource& t, const std::vecto
   return p;
 }
 
-Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated) {
+Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated, const std::string& models_dir) {
   Plan plan;
   plan.report_path = o.report.empty() ? default_report_path(o) : o.report;
   plan.found = find_tuples(o);
   for (const std::string& w : plan.found.warnings) spdlog::warn("{}", w);
-  plan.gate = OutputGate({}, o.output.overwrite);
+  plan.gate = OutputGate({models_dir}, o.output.overwrite);  // the models are read too
   for (const TupleSource& t : plan.found.tuples) {
     for (const auto& [m, path] : t.inputs) plan.gate.add_input(path);
   }
@@ -269,7 +272,7 @@ Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated) {
     bool pending = false;
     for (std::size_t i = first; i < std::min(n, first + b); ++i) {
       batch.push_back(i);
-      pending = pending || !(plan.tuples[i].complete || plan.tuples[i].item_only);
+      pending = pending || plan.tuples[i].sampled();
     }
     if (pending) plan.work.push_back(plan.batches.size());
     plan.batches.push_back(std::move(batch));
@@ -434,6 +437,7 @@ void validate(const BatchOptions& o) {
     throw UsageError("--stac-out '" + o.output.stac_item + "': in batch mode a file name, written beside each "
                      "tuple's outputs (e.g. --stac-out item.json)");
   }
+  if (!o.output.stac_item.empty()) check_stac_item_name(o.output.stac_item, "--stac-out");
   if (o.scene.projwin || o.scene.srcwin) {
     throw UsageError(std::string(o.scene.projwin ? "--projwin" : "--srcwin") +
                      ": a region of interest is for one scene, not a batch; run copgen translate -i on the scene");
@@ -533,7 +537,7 @@ void BatchRunner::plan() {
     spdlog::info("seed: {} (random; pass --seed {} to reproduce, and to resume with the same seed)", result_.seed,
                  result_.seed);
   }
-  plan_ = plan_run(o_, generated_);
+  plan_ = plan_run(o_, generated_, models_.directory());
   result_.report_path = plan_.report_path;
   result_.layout = layout_name(plan_.found.layout);
   result_.found = static_cast<int>(plan_.found.tuples.size());
@@ -600,11 +604,11 @@ void BatchRunner::write(const WriteJob& job) {
   for (std::size_t j = 0; j < job.planned.size(); ++j) {
     const Planned& p = plan_.tuples[job.planned[j]];
     try {
+      CreatedDirs dirs;  // the tuple's folder goes again if it is left empty (a failed write)
       for (std::size_t g = 0; g < generated_.size(); ++g) {
         if (!p.write[g]) continue;
         const Modality m = generated_[g];
-        std::error_code ec;
-        fs::create_directories(fs::path(p.outputs[g]).parent_path(), ec);
+        dirs.create(fs::path(p.outputs[g]).parent_path().string());
         WriteOptions w;
         w.format = o_.output.format;
         w.overwrite = true;
@@ -634,19 +638,16 @@ bool BatchRunner::sample_next(std::size_t w) {
   for (Loaded& l : lb.tuples) {
     const Planned& p = plan_.tuples[l.planned];
     if (l.failed) {
-      if (!p.complete) fail(l.planned, l.failure);
+      if (p.sampled()) fail(l.planned, l.failure);
     } else if (l.fast) {
       fast.push_back(&l);
-    } else if (!p.complete && !p.item_only) {
+    } else if (p.sampled()) {
       slow.push_back(&l);
     }
   }
   if (halted()) return false;
   // Complete tuples join only a batch that has something to write.
-  const auto sampled = [&](const Loaded* l) {
-    return !plan_.tuples[l->planned].complete && !plan_.tuples[l->planned].item_only;
-  };
-  if (std::any_of(fast.begin(), fast.end(), sampled)) {
+  if (std::any_of(fast.begin(), fast.end(), [&](const Loaded* l) { return plan_.tuples[l->planned].sampled(); })) {
     sample_fast(fast, plan_.batches[plan_.work[w]].front());
   }
   for (const Loaded* l : slow) {
@@ -680,7 +681,7 @@ void BatchRunner::sample_fast(const std::vector<Loaded*>& fast, std::size_t firs
   ++result_.batches;
   for (std::size_t j = 0; j < fast.size(); ++j) {
     const Planned& p = plan_.tuples[fast[j]->planned];
-    if (p.complete || p.item_only) continue;  // sampled for the batch's composition only
+    if (!p.sampled()) continue;  // sampled for the batch's composition only
     if (error) {
       fail(fast[j]->planned, {p.src->key, error->reason, error->kind});
       continue;
@@ -698,10 +699,8 @@ void BatchRunner::translate_one(const Loaded& l) {
   const TranslateOptions t = per_tuple_options(o_, p, generated_, result_.seed);
   const auto t0 = Clock::now();
   try {
-    for (const std::string& out : p.outputs) {
-      std::error_code ec;
-      fs::create_directories(fs::path(out).parent_path(), ec);
-    }
+    CreatedDirs dirs;  // the tuple's folder goes again if it is left empty (interrupted, failed)
+    for (const std::string& out : p.outputs) dirs.create(fs::path(out).parent_path().string());
     translate(t, models_);
     if (p.write_item) write_tuple_item(p);
     result_.translate_seconds += seconds_since(t0);
@@ -806,9 +805,9 @@ void BatchRunner::report_progress() {
 
 }  // namespace
 
-BatchPlan plan_batch(const BatchOptions& o) {
+BatchPlan plan_batch(const BatchOptions& o, const std::string& models_dir) {
   validate(o);
-  const Plan plan = plan_run(o, generated_of(o));
+  const Plan plan = plan_run(o, generated_of(o), models_dir);
   BatchPlan p;
   p.layout = layout_name(plan.found.layout);
   p.found = static_cast<int>(plan.found.tuples.size());

@@ -53,6 +53,7 @@ CompareResult compare_image_sets(const CompareOptions& o, Extractors* extractors
   validate(o);
   // every file it writes, checked before the slow part; --json and the features are replaced
   OutputGate gate({o.real, o.fake, o.features}, true);
+  if (extractors != nullptr) gate.add_input(extractors->directory());  // the extractors are read too
   if (!o.json.empty()) gate.add_replaced(o.json, FileKind::Json, "--json");
   if (!o.save_features.empty()) {
     gate.allow_new_dirs(o.save_features);

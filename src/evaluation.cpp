@@ -485,7 +485,7 @@ EvalResult Runner::run() {
                      "with k = " + std::to_string(o_.pr.k) + " need at least " + std::to_string(o_.pr.k + 1));
   }
   // the tables are replaced by every run; the cache beside them is the run's own
-  OutputGate gate({o_.test_set}, true);
+  OutputGate gate({o_.test_set, models_.directory(), ex_.directory()}, true);  // never an input, the models included
   gate.allow_new_dirs(o_.output);
   for (const char* name : {"table1.md", "table1.csv", "table1.json"}) {
     gate.add_replaced((fs::path(o_.output) / name).string(), FileKind::Table, "-o");

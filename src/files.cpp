@@ -216,7 +216,7 @@ OutputGate::OutputGate(const std::vector<std::string>& inputs, bool overwrite) :
 
 void OutputGate::add_input(const std::string& input) {
   std::error_code ec;
-  if (!input.empty() && fs::is_directory(input, ec)) input_dirs_.push_back(fs::canonical(input, ec).string());
+  if (!input.empty() && fs::is_directory(input, ec)) input_dirs_.insert(fs::canonical(input, ec).string());
   inputs_.push_back(input);
   inputs_listed_ = false;
 }
@@ -265,12 +265,13 @@ void OutputGate::check_not_input(const std::string& path, const std::string& lab
   }
   if (input_dirs_.empty()) return;
   std::error_code ec;
-  const std::string parent = fs::weakly_canonical(fs::absolute(path, ec).parent_path(), ec).string();
-  for (const std::string& dir : input_dirs_) {
-    if (is_under(parent, dir)) {
-      throw OutputError(label + " is inside the input folder '" + dir +
+  const fs::path parent = fs::weakly_canonical(fs::absolute(path, ec).parent_path(), ec);
+  for (fs::path dir = parent; !dir.empty(); dir = dir.parent_path()) {  // the folder and each above it
+    if (input_dirs_.count(dir.string())) {
+      throw OutputError(label + " is inside the input folder '" + dir.string() +
                         "'; a file written there would become one of its inputs: give another path");
     }
+    if (dir == dir.parent_path()) break;
   }
 }
 
@@ -296,6 +297,22 @@ void OutputGate::check_folder(const std::string& path, const std::string& label)
   }
 }
 
+// A file cannot also be the folder of another: neither `key` inside a planned file nor a
+// planned file inside `key` ("-o o.tif --save-latents o.tif").
+void OutputGate::check_not_nested(const std::string& key, const std::string& label) const {
+  const auto refuse = [&](const PlannedFile& other, const std::string& how) {
+    throw UsageError(label + " " + how + " the " + file_kind_name(other.kind) + " of " + other.flag + " '" +
+                     other.path + "'; give each output its own path");
+  };
+  for (fs::path up = fs::path(key).parent_path(); !up.empty() && up != up.parent_path(); up = up.parent_path()) {
+    if (const auto it = by_path_.find(up.string()); it != by_path_.end()) refuse(files_[it->second], "lies inside");
+  }
+  const auto below = by_path_.lower_bound(key + "/");
+  if (below != by_path_.end() && below->first.compare(0, key.size() + 1, key + "/") == 0) {
+    refuse(files_[below->second], "would be the folder of");
+  }
+}
+
 const std::string& OutputGate::plan(const std::string& path, FileKind kind, const std::string& flag, Mode mode) {
   const std::string label = flag + " '" + path + "'";
   if (path.empty()) throw UsageError(flag + ": the path is empty");
@@ -308,6 +325,7 @@ const std::string& OutputGate::plan(const std::string& path, FileKind kind, cons
     throw UsageError(label + " would be written twice: it is also the " + file_kind_name(other.kind) + " of " +
                      other.flag + " '" + other.path + "'; give each output its own path");
   }
+  check_not_nested(key, label);
   check_output_file(path, {}, flag);  // not a device, FIFO, folder or link loop
   if (mode != Mode::Keep) {
     check_not_input(path, label);

@@ -274,13 +274,14 @@ namespace {
 
 // The outputs of a tile run, planned and checked: the generated images and, with
 // --save-latents, the latents of the given and generated modalities; never an input.
-OutputPlan plan_tile_outputs(const TranslateOptions& o, const std::vector<Modality>& generated) {
+OutputPlan plan_tile_outputs(const TranslateOptions& o, const std::vector<Modality>& generated, const Models& models) {
   std::vector<Modality> latent_mods = generated;
   std::vector<std::string> input_paths;
   for (const GivenInput& g : o.inputs) {
     latent_mods.push_back(g.modality);
     input_paths.push_back(g.path);
   }
+  input_paths.push_back(models.directory());  // the models are read too
   return plan_outputs(o.output, o.samples, generated, sorted_modalities(latent_mods), input_paths);
 }
 
@@ -292,7 +293,7 @@ RunResult translate_tiles(const TranslateOptions& o, const std::vector<GivenProb
   std::vector<GivenSource> given;
   for (size_t i = 0; i < o.inputs.size(); ++i) given.push_back(load_given(o.inputs[i], probes[i], models));
   const GeoInfo geo = given[0].data.geo;  // outputs take the first input's georeferencing
-  OutputPlan plan = plan_tile_outputs(o, generated);
+  OutputPlan plan = plan_tile_outputs(o, generated, models);
   const std::vector<std::uint8_t> mask = tile_nodata_mask(given, o.scene.fill_nodata);
   encode_given(given, models);
   plan.gate.make_dirs();
@@ -345,7 +346,7 @@ TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
     for (const PlannedFile& f : plan.outputs.gate.files()) p.outputs.push_back(f);
     return p;
   }
-  const OutputPlan plan = plan_tile_outputs(o, generated_of(o));
+  const OutputPlan plan = plan_tile_outputs(o, generated_of(o), models);
   p.width = p.height = static_cast<int>(models.image_size());
   const TileCalls calls = tile_calls(o.sampling, o.samples, true);
   p.network_calls = calls.solver_steps;
@@ -369,7 +370,7 @@ RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& p
   const std::vector<Modality> generated =
       o.to.empty() ? std::vector<Modality>(kAllModalities.begin(), kAllModalities.end())
                    : sorted_modalities(o.to);
-  OutputPlan plan = plan_outputs(o.output, o.samples, generated, generated, {});
+  OutputPlan plan = plan_outputs(o.output, o.samples, generated, generated, {models.directory()});
   plan.gate.make_dirs();
   spdlog::info("generate {} ({} steps, {}, {} sample(s))", join_modalities(generated),
                o.sampling.sampler.steps, solver_name(o.sampling.sampler.solver), o.samples);

@@ -306,6 +306,7 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   std::vector<std::string> summaries;
   if (o.samples > 1 && o.scene.summary_mean) summaries.push_back("mean");
   if (o.samples > 1 && o.scene.summary_std) summaries.push_back("std");
+  input_paths.push_back(models.directory());  // the models are read too
   p.outputs = plan_outputs(o.output, o.samples, generated, {}, input_paths, summaries);
   spdlog::info("scene {} x {} ({}), {} tiling, overlap {} px", p.grid.width, p.grid.height,
                p.grid.georeferenced ? fmt::format("{:g} m", p.grid.resolution()) : "no georeferencing",

@@ -97,7 +97,8 @@ struct BatchPlan {
   std::vector<std::vector<std::string>> outputs;  // per tuple to do: the files it writes (images, STAC item)
   std::string report;                             // the run report, replaced by every run
 };
-BatchPlan plan_batch(const BatchOptions& options);
+// `models_dir`: the models the run would load (never written over).
+BatchPlan plan_batch(const BatchOptions& options, const std::string& models_dir);
 // The plan as lines of text, for --dry-run.
 std::string describe(const BatchPlan& plan);
 

@@ -84,7 +84,8 @@ class CreatedDirs {
 // add() refuses (UsageError for two flags naming one file, OutputError for the rest):
 //   - an empty path, a GDAL virtual path or a URL (copgen writes local files);
 //   - the same file as any input (device and inode), or a path inside an input folder;
-//   - the same path as another planned file (any kind, any flag);
+//   - the same path as another planned file (any kind, any flag), a path inside a planned
+//     file or the folder of one;
 //   - an existing directory, device, FIFO or socket (never replaced), a symbolic link loop;
 //   - an existing file without --overwrite (kinds replaced by every run, reports, excepted);
 //   - a folder that does not exist, unless under one given to allow_new_dirs, or a folder
@@ -120,13 +121,14 @@ class OutputGate {
   enum class Mode { Write, Replace, Keep };
   const std::string& plan(const std::string& path, FileKind kind, const std::string& flag, Mode mode);
   void check_folder(const std::string& path, const std::string& label);
+  void check_not_nested(const std::string& key, const std::string& label) const;
   void check_not_input(const std::string& path, const std::string& label);
 
   bool overwrite_ = false;
   std::vector<std::string> inputs_;              // as given
   bool inputs_listed_ = false;                   // input_ids_ filled (when an existing file is checked)
   std::map<std::pair<dev_t, ino_t>, std::string> input_ids_;  // the input files, by identity
-  std::vector<std::string> input_dirs_;          // input folders, canonical
+  std::set<std::string> input_dirs_;             // input folders, canonical
   std::vector<std::string> new_dir_roots_;       // absolute, normal
   std::map<std::string, std::size_t> by_path_;   // absolute, normal path -> index in files_
   std::vector<PlannedFile> files_;

@@ -89,7 +89,7 @@ Command add_bench(CLI::App& app, LogFlags& log) {
             }
             validate(o);
             // the figures take minutes to measure: check where they go first
-            OutputGate gate;
+            OutputGate gate({o.models_dir}, true);  // never the models it measures
             if (!flags->json.empty()) gate.add_replaced(flags->json, FileKind::Json, "--json");
             configure_threads(flags->threads);
             const BenchReport r = run_bench(o, [](const std::string& line) { spdlog::info("{}", line); });

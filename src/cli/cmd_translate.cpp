@@ -115,7 +115,7 @@ int run_batch_mode(TranslateFlags& flags, BatchFlags& batch) {
   if (!batch.shard.empty()) o.shard = parse_shard(batch.shard);
   validate(o);
   if (flags.dry_run) {
-    std::cout << describe(plan_batch(o)) << std::flush;
+    std::cout << describe(plan_batch(o, models_dir(flags.sampling))) << std::flush;
     return 0;
   }
   Models models = Models::load(models_dir(flags.sampling), mo);

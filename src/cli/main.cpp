@@ -4,7 +4,10 @@
 #include <alloca.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdint>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -47,13 +50,31 @@ void prefer_passive_openmp(int, char** argv, char** envp) {
 __attribute__((section(".preinit_array"), used)) void (*const preinit_passive_openmp)(int, char**, char**) =
     &prefer_passive_openmp;
 
-void on_signal(int) { copgen::request_stop(); }
+// When the first SIGINT/SIGTERM came (CLOCK_MONOTONIC, ns).
+std::atomic<std::int64_t> g_first_signal_ns{0};
+
+// The first signal asks copgen to stop (it finishes what it must and exits 130); a second
+// one ends it at once, unless it comes within a second of the first: that is the same stop
+// delivered twice (timeout(1) signals the child and then its process group; a terminal's
+// Ctrl-C reaches every process of the job). Async-signal-safe.
+void on_signal(int sig) {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const std::int64_t now = static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  if (!copgen::stop_requested()) {
+    g_first_signal_ns.store(now);
+    copgen::request_stop();
+    return;
+  }
+  if (now - g_first_signal_ns.load() < 1000000000) return;
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
 
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;  // a second signal ends the process at once
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }

@@ -99,6 +99,14 @@ TEST_CASE("outputs: the gate refuses what would destroy data and leaves no trace
              Catch::StartsWith("5: --report '" + tmp.file("file/r.json") + "'") && Catch::EndsWith("is not a directory"));
   CHECK_THAT(error_message_of([&] { gate.add(tmp.file("loop/x.json"), FileKind::StacItem, "--stac-out"); }),
              Catch::Contains("is a symbolic link loop"));
+  CHECK(error_message_of([&] { gate.add(tmp.file("out.tif/S2L2A.npy"), FileKind::Latent, "--save-latents"); }) ==
+        "2: --save-latents '" + tmp.file("out.tif/S2L2A.npy") + "' lies inside the image of -o '" +
+            tmp.file("out.tif") + "'; give each output its own path");
+  CHECK(error_message_of([&] { gate.add(tmp.path, FileKind::Json, "--json"); }) ==
+        "2: --json '" + tmp.path + "' would be the folder of the image of -o '" + tmp.file("out.tif") +
+            "'; give each output its own path");
+  CHECK_THAT(error_message_of([&] { gate.add(tmp.file("product/sub/deeper.tif"), FileKind::Image, "-o"); }),
+             Catch::Contains("is inside the input folder '" + fs::canonical(tmp.file("product")).string() + "'"));
   CHECK(error_message_of([&] { gate.add("", FileKind::Json, "--json"); }) == "2: --json: the path is empty");
   CHECK(error_message_of([&] { gate.add("/vsimem/o.tif", FileKind::Image, "-o"); }) ==
         "2: -o '/vsimem/o.tif': copgen writes local files, not GDAL virtual paths or URLs");
