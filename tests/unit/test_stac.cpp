@@ -217,3 +217,23 @@ TEST_CASE("stac: footprints matched through the index as by comparing every pair
   }
   CHECK(checked == 200);  // the wide item overlaps every S2 item: every tuple is complete
 }
+
+TEST_CASE("stac: an item out links each source item relative to itself - with #ID in a collection", "[stac]") {
+  TempDir tmp;
+  fs::create_directories(tmp.file("run/items"));
+  fs::create_directories(tmp.file("src"));
+  copgen::test::write_synthetic(tmp.file("run/DEM.tif"), {});
+  json item = feature("x", "sentinel-2-l2a", {15, 45, 15.1, 45.1});
+  item["properties"]["datetime"] = "2024-06-01T10:00:00Z";
+  std::ofstream(tmp.file("src/search.json")) << json{{"type", "FeatureCollection"}, {"features", {item}}}.dump();
+  std::ofstream(tmp.file("src/one.json")) << item.dump();
+  const json out = stac_item_of_outputs("t1", {tmp.file("run/DEM.tif")}, tmp.file("run/items/t1.json"),
+                                        {tmp.file("src/search.json") + "#x", tmp.file("src/one.json"),
+                                         tmp.file("run/DEM.tif")});
+  const json want = {{{"rel", "derived_from"}, {"href", "../../src/search.json#x"}, {"type", "application/json"}},
+                     {{"rel", "derived_from"}, {"href", "../../src/one.json"}, {"type", "application/json"}}};
+  CHECK(out["links"] == want);
+  CHECK(out["properties"]["copgen:sources"] == json({"x", "x", tmp.file("run/DEM.tif")}));
+  CHECK(out["properties"]["datetime"] == "2024-06-01T10:00:00Z");
+  CHECK(out["assets"]["DEM"]["href"] == "../DEM.tif");
+}
