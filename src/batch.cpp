@@ -424,7 +424,6 @@ void validate(const BatchOptions& o) {
   if (generated_of(o).empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
   if (!o.output.save_latents_dir.empty()) throw UsageError("--save-latents cannot be used with --input-dir/--inputs-from");
   if (o.readers < 1) throw UsageError("--readers: must be at least 1, got " + std::to_string(o.readers));
-  if (o.prefetch < 0) throw UsageError("prefetch: must not be negative");
   if (o.shard.count < 1 || o.shard.index < 0 || o.shard.index >= o.shard.count) {
     throw UsageError("--shard " + shard_name(o.shard) + ": expected I/N with 0 <= I < N");
   }
@@ -567,7 +566,7 @@ void BatchRunner::start_readers() {
   const ModelDims dims{models_.image_size(), models_.latent_channels(), models_.latent_size()};
   // the scene flags that make translate() treat even 256 x 256 thumbnails as scenes
   const bool tiles = o_.scene.input_kind != InputKind::Physical && o_.scene.output_kind == OutputKind::Thumbnail;
-  window_ = static_cast<std::size_t>(o_.prefetch > 0 ? o_.prefetch : o_.readers + 1);
+  window_ = static_cast<std::size_t>(o_.readers + 1);  // batches read ahead of the one sampled
   ahead_ = std::make_unique<detail::ReadAhead<LoadedBatch>>(plan_.work.size(), window_);
   for (int r = 0; r < o_.readers && !plan_.work.empty(); ++r) {
     readers_.emplace_back([this, dims, tiles]() {

@@ -115,7 +115,7 @@ CompareResult compare_image_sets(const CompareOptions& o, Extractors* extractors
   report["k"] = o.pr.k;
   report["copgen_version"] = kVersion;
   r.report = report;
-  if (!o.json.empty()) write_text_atomic(o.json, report.dump(2) + "\n");
+  if (!o.json.empty()) write_text_atomically(o.json, report.dump(2) + "\n", "--json");
   return r;
 }
 

@@ -106,7 +106,7 @@ NoiseFn joint_noise_fn(Models& models, const Roles& roles, std::vector<torch::Te
   return [&models, roles, given_latents = std::move(given_latents), unused_noise = std::move(unused_noise),
           guidance, guidance_noise = std::move(guidance_noise), n](const torch::Tensor& x, double t) {
     const torch::Tensor cond = predict_generated(models, roles, x, t * n, given_latents, 0.0, unused_noise);
-    if (guidance.scale == 0.0 || roles.given.empty()) return cond;
+    if (!is_guided(guidance, !roles.given.empty())) return cond;
     const torch::Tensor uncond = predict_generated(models, roles, x, t * n, guidance_noise, n, unused_noise);
     return (1.0 + guidance.scale) * cond - guidance.scale * uncond;
   };

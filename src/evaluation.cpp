@@ -131,10 +131,6 @@ void validate(const EvalOptions& o) {
 
 // ---- the run ------------------------------------------------------------------------------
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  write_text_atomically(path, text, "output");
-}
-
 namespace {
 
 std::optional<json> read_json(const std::string& path) {
@@ -255,7 +251,7 @@ void Runner::prepare_cache() {
     if (ec) throw OutputError("cannot remove the old cache '" + cache_.string() + "' (" + ec.message() + ")");
     fs::create_directories(cache_, ec);
   }
-  write_text_atomic(settings_path, want.dump(2) + "\n");
+  write_text_atomically(settings_path, want.dump(2) + "\n", "output");
 }
 
 torch::Tensor Runner::real_pixels(Modality m, size_t first, size_t count) {
@@ -305,7 +301,7 @@ ImageFeatures Runner::cached_features(const fs::path& dir, const json& key, cons
   fs::remove(key_path, ec);  // invalid until the new features are written
   ImageFeatures f = compute();
   save_features(f, dir.string());
-  write_text_atomic(key_path, key.dump(1) + "\n");
+  write_text_atomically(key_path, key.dump(1) + "\n", "output");
   ++stats_.features_extracted;
   return f;
 }
@@ -343,8 +339,8 @@ void Runner::generate_row(const EvalCondition& c, bool& changed) {
   const Roles roles = Roles::make(c.given, generated);
   const std::vector<Item> all = items();
   const auto n = static_cast<std::int64_t>(all.size());
-  const std::int64_t chunks = (n + o_.sampling.batch_size - 1) / o_.sampling.batch_size;
-  const int calls_per_step = (o_.sampling.guidance.scale != 0.0 && !c.given.empty()) ? 2 : 1;
+  const std::int64_t chunks = chunks_of(n, o_.sampling.batch_size);
+  const int calls_per_step = passes_per_step(o_.sampling.guidance, !c.given.empty());
   const fs::path chunk_dir = cache_ / "generated" / row_dir_name(c) / "chunks";
   std::error_code ec;
   fs::create_directories(chunk_dir, ec);
@@ -410,7 +406,7 @@ void Runner::generate_row(const EvalCondition& c, bool& changed) {
         ++stats_.images_generated;
       }
     }
-    write_text_atomic(marker_path, marker.dump(1) + "\n");  // the chunk is complete only now
+    write_text_atomically(marker_path, marker.dump(1) + "\n", "output");  // the chunk is complete only now
     ++stats_.chunks_generated;
     changed = true;
     report("generating row " + c.label(), first + b, n);
@@ -532,9 +528,9 @@ EvalResult Runner::run() {
   const std::string md = (fs::path(o_.output) / "table1.md").string();
   const std::string csv = (fs::path(o_.output) / "table1.csv").string();
   const std::string js = (fs::path(o_.output) / "table1.json").string();
-  write_text_atomic(md, table1_markdown(result, o_.compare_paper));
-  write_text_atomic(csv, table1_csv(result, o_.compare_paper));
-  write_text_atomic(js, table1_json(result, o_.compare_paper).dump(2) + "\n");
+  write_text_atomically(md, table1_markdown(result, o_.compare_paper), "output");
+  write_text_atomically(csv, table1_csv(result, o_.compare_paper), "output");
+  write_text_atomically(js, table1_json(result, o_.compare_paper).dump(2) + "\n", "output");
   result.outputs = {md, csv, js};
   return result;
 }

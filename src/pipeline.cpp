@@ -147,8 +147,8 @@ struct TileCalls {
   int per_step = 1;      // backbone passes per solver step
 };
 TileCalls tile_calls(const SamplingOptions& s, int samples, bool given) {
-  const int chunks = (samples + s.batch_size - 1) / s.batch_size;
-  return {chunks, chunks * s.sampler.steps, (s.guidance.scale != 0.0 && given) ? 2 : 1};
+  const int chunks = static_cast<int>(chunks_of(samples, s.batch_size));
+  return {chunks, chunks * s.sampler.steps, passes_per_step(s.guidance, given)};
 }
 
 // Samples `samples` outputs of the tuple `given` in batches of the sampling options' size

@@ -124,10 +124,12 @@ std::string file_of(const std::string& path) {
   return inner.substr(0, inner.find('?'));
 }
 
+}  // namespace
+
 // Opens `path` read-only as a raster with at least one band; InputError otherwise. A raster
 // over HTTP is probed first (probe_remote_raster), so that GDAL never opens a URL whose server
 // sends an endless body, HTML or an error status.
-DatasetPtr open_raster(const std::string& path, const std::string& what) {
+DatasetPtr gdal_detail::open_dataset(const std::string& path, const std::string& what) {
   init_gdal();
   const std::string file = file_of(path);  // what the checks before GDAL opens `path` look at
   const std::string url = vsicurl_http_url(file);
@@ -171,6 +173,8 @@ DatasetPtr open_raster(const std::string& path, const std::string& what) {
   }
   return ds;
 }
+
+namespace {
 
 std::atomic<unsigned long> g_temp_counter{0};
 
@@ -525,7 +529,7 @@ bool path_exists(const std::string& path) {
 }
 
 RasterInfo probe_raster(const std::string& path, const std::string& what) {
-  DatasetPtr ds = open_raster(path, what);
+  DatasetPtr ds = open_dataset(path, what);
   RasterInfo info;
   info.path = path;
   if (GDALDriver* driver = ds->GetDriver(); driver != nullptr) {
@@ -579,7 +583,7 @@ std::string read_text(const std::string& path, const std::string& what) {
 }
 
 ImageU8 read_image_u8(const std::string& path, const std::string& what) {
-  DatasetPtr ds = open_raster(path, what);
+  DatasetPtr ds = open_dataset(path, what);
   const int bands = ds->GetRasterCount();
   check_byte_bands(*ds, bands, path, what);
 
@@ -633,7 +637,6 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
 
 // Entry points for the rest of the GDAL module (src/raster_scene.cpp).
 namespace gdal_detail {
-DatasetPtr open_dataset(const std::string& path, const std::string& what) { return open_raster(path, what); }
 std::string temporary_path(const std::string& path) { return temp_path_for(path); }
 void check_output_dir(const std::string& path) { check_destination_dir(path); }
 GeoInfo geo_of(GDALDataset& ds, const std::string& path) { return read_geo(ds, path); }

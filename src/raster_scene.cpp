@@ -72,10 +72,6 @@ std::optional<double> RasterSource::nodata(int band) const {
   return std::nullopt;
 }
 
-std::string RasterSource::band_type(int band) const {
-  return GDALGetDataTypeName(handle_->ds->GetRasterBand(band)->GetRasterDataType());
-}
-
 Grid RasterSource::grid() const { return grid_of(*this); }
 
 Grid grid_of(const RasterSource& source) {

@@ -357,8 +357,8 @@ torch::Tensor sample_canvas(Models& models, const ScenePlan& plan, const std::ve
   const Canvas& cv = plan.canvas;
   const Roles& roles = plan.roles;
   const torch::Device device = models.device();
-  const bool guided = o.sampling.guidance.scale != 0.0 && !roles.given.empty();
-  const int calls_per_step = guided ? 2 : 1;
+  const bool guided = is_guided(o.sampling.guidance, !roles.given.empty());
+  const int calls_per_step = passes_per_step(o.sampling.guidance, !roles.given.empty());
   const std::vector<bool> needs_eps(roles.given.size(), o.sampling.cond_latent == CondLatent::Sample);
   const Draws d = draw_noise(gen, roles, needs_eps, 1, {models.latent_channels(), cv.lat_h, cv.lat_w}, guided);
   Conditioning cond;
@@ -442,9 +442,9 @@ SceneCost scene_cost(const ScenePlan& plan, const TranslateOptions& o, const Mod
   SceneCost c;
   c.windows = static_cast<int>(plan.canvas.layout.windows.size());
   const int batch = o.sampling.batch_size;
-  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : (c.windows + batch - 1) / batch;
+  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : static_cast<int>(chunks_of(c.windows, batch));
   c.network_calls = o.samples * chunks * o.sampling.sampler.steps;
-  const int per_window = o.sampling.guidance.scale != 0.0 && !plan.roles.given.empty() ? 2 : 1;
+  const int per_window = passes_per_step(o.sampling.guidance, !plan.roles.given.empty());
   c.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps * c.windows * per_window;
   c.canvas_bytes = canvas_bytes(plan.grid, models.latent_channels());
   return c;

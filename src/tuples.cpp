@@ -96,7 +96,7 @@ std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const
   std::vector<bool> needs_eps;
   const std::vector<std::vector<torch::Tensor>> moments = batch_moments(models, roles, tuples, settings, needs_eps);
 
-  const bool guided = settings.guidance.scale != 0.0 && !roles.given.empty();
+  const bool guided = is_guided(settings.guidance, !roles.given.empty());
   const Draws draws = draw_noise(gen, roles, needs_eps, b, {c, h, h}, guided);
 
   std::vector<torch::Tensor> given_latents, unused_noise, guidance_noise;

@@ -54,7 +54,6 @@ struct BatchOptions {
   bool fail_fast = false;        // --fail-fast: stop at the first failed tuple
   std::string report;            // --report; empty: default_report_path()
   int readers = 2;               // --readers: reader threads
-  int prefetch = 0;              // batches read ahead of the one sampled; 0: readers + 1
   SceneOptions scene;            // the scene flags, for tuples that go through translate(); with
                                  // --input-kind physical or --output-kind physical, every tuple does
 };

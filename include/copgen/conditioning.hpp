@@ -59,6 +59,14 @@ torch::Tensor latent_from_moments(const torch::Tensor& moments, const torch::Ten
 struct Guidance {
   double scale = 0.0;  // --guidance-scale; 0 is exactly no guidance (one call per step)
 };
+// The one guidance rule: a run is guided when the scale is non-zero and some modality is
+// given (with nothing given there is no unconditional pass to mix with); a guided solver
+// step takes two backbone passes (conditional and unconditional), any other one.
+inline bool is_guided(const Guidance& g, bool any_given) { return g.scale != 0.0 && any_given; }
+inline int passes_per_step(const Guidance& g, bool any_given) { return is_guided(g, any_given) ? 2 : 1; }
+// The chunks of at most `batch` that `n` samples (or windows) are processed in.
+inline std::int64_t chunks_of(std::int64_t n, std::int64_t batch) { return (n + batch - 1) / batch; }
+
 // Guidance scales beyond this are refused as absurd (the paper uses 0; a few units is strong).
 inline constexpr double kMaxGuidanceScale = 1000.0;
 // UsageError naming --guidance-scale unless the scale is finite and within kMaxGuidanceScale.

@@ -178,10 +178,6 @@ CompareResult compare_image_sets(const CompareOptions& options, Extractors* extr
 // The scores as a small text table: counts, FID, precision, recall, F.
 std::string scores_table(const CompareResult& result);
 
-// Writes `text` to `path` under a temporary name in the same folder, then renames it.
-// Throws OutputError naming `path`.
-void write_text_atomic(const std::string& path, const std::string& text);
-
 // ---- Table 1 ---------------------------------------------------------------------------
 
 // The table in Table 1's layout (Model, Condition, then F, P, R and FID per modality;

@@ -47,8 +47,6 @@ class RasterSource {
   const std::string& path() const { return info_.path; }
   // Nodata of `band` (1-based), if set.
   std::optional<double> nodata(int band) const;
-  // The GDAL data type name of `band`.
-  std::string band_type(int band) const;
 
   // This raster resampled onto `target` ("nearest", "bilinear", "cubic", "average"):
   // pixels outside the source read as its nodata (or NaN for float, 0 for integers) and

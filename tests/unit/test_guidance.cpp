@@ -123,3 +123,16 @@ TEST_CASE("guidance: without a given modality there is nothing to guide - one ca
   const auto plain = sample_tuples(m, roles, t, s, g2);
   CHECK(torch::equal(guided[0].latents.at(Modality::DEM), plain[0].latents.at(Modality::DEM)));
 }
+
+TEST_CASE("guidance: the one rule of passes per step and chunks", "[guidance]") {
+  CHECK_FALSE(copgen::is_guided(copgen::Guidance{0.0}, true));  // a scale of 0 is exactly no guidance
+  CHECK(copgen::is_guided(copgen::Guidance{2.0}, true));
+  CHECK_FALSE(copgen::is_guided(copgen::Guidance{2.0}, false));  // nothing given: no unconditional pass
+  CHECK(copgen::passes_per_step(copgen::Guidance{0.0}, true) == 1);
+  CHECK(copgen::passes_per_step(copgen::Guidance{-1.5}, true) == 2);
+  CHECK(copgen::passes_per_step(copgen::Guidance{2.0}, false) == 1);
+  CHECK(copgen::chunks_of(5, 2) == 3);
+  CHECK(copgen::chunks_of(4, 2) == 2);
+  CHECK(copgen::chunks_of(1, 8) == 1);
+  CHECK(copgen::chunks_of(0, 8) == 0);
+}
