@@ -404,7 +404,8 @@ Pick pick_asset(const json& assets, const std::string& role, const std::string& 
   if (!by_key.empty()) {
     const std::vector<std::string> names = common_names(assets[by_key]);
     const bool disagrees = names.size() == 1 && names[0] != role;
-    if (!disagrees) return {by_key, band_of_role(assets[by_key], role) > 0 ? band_of_role(assets[by_key], role) : 1};
+    const int band = band_of_role(assets[by_key], role);
+    if (!disagrees) return {by_key, band > 0 ? band : 1};
     if (single.empty()) {
       spdlog::warn("{}: asset '{}' is the {} band by its eo:bands; read as {} by its key", label, by_key, names[0], role);
       return {by_key, 1};

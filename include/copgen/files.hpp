@@ -112,7 +112,6 @@ class OutputGate {
 
   const std::vector<PlannedFile>& files() const { return files_; }
   std::vector<std::string> paths(FileKind kind) const;
-  bool overwrite() const { return overwrite_; }
   // Makes the missing folders of every planned file; those left empty are removed again
   // when the gate goes (a run that fails before writing leaves no trace).
   void make_dirs();
