@@ -11,10 +11,10 @@ build_dir="${COPGEN_BUILD_DIR:-$root/build}"
 models="$root/models/demo"
 out_dir="$root/demo-output"
 
-COPGEN_BUILD_TARGET=copgen bash "$root/scripts/build.sh" "$build_dir"
+COPGEN_BUILD_TARGET=copgen bash "$root/scripts/dev/build.sh" "$build_dir"
 if [ ! -f "$models/copgen.json" ]; then
   echo "demo: exporting tiny demo models into $models"
-  "$(bash "$root/scripts/find_python.sh")" "$root/scripts/export_models.py" --tiny --seed 42 --out "$models"
+  "$(bash "$root/scripts/dev/find_python.sh")" "$root/scripts/models/export_models.py" --tiny --seed 42 --out "$models"
 fi
 mkdir -p "$out_dir"
 start=$(date +%s%N)

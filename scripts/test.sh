@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds copgen with its tests, and runs every test; then does
-# the same against a CUDA LibTorch (scripts/install_cuda_torch.sh: pip torch 2.11.0 for
+# the same against a CUDA LibTorch (scripts/dev/install_cuda_torch.sh: pip torch 2.11.0 for
 # CUDA 13.0 in a virtual environment), where the unit, e2e and python tests run on the CPU.
 # Usage: scripts/test.sh [ctest arguments...]   (e.g. -L unit, -R cli; both builds get them)
 # Environment:
@@ -28,7 +28,7 @@ trap report EXIT
 
 stamp "LibTorch 1.13 (Debian, CPU): build"
 t=$SECONDS
-bash "$root/scripts/build.sh" "$build_dir" -DCOPGEN_BUILD_TESTS=ON
+bash "$root/scripts/dev/build.sh" "$build_dir" -DCOPGEN_BUILD_TESTS=ON
 elapsed "1.13 deps+configure+build" $t
 stamp "LibTorch 1.13 (Debian, CPU): tests"
 t=$SECONDS
@@ -42,8 +42,8 @@ fi
 
 stamp "LibTorch 2.11 (pip, CUDA 13.0): install"
 t=$SECONDS
-prefix="$(bash "$root/scripts/install_cuda_torch.sh" --print-prefix)"
-venv_python="$(bash "$root/scripts/install_cuda_torch.sh" --print-venv)/bin/python"
+prefix="$(bash "$root/scripts/dev/install_cuda_torch.sh" --print-prefix)"
+venv_python="$(bash "$root/scripts/dev/install_cuda_torch.sh" --print-venv)/bin/python"
 elapsed "2.11 install" $t
 stamp "LibTorch 2.11 (pip, CUDA 13.0): configure ($prefix)"
 t=$SECONDS

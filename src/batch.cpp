@@ -22,6 +22,7 @@
 #include "copgen/npy.hpp"
 #include "copgen/outputs.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/runtime.hpp"
 #include "copgen/stac.hpp"
@@ -45,14 +46,7 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::vector<Modality> generated_of(const BatchOptions& o) {
-  if (!o.to.empty()) return sorted_modalities(o.to);
-  std::vector<Modality> out;
-  for (Modality m : kAllModalities) {
-    if (std::find(o.from.begin(), o.from.end(), m) == o.from.end()) out.push_back(m);
-  }
-  return out;
-}
+std::vector<Modality> generated_of(const BatchOptions& o) { return generated_modalities(o.from, o.to); }
 
 std::string kind_name(ErrorKind k) {
   switch (k) {
@@ -117,48 +111,32 @@ struct WriteJob {
   std::uint64_t seed = 0;
 };
 
+// The model geometry the readers need (they run beside the sampling thread, without the models).
 struct ModelDims {
-  int image_size = 256;
-  std::int64_t channels = 4;
-  std::int64_t latent = 32;
+  int image_size = 0;
+  std::int64_t channels = 0;
+  std::int64_t latent = 0;
 };
 
-// Reads one tuple: fast when every input is a tile or a .npy latent/moments (inputs.hpp),
-// a Major TOM product folder whose thumbnail is a tile included.
+// Reads one tuple: fast when it is a tile run (inputs.hpp's probe_tile_run, the answer
+// translate() gives too) whose tiles have no nodata; any other tuple goes through
+// translate(), which decides and reads it itself.
 Loaded load_tuple(const Planned& p, std::size_t index, const std::vector<Modality>& from, const ModelDims& dims,
-                  bool tiles) {
+                  const SceneOptions& scene) {
   Loaded l;
   l.planned = index;
-  l.fast = tiles;
   l.inputs.label = p.src->key;
-  if (!tiles) return l;
   try {
-    bool first = true;
-    for (Modality m : from) {
-      const std::string& path = p.src->inputs.at(m);
-      const std::string what = modality_name(m) + " input";
-      GivenProbe probe = probe_given(path, what, dims.image_size);
-      if (probe.form == GivenForm::ProductFolder && !probe.file.empty()) {
-        probe = probe_given(probe.file, what, dims.image_size);  // its thumbnail, when that is a tile
-      }
-      GivenData given;
-      if (probe.form == GivenForm::Npy) {
-        torch::Tensor t = read_given_npy(path, what, dims.channels, dims.latent);
-        (t.size(0) == dims.channels ? given.latent : given.moments) = t;
-      } else {
-        // a scene, a band list, physical bands only: translate() decides
-        if (probe.form != GivenForm::Tile) {
-          l.fast = false;
-          continue;
-        }
-        given = read_given_tile(probe.file, what);
-        if (!given.valid.empty()) {
-          l.fast = false;  // nodata pixels: translate() masks them (or fills them) as in single runs
-          continue;
-        }
-        if (first) l.geo = given.geo;
-      }
-      first = false;
+    std::vector<GivenInput> inputs;
+    for (Modality m : from) inputs.push_back({m, p.src->inputs.at(m)});
+    const std::vector<GivenProbe> probes = probe_tile_run(inputs, scene, dims.image_size);
+    l.fast = !probes.empty();
+    for (std::size_t i = 0; i < probes.size() && l.fast; ++i) {
+      const Modality m = inputs[i].modality;
+      GivenFile given = read_given(probes[i], modality_name(m) + " input", dims.channels, dims.latent);
+      // nodata pixels: translate() masks them (or fills them) as in single runs
+      if (!given.valid.empty()) l.fast = false;
+      if (i == 0) l.geo = given.geo;
       l.inputs.given[m] = std::move(given);
     }
   } catch (...) {
@@ -248,7 +226,25 @@ Planned plan_tuple(const BatchOptions& o, const TupleSource& t, const std::vecto
   return p;
 }
 
+// UsageError when --output-dir is the --input-dir itself (the folders resolved).
+void check_output_dir_is_not_input_dir(const BatchOptions& o) {
+  if (o.input_dir.empty()) return;
+  auto norm = [](const std::string& p, std::error_code& ec) {
+    fs::path c = fs::weakly_canonical(p, ec);
+    return c.has_filename() ? c : c.parent_path();  // "/in/" -> "/in"
+  };
+  std::error_code e1, e2;
+  const fs::path a = norm(o.input_dir, e1), b = norm(o.output.path, e2);
+  if (!e1 && !e2 && a == b) {
+    throw UsageError("--output-dir '" + o.output.path + "' is the --input-dir; give another directory");
+  }
+}
+
+// The one plan of a batch run, for run_batch and plan_batch alike: the options validated
+// (validate: no file touched), the tuples found, every output planned in one gate.
 Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated, const std::string& models_dir) {
+  validate(o);
+  check_output_dir_is_not_input_dir(o);
   Plan plan;
   plan.report_path = o.report.empty() ? default_report_path(o) : o.report;
   plan.found = find_tuples(o);
@@ -441,17 +437,6 @@ void validate(const BatchOptions& o) {
     throw UsageError(std::string(o.scene.projwin ? "--projwin" : "--srcwin") +
                      ": a region of interest is for one scene, not a batch; run copgen translate -i on the scene");
   }
-  if (!o.input_dir.empty()) {
-    auto norm = [](const std::string& p, std::error_code& ec) {
-      fs::path c = fs::weakly_canonical(p, ec);
-      return c.has_filename() ? c : c.parent_path();  // "/in/" -> "/in"
-    };
-    std::error_code e1, e2;
-    const fs::path a = norm(o.input_dir, e1), b = norm(o.output.path, e2);
-    if (!e1 && !e2 && a == b) {
-      throw UsageError("--output-dir '" + o.output.path + "' is the --input-dir; give another directory");
-    }
-  }
 }
 
 namespace {
@@ -508,7 +493,6 @@ class BatchRunner {
 };
 
 BatchResult BatchRunner::run() {
-  validate(o_);
   plan();
   start_readers();
   start_writer();
@@ -530,13 +514,13 @@ BatchResult BatchRunner::run() {
 // the report go and makes the output folder: everything that can fail before any work.
 void BatchRunner::plan() {
   generated_ = generated_of(o_);
+  plan_ = plan_run(o_, generated_, models_.directory());  // validates the options first
   roles_ = Roles::make(sorted_modalities(o_.from), generated_);
   result_.seed = o_.sampling.seed.value_or(random_seed());
   if (!o_.sampling.seed) {
     spdlog::info("seed: {} (random; pass --seed {} to reproduce, and to resume with the same seed)", result_.seed,
                  result_.seed);
   }
-  plan_ = plan_run(o_, generated_, models_.directory());
   result_.report_path = plan_.report_path;
   result_.layout = layout_name(plan_.found.layout);
   result_.found = static_cast<int>(plan_.found.tuples.size());
@@ -564,17 +548,15 @@ void BatchRunner::plan() {
 
 void BatchRunner::start_readers() {
   const ModelDims dims{models_.image_size(), models_.latent_channels(), models_.latent_size()};
-  // the scene flags that make translate() treat even 256 x 256 thumbnails as scenes
-  const bool tiles = o_.scene.input_kind != InputKind::Physical && o_.scene.output_kind == OutputKind::Thumbnail;
   window_ = static_cast<std::size_t>(o_.readers + 1);  // batches read ahead of the one sampled
   ahead_ = std::make_unique<detail::ReadAhead<LoadedBatch>>(plan_.work.size(), window_);
   for (int r = 0; r < o_.readers && !plan_.work.empty(); ++r) {
-    readers_.emplace_back([this, dims, tiles]() {
+    readers_.emplace_back([this, dims]() {
       while (auto pos = ahead_->claim()) {
         const auto t0 = Clock::now();
         LoadedBatch lb;
         for (std::size_t i : plan_.batches[plan_.work[*pos]]) {
-          lb.tuples.push_back(load_tuple(plan_.tuples[i], i, o_.from, dims, tiles));
+          lb.tuples.push_back(load_tuple(plan_.tuples[i], i, o_.from, dims, o_.scene));
         }
         {
           std::lock_guard<std::mutex> lock(stats_mu_);
@@ -805,7 +787,6 @@ void BatchRunner::report_progress() {
 }  // namespace
 
 BatchPlan plan_batch(const BatchOptions& o, const std::string& models_dir) {
-  validate(o);
   const Plan plan = plan_run(o, generated_of(o), models_dir);
   BatchPlan p;
   p.layout = layout_name(plan.found.layout);

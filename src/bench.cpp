@@ -148,9 +148,16 @@ void measure_end_to_end(Models& models, const torch::Tensor& tiles, int b, const
   settings.sampler.steps = o.sampling.sampler.steps;
   at::Generator gen = at::detail::createCPUGenerator(o.sampling.seed.value_or(0));
   const double cpu = process_cpu_seconds();
+  const std::int64_t passes_before = models.backbone_calls();
+  const RunCost step = tile_step_cost(b, settings.guidance, true);
   const auto start = Clock::now();
-  (void)sample_tuples(models, roles, tuples, settings, gen, stop_check);
+  (void)sample_tuples(models, roles, tuples, settings, gen, [&](int, int) {
+    row.e2e_cost += step;
+    throw_if_stop_requested();
+  });
   synchronize(models.device());
+  row.e2e_cost.samples = b;
+  row.e2e_cost.backbone_passes = models.backbone_calls() - passes_before;
   row.e2e_steps = o.sampling.sampler.steps;
   row.e2e_seconds = seconds_since(start);
   row.e2e_cpu_seconds = process_cpu_seconds() - cpu;
@@ -307,7 +314,7 @@ namespace {
 struct BenchInputs {
   torch::Tensor tiles;     // uint8 pixel values [max batch, 3, S, S] (end to end)
   std::string tiles_path;  // the same as .npy, for the reference
-  std::string script;      // scripts/reference_pipeline.py
+  std::string script;      // scripts/research/reference_pipeline.py
 };
 
 // Rows skipped for every batch size of a configuration that cannot run here.
@@ -473,6 +480,11 @@ nlohmann::json row_json(const BenchRow& row, const BenchOptions& options) {
     j["end_to_end"] = {{"translation", "S2L1C -> S2L2A"},
                        {"tuples", row.batch_size},
                        {"steps", row.e2e_steps},
+                       {"cost",
+                        {{"samples", row.e2e_cost.samples},
+                         {"solver_steps", row.e2e_cost.solver_steps},
+                         {"backbone_passes", row.e2e_cost.backbone_passes},
+                         {"window_evaluations", row.e2e_cost.window_evaluations}}},
                        {"seconds", row.e2e_seconds},
                        {"cpu_seconds", row.e2e_cpu_seconds},
                        {"tuples_per_s", row.tuples_per_s}};
@@ -604,7 +616,7 @@ std::string format_bench_table(const BenchReport& r) {
          (r.options.end_to_end ? "; end to end: S2L1C -> S2L2A of <batch> synthetic tiles, " + steps + " steps" : "") +
          "\n";
   if (ref) {
-    out += "reference: " + r.python + " scripts/reference_pipeline.py (x: copgen's speed over the reference's, wall clock)\n";
+    out += "reference: " + r.python + " scripts/research/reference_pipeline.py (x: copgen's speed over the reference's, wall clock)\n";
   }
   out += "cpu s/call: process CPU time of all threads per call (on a shared machine steadier than the wall clock)\n";
   return out;

@@ -1,30 +1,18 @@
 // copgen metrics: two image folders (or saved features) compared by FID, precision, recall, F.
-#include "copgen/evaluation.hpp"
+#include "copgen/compare.hpp"
 
-#include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <cinttypes>
-#include <cstdio>
+#include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <set>
 #include <sstream>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <spdlog/spdlog.h>
-#include <unistd.h>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "copgen/cancel.hpp"
-#include "copgen/conditioning.hpp"
 #include "copgen/error.hpp"
-#include "copgen/inputs.hpp"
-#include "copgen/npy.hpp"
-#include "copgen/outputs.hpp"
-#include "copgen/pipeline.hpp"
-#include "copgen/pixels.hpp"
-#include "copgen/raster_io.hpp"
-#include "copgen/sha256.hpp"
+#include "copgen/features.hpp"
+#include "copgen/files.hpp"
+#include "copgen/metrics.hpp"
 #include "copgen/version.hpp"
 #include "text.hpp"
 

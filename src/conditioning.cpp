@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "copgen/cuda.hpp"
 #include "copgen/error.hpp"
 #include "copgen/models.hpp"
 
@@ -110,6 +111,78 @@ NoiseFn joint_noise_fn(Models& models, const Roles& roles, std::vector<torch::Te
     const torch::Tensor uncond = predict_generated(models, roles, x, t * n, guidance_noise, n, unused_noise);
     return (1.0 + guidance.scale) * cond - guidance.scale * uncond;
   };
+}
+
+RunCost& RunCost::operator+=(const RunCost& o) {
+  samples += o.samples;
+  solver_steps += o.solver_steps;
+  backbone_passes += o.backbone_passes;
+  window_evaluations += o.window_evaluations;
+  return *this;
+}
+
+bool RunCost::operator==(const RunCost& o) const {
+  return samples == o.samples && solver_steps == o.solver_steps && backbone_passes == o.backbone_passes &&
+         window_evaluations == o.window_evaluations;
+}
+
+RunCost tile_step_cost(int chunk, const Guidance& guidance, bool any_given) {
+  const int passes = passes_per_step(guidance, any_given);
+  return {0, 1, passes, static_cast<std::int64_t>(chunk) * passes};
+}
+
+RunCost tile_cost(int samples, int batch, int steps, const Guidance& guidance, bool any_given) {
+  RunCost c;
+  for (int first = 0; first < samples; first += batch) {
+    const int chunk = std::min(batch, samples - first);
+    c.samples += chunk;
+    for (int s = 0; s < steps; ++s) c += tile_step_cost(chunk, guidance, any_given);
+  }
+  return c;
+}
+
+RunCost scene_step_cost(std::int64_t windows, int batch, const Guidance& guidance, bool any_given, bool fused) {
+  const int passes = passes_per_step(guidance, any_given);
+  // fused: one step sends every window, chunks_of(windows, batch) passes of each kind;
+  // independent: the step of one chunk of at most `batch` windows
+  const std::int64_t chunks = fused ? chunks_of(windows, batch) : 1;
+  return {0, 1, chunks * passes, windows * passes};
+}
+
+RunCost scene_cost(int samples, std::int64_t windows, int batch, int steps, const Guidance& guidance, bool any_given,
+                   bool fused) {
+  RunCost c;
+  c.samples = samples;
+  for (int k = 0; k < samples; ++k) {
+    if (fused) {
+      for (int s = 0; s < steps; ++s) c += scene_step_cost(windows, batch, guidance, any_given, true);
+      continue;
+    }
+    for (std::int64_t first = 0; first < windows; first += batch) {
+      const std::int64_t chunk = std::min<std::int64_t>(batch, windows - first);
+      for (int s = 0; s < steps; ++s) c += scene_step_cost(chunk, batch, guidance, any_given, false);
+    }
+  }
+  return c;
+}
+
+std::string describe(const RunCost& c) {
+  return std::to_string(c.samples) + " sample(s), " + std::to_string(c.solver_steps) + " solver step(s), " +
+         std::to_string(c.backbone_passes) + " backbone pass(es), " + std::to_string(c.window_evaluations) +
+         " window evaluation(s)";
+}
+
+NoiseFn Conditioning::noise_fn(Models& models, const Roles& roles, const Guidance& guidance) const {
+  return joint_noise_fn(models, roles, given, unused, guidance, guidance_noise);
+}
+
+Conditioning device_conditioning(const std::vector<torch::Tensor>& given_latents, const Draws& draws,
+                                 const torch::Device& device) {
+  Conditioning c;
+  for (const auto& z : given_latents) c.given.push_back(to_device(z, device));
+  for (const auto& u : draws.unused_noise) c.unused.push_back(to_device(u, device));
+  for (const auto& g : draws.guidance_noise) c.guidance_noise.push_back(to_device(g, device));
+  return c;
 }
 
 }  // namespace copgen

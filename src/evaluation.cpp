@@ -2,28 +2,23 @@
 #include "copgen/evaluation.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <cinttypes>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include "copgen/cancel.hpp"
 #include "copgen/conditioning.hpp"
 #include "copgen/error.hpp"
+#include "copgen/files.hpp"
 #include "copgen/inputs.hpp"
-#include "copgen/npy.hpp"
-#include "copgen/outputs.hpp"
 #include "copgen/pipeline.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
+#include "copgen/sampler.hpp"
 #include "copgen/sha256.hpp"
 #include "copgen/version.hpp"
 #include "text.hpp"
@@ -41,13 +36,7 @@ std::string EvalCondition::label() const {
   return join_modalities(given, "+");
 }
 
-std::vector<Modality> EvalCondition::generated() const {
-  std::vector<Modality> out;
-  for (Modality m : kAllModalities) {
-    if (std::find(given.begin(), given.end(), m) == given.end()) out.push_back(m);
-  }
-  return out;
-}
+std::vector<Modality> EvalCondition::generated() const { return generated_modalities(given, {}); }
 
 std::vector<EvalCondition> table1_conditions() {
   return {EvalCondition{{}}, EvalCondition{{Modality::DEM}}, EvalCondition{{Modality::S1RTC}},

@@ -1,36 +1,12 @@
 // Table 1 as Markdown, CSV and JSON, beside the paper's values.
 #include "copgen/evaluation.hpp"
 
-#include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <cinttypes>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <set>
 #include <sstream>
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
-#include "copgen/cancel.hpp"
-#include "copgen/conditioning.hpp"
-#include "copgen/error.hpp"
-#include "copgen/inputs.hpp"
-#include "copgen/npy.hpp"
-#include "copgen/outputs.hpp"
-#include "copgen/pipeline.hpp"
-#include "copgen/pixels.hpp"
-#include "copgen/raster_io.hpp"
-#include "copgen/sha256.hpp"
-#include "copgen/version.hpp"
 #include "text.hpp"
 
 namespace copgen {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 using detail::fixed;
 

@@ -1,37 +1,17 @@
 // The test set of copgen eval: finding its tuples and reading one of its files.
 #include "copgen/evaluation.hpp"
 
-#include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <cinttypes>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <set>
-#include <sstream>
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
-#include "copgen/cancel.hpp"
-#include "copgen/conditioning.hpp"
 #include "copgen/error.hpp"
 #include "copgen/inputs.hpp"
-#include "copgen/npy.hpp"
-#include "copgen/files.hpp"
-#include "copgen/pipeline.hpp"
 #include "copgen/pixels.hpp"
 #include "copgen/raster_io.hpp"
-#include "copgen/sha256.hpp"
-#include "copgen/version.hpp"
 #include "text.hpp"
 
 namespace copgen {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using detail::ends_with_ci;
 
 // ---- the test set -------------------------------------------------------------------------
@@ -77,13 +57,10 @@ TestSet discover_test_set(const std::string& root, int limit) {
 
 GivenData read_test_input(const std::string& path, Modality m, Models& models) {
   const std::string what = modality_name(m) + " test input";
-  GivenData in;
-  const int64_t c = models.latent_channels();
   if (ends_with_ci(path, ".npy")) {
-    torch::Tensor t = read_given_npy(path, what, c, models.latent_size());
-    (t.size(0) == c ? in.latent : in.moments) = t;
-    return in;
+    return read_given({GivenForm::Npy, path}, what, models.latent_channels(), models.latent_size());
   }
+  GivenData in;
   const ImageU8 img = read_image_u8(path, what);
   const int s = models.image_size();
   if (img.bands != 3 || img.width < s || img.height < s) {

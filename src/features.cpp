@@ -169,7 +169,7 @@ ExtractorsManifest parse_extractors_manifest(const std::string& text, const std:
   m.format_version = static_cast<int>(r.integer(root, "format_version", "", 1));
   if (m.format_version != kExtractorsFormatVersion) {
     r.fail("format_version " + std::to_string(m.format_version) + " is not supported (this copgen reads " +
-           std::to_string(kExtractorsFormatVersion) + "); re-export with this copgen's scripts/export_models.py");
+           std::to_string(kExtractorsFormatVersion) + "); re-export with this copgen's scripts/models/export_models.py");
   }
   m.inception = r.spec(root, "inception");
   m.vgg16 = r.spec(root, "vgg16");
@@ -181,13 +181,13 @@ ExtractorsManifest read_extractors_manifest(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     throw ModelError("extractors directory '" + dir + "' does not exist (give --extractors DIR, or export them "
-                     "with scripts/export_models.py --extractors-out DIR)");
+                     "with scripts/models/export_models.py --extractors-out DIR)");
   }
   const std::string path = (fs::path(dir) / kExtractorsManifestFileName).string();
   std::ifstream f(path, std::ios::binary);
   if (!f) {
     throw ModelError("extractors directory '" + dir + "' has no " + kExtractorsManifestFileName +
-                     " (export the extractors with scripts/export_models.py --inception PTH --vgg PTH "
+                     " (export the extractors with scripts/models/export_models.py --inception PTH --vgg PTH "
                      "--extractors-out DIR; see models/README.md)");
   }
   std::ostringstream ss;

@@ -167,11 +167,11 @@ inline std::string file_name(const std::string& path) {
 // connection string) is first probed with probe_remote_raster (copgen/remote.hpp), whose
 // errors name the URL.
 DatasetPtr open_dataset(const std::string& path, const std::string& what);
-// A temporary name next to `path` (".<name>.tmp-<pid>-<n>").
-std::string temporary_path(const std::string& path);
-// OutputError unless the directory `path` goes into exists and is writable.
-void check_output_dir(const std::string& path);
-// The georeferencing of a dataset (none for identity/absent geotransforms).
-GeoInfo geo_of(GDALDataset& ds, const std::string& path);
+// A temporary name next to `path` (".<name>.tmp-<pid>-<n>"), where a writer writes
+// before renaming into place.
+std::string temp_path_for(const std::string& path);
+// OutputError unless the directory `path` goes into exists and is writable (local paths
+// only: /vsi... file systems report problems when written to).
+void check_destination_dir(const std::string& path);
 
 }  // namespace copgen::gdal_detail

@@ -31,18 +31,45 @@ std::string find_product_thumbnail(const std::string& dir) {
   return *std::min_element(suffixed.begin(), suffixed.end());
 }
 
-GivenProbe probe_given(const std::string& path, const std::string& what, int image_size) {
-  GivenProbe p;
+namespace {
+
+// A raster or list probed: a tile when it is 3 Byte bands of image_size x image_size.
+GivenProbe probe_file(const std::string& path, const std::string& what, int image_size, InputKind requested) {
+  if (path.find(',') != std::string::npos && !path_exists(path)) return {GivenForm::Scene, path};  // a band list
+  if (is_stac_reference(path)) return {GivenForm::Scene, path};  // a STAC item's assets
+  const RasterInfo info = probe_raster(path, what);
+  const bool tile = info.bands == 3 && info.data_type == "Byte" && info.width == image_size &&
+                    info.height == image_size && requested != InputKind::Physical;
+  return {tile ? GivenForm::Tile : GivenForm::Scene, path};
+}
+
+}  // namespace
+
+GivenProbe probe_given(Modality modality, const std::string& path, const std::string& what, int image_size,
+                       InputKind requested) {
   if (ends_with_ci(path, ".npy")) return {GivenForm::Npy, path};
   std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    return {GivenForm::ProductFolder, find_product_thumbnail(path)};
+  if (!fs::is_directory(path, ec)) return probe_file(path, what, image_size, requested);
+  // a product folder: as resolve_input reads it
+  if (requested == InputKind::Physical || (requested != InputKind::Thumbnail && has_band_files(path, modality))) {
+    return {GivenForm::Scene, path};
   }
-  if (path.find(',') != std::string::npos && !path_exists(path)) return p;  // a band list: a scene
-  if (is_stac_reference(path)) return p;  // a STAC item's assets: a scene
-  const RasterInfo info = probe_raster(path, what);
-  const bool tile = info.bands == 3 && info.data_type == "Byte" && info.width == image_size && info.height == image_size;
-  return {tile ? GivenForm::Tile : GivenForm::Scene, path};
+  const std::string thumbnail = find_product_thumbnail(path);
+  if (thumbnail.empty()) return {GivenForm::Scene, path};  // resolve_input says what is missing
+  const GivenProbe t = probe_file(thumbnail, what, image_size, requested);
+  return t.form == GivenForm::Tile ? t : GivenProbe{GivenForm::Scene, path};
+}
+
+std::vector<GivenProbe> probe_tile_run(const std::vector<GivenInput>& inputs, const SceneOptions& scene,
+                                       int image_size) {
+  if (needs_scene_path(scene)) return {};
+  std::vector<GivenProbe> probes;
+  for (const GivenInput& g : inputs) {
+    probes.push_back(probe_given(g.modality, g.path, modality_name(g.modality) + " input", image_size,
+                                 scene.input_kind));
+    if (probes.back().form == GivenForm::Scene) return {};
+  }
+  return probes;
 }
 
 at::Tensor read_given_npy(const std::string& path, const std::string& what, std::int64_t c, std::int64_t h) {
@@ -65,9 +92,9 @@ at::Tensor read_given_npy(const std::string& path, const std::string& what, std:
   return t;
 }
 
-GivenData read_given_tile(const std::string& path, const std::string& what) {
+GivenFile read_given_tile(const std::string& path, const std::string& what) {
   const ImageU8 img = read_image_u8(path, what);
-  GivenData d;
+  GivenFile d;
   d.geo = img.geo;
   d.pixels = image_to_tensor(img);
   d.valid = img.valid;
@@ -76,6 +103,15 @@ GivenData read_given_tile(const std::string& path, const std::string& what) {
         torch::from_blob(d.valid.data(), {1, img.height, img.width}, torch::kUInt8);
     d.pixels = torch::where(v != 0, d.pixels, torch::zeros_like(d.pixels));
   }
+  return d;
+}
+
+GivenFile read_given(const GivenProbe& probe, const std::string& what, std::int64_t c, std::int64_t h) {
+  if (probe.form == GivenForm::Tile) return read_given_tile(probe.file, what);
+  if (probe.form != GivenForm::Npy) throw std::invalid_argument("read_given: '" + probe.file + "' is a scene");
+  GivenFile d;
+  torch::Tensor t = read_given_npy(probe.file, what, c, h);
+  (t.size(0) == c ? d.latent : d.moments) = t;
   return d;
 }
 

@@ -108,7 +108,7 @@ void read_top_level(const Reader& r, const json& j, Manifest& m) {
   if (m.format_version != kManifestFormatVersion) {
     r.fail("unsupported format_version " + std::to_string(m.format_version) +
            " (this copgen reads version " + std::to_string(kManifestFormatVersion) +
-           "; re-export the models with this copgen's scripts/export_models.py)");
+           "; re-export the models with this copgen's scripts/models/export_models.py)");
   }
   const json& mods = r.field(j, "modalities", "");
   if (!mods.is_array()) r.fail("field 'modalities' must be an array");
@@ -239,7 +239,7 @@ Manifest read_manifest(const std::string& models_dir) {
   if (!fs::is_directory(models_dir, ec)) {
     throw ModelError("models directory '" + models_dir +
                      "' not found (give --models DIR or set COPGEN_MODELS; convert the "
-                     "checkpoints with scripts/export_models.py, see models/README.md)");
+                     "checkpoints with scripts/models/export_models.py, see models/README.md)");
   }
   const std::string path = (fs::path(models_dir) / kManifestFileName).string();
   std::ifstream f(path, std::ios::binary);

@@ -98,4 +98,13 @@ std::vector<Modality> sorted_modalities(std::vector<Modality> ms) {
   return ms;
 }
 
+std::vector<Modality> generated_modalities(const std::vector<Modality>& given, const std::vector<Modality>& to) {
+  if (!to.empty()) return sorted_modalities(to);
+  std::vector<Modality> out;
+  for (Modality m : kAllModalities) {
+    if (std::find(given.begin(), given.end(), m) == given.end()) out.push_back(m);
+  }
+  return out;
+}
+
 }  // namespace copgen

@@ -19,10 +19,12 @@
 #include "copgen/npy.hpp"
 #include "copgen/outputs.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/scene_pipeline.hpp"
 #include "copgen/stac.hpp"
 #include "copgen/version.hpp"
+#include "text.hpp"
 
 namespace copgen {
 
@@ -48,27 +50,13 @@ void validate_run(const SamplingOptions& sampling, const OutputOptions& output, 
   }
 }
 
-// A given modality of a tile run as read from disk: a latent used as is, posterior
-// moments, or pixels (encoded to moments once, before sampling).
+// A given modality of a tile run as read from disk (inputs.hpp): a latent used as is,
+// posterior moments, or pixels (encoded to moments once, before sampling).
 struct GivenSource {
   Modality modality;
   std::string path;
-  GivenData data;
+  GivenFile data;
 };
-
-// Reads a probed tile or .npy input (inputs.hpp).
-GivenSource load_given(const GivenInput& in, const GivenProbe& probe, Models& models) {
-  const std::string what = modality_name(in.modality) + " input";
-  GivenSource src{in.modality, in.path, {}};
-  if (probe.form == GivenForm::Npy) {
-    const int64_t c = models.latent_channels();
-    torch::Tensor t = read_given_npy(in.path, what, c, models.latent_size());
-    (t.size(0) == c ? src.data.latent : src.data.moments) = t;
-  } else {
-    src.data = read_given_tile(probe.file, what);
-  }
-  return src;
-}
 
 // Encodes the images among `given` to posterior moments, one batch for all of them.
 void encode_given(std::vector<GivenSource>& given, Models& models) {
@@ -139,16 +127,9 @@ void write_sample(const OutputOptions& o, const TupleOutputs& out, int k, const 
   }
 }
 
-// The network calls of a tile run: its samples in chunks of the batch size, each chunk one
-// solver run; each call is two passes with guidance and a given modality.
-struct TileCalls {
-  int chunks = 0;
-  int solver_steps = 0;  // over the run: what the progress line counts
-  int per_step = 1;      // backbone passes per solver step
-};
-TileCalls tile_calls(const SamplingOptions& s, int samples, bool given) {
-  const int chunks = static_cast<int>(chunks_of(samples, s.batch_size));
-  return {chunks, chunks * s.sampler.steps, passes_per_step(s.guidance, given)};
+// What a tile run of `samples` samples costs (conditioning.hpp's rule).
+RunCost tile_run_cost(const SamplingOptions& s, int samples, bool any_given) {
+  return tile_cost(samples, s.batch_size, s.sampler.steps, s.guidance, any_given);
 }
 
 // Samples `samples` outputs of the tuple `given` in batches of the sampling options' size
@@ -168,15 +149,16 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
   std::vector<Modality> given_mods;
   for (const auto& g : given) given_mods.push_back(g.modality);
 
-  const TileCalls calls = tile_calls(s, samples, !given.empty());
+  const RunCost planned = tile_run_cost(s, samples, !given.empty());
+  const std::int64_t passes_before = models.backbone_calls();
   const Roles roles = Roles::make(given_mods, generated);
 
   // the tuple every sample of this run shares
   TupleInputs tuple;
   for (const GivenSource& g : given) {
     tuple.label += (tuple.label.empty() ? "" : ", ") + g.path;
-    tuple.given[g.modality] = g.data.pixels.defined() ? GivenData{{}, g.data.moments, {}, {}, {}}
-                                                       : GivenData{{}, g.data.moments, g.data.latent, {}, {}};
+    tuple.given[g.modality] = g.data.pixels.defined() ? GivenData{{}, g.data.moments, {}}
+                                                       : GivenData{{}, g.data.moments, g.data.latent};
   }
   if (tuple.label.empty()) tuple.label = "unconditional samples";
   at::Generator gen = at::detail::createCPUGenerator(result.seed);
@@ -184,22 +166,24 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
   const std::map<std::string, std::string> meta =
       run_metadata(s, samples, models, result.seed, mode, given_mods, roles);
 
-  for (int chunk = 0; chunk < calls.chunks; ++chunk) {
+  for (int first = 0; first < samples; first += s.batch_size) {
     throw_if_stop_requested();
-    const int first = chunk * s.batch_size;
-    const int64_t b = std::min(s.batch_size, samples - first);
+    const int b = std::min(s.batch_size, samples - first);
+    const RunCost step = tile_step_cost(b, s.guidance, !given.empty());
     const std::vector<TupleOutputs> outs = sample_tuples(
-        models, roles, std::vector<TupleInputs>(static_cast<size_t>(b), tuple), s, gen, [&](int done, int) {
-          result.network_calls += calls.per_step;
-          if (progress) progress(chunk * s.sampler.steps + done, calls.solver_steps);
+        models, roles, std::vector<TupleInputs>(static_cast<size_t>(b), tuple), s, gen, [&](int, int) {
+          result.cost += step;
+          if (progress) progress(result.cost.solver_steps, planned.solver_steps);
           throw_if_stop_requested();
         });
+    result.cost.samples += b;
 
     for (int64_t j = 0; j < b; ++j) {
       write_sample(out, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan, meta,
                    result);
     }
   }
+  result.cost.backbone_passes = models.backbone_calls() - passes_before;  // counted by the models themselves
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }
@@ -207,14 +191,9 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
 }  // namespace
 
 std::vector<Modality> generated_of(const TranslateOptions& o) {
-  if (!o.to.empty()) return sorted_modalities(o.to);
-  std::vector<Modality> out;
-  for (Modality m : kAllModalities) {
-    bool given = std::any_of(o.inputs.begin(), o.inputs.end(),
-                             [m](const GivenInput& g) { return g.modality == m; });
-    if (!given) out.push_back(m);
-  }
-  return out;
+  std::vector<Modality> given;
+  for (const GivenInput& g : o.inputs) given.push_back(g.modality);
+  return generated_modalities(given, o.to);
 }
 
 void validate(const TranslateOptions& o) {
@@ -222,7 +201,7 @@ void validate(const TranslateOptions& o) {
   std::set<Modality> given;
   for (const GivenInput& g : o.inputs) {
     if (!given.insert(g.modality).second) {
-      throw UsageError("--from: modality " + modality_name(g.modality) + " is given more than once");
+      throw UsageError("--from/--input: modality " + modality_name(g.modality) + " is given more than once");
     }
     if (g.path.empty()) throw UsageError("--input: empty path for " + modality_name(g.modality));
   }
@@ -236,6 +215,10 @@ void validate(const TranslateOptions& o) {
   validate_run(o.sampling, o.output, o.samples, o.to);
   validate(o.scene, gen, o.samples);
   check_asset_overrides(o.scene.assets, std::vector<Modality>(given.begin(), given.end()));
+  if (!o.output.save_latents_dir.empty() && needs_scene_path(o.scene)) {
+    throw UsageError("--save-latents is offered for 256 x 256 tiles only, not with --output-kind physical, "
+                     "--summary, --projwin or --srcwin (the scene path)");
+  }
 }
 
 void validate(const GenerateOptions& o) {
@@ -246,29 +229,23 @@ void validate(const GenerateOptions& o) {
   }
 }
 
-namespace {
-
-// Each input probed once (inputs.hpp): every one a .npy latent or a tile (a thumbnail at
-// the model's image size) makes a tile run; anything else, a product folder included, is a
-// scene. Empty when the run is a scene's.
-std::vector<GivenProbe> probe_tiles(const TranslateOptions& o, const Models& models) {
-  // physical outputs, per-pixel summaries and regions of interest are the scene path's,
-  // for tiles too
-  if (o.scene.output_kind == OutputKind::Physical || o.scene.summary_mean || o.scene.summary_std ||
-      o.scene.projwin || o.scene.srcwin) {
-    return {};
-  }
-  std::vector<GivenProbe> probes;
+TranslateRoute route_translate(const TranslateOptions& o, int image_size) {
+  TranslateRoute r;
+  r.probes = probe_tile_run(o.inputs, o.scene, image_size);
+  r.scene = r.probes.empty();
+  if (!r.scene) return r;
   for (const GivenInput& g : o.inputs) {
-    probes.push_back(probe_given(g.path, modality_name(g.modality) + " input", models.image_size()));
-    const GivenForm form = probes.back().form;
-    const bool tile = form == GivenForm::Npy || (form == GivenForm::Tile && o.scene.input_kind != InputKind::Physical);
-    if (!tile) return {};
+    if (detail::ends_with_ci(g.path, ".npy")) {
+      throw InputError(modality_name(g.modality) + " input '" + g.path +
+                       "': .npy latents are accepted for single tiles of the model's size only, not with scene "
+                       "inputs");
+    }
   }
-  return probes;
+  if (!o.output.save_latents_dir.empty()) {
+    throw UsageError("--save-latents is offered for 256 x 256 tiles only, not for scenes");
+  }
+  return r;
 }
-
-}  // namespace
 
 namespace {
 
@@ -291,7 +268,12 @@ RunResult translate_tiles(const TranslateOptions& o, const std::vector<GivenProb
   const std::vector<Modality> generated = generated_of(o);
   // every input is read and checked before any output path is touched
   std::vector<GivenSource> given;
-  for (size_t i = 0; i < o.inputs.size(); ++i) given.push_back(load_given(o.inputs[i], probes[i], models));
+  for (size_t i = 0; i < o.inputs.size(); ++i) {
+    const GivenInput& in = o.inputs[i];
+    given.push_back({in.modality, in.path,
+                     read_given(probes[i], modality_name(in.modality) + " input", models.latent_channels(),
+                                models.latent_size())});
+  }
   const GeoInfo geo = given[0].data.geo;  // outputs take the first input's georeferencing
   OutputPlan plan = plan_tile_outputs(o, generated, models);
   const std::vector<std::uint8_t> mask = tile_nodata_mask(given, o.scene.fill_nodata);
@@ -321,15 +303,14 @@ void write_run_stac_item(const TranslateOptions& o, const OutputPlan& plan, cons
 
 RunResult translate(const TranslateOptions& o, Models& models, const ProgressFn& progress) {
   validate(o);
-  const std::vector<GivenProbe> probes = probe_tiles(o, models);
-  return probes.empty() ? translate_scene(o, models, progress) : translate_tiles(o, probes, models, progress);
+  const TranslateRoute route = route_translate(o, models.image_size());
+  return route.scene ? translate_scene(o, models, progress) : translate_tiles(o, route.probes, models, progress);
 }
 
 TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
   validate(o);
   TranslatePlan p;
-  const std::vector<GivenProbe> probes = probe_tiles(o, models);
-  p.scene = probes.empty();
+  p.scene = route_translate(o, models.image_size()).scene;
   if (p.scene) {
     const ScenePlan plan = prepare_scene(o, models);  // its output folders go with it
     const SceneCost cost = scene_cost(plan, o, models);
@@ -340,17 +321,14 @@ TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
                  ? fmt::format("{:.10g} x {:.10g} m pixels from ({:.10g}, {:.10g})", gt[1], -gt[5], gt[0], gt[3])
                  : "no georeferencing";
     p.windows = cost.windows;
-    p.network_calls = cost.network_calls;
-    p.window_evaluations = cost.window_evaluations;
+    p.cost = cost.run;
     p.memory_bytes = cost.canvas_bytes;
     for (const PlannedFile& f : plan.outputs.gate.files()) p.outputs.push_back(f);
     return p;
   }
   const OutputPlan plan = plan_tile_outputs(o, generated_of(o), models);
   p.width = p.height = static_cast<int>(models.image_size());
-  const TileCalls calls = tile_calls(o.sampling, o.samples, true);
-  p.network_calls = calls.solver_steps;
-  p.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps * calls.per_step;
+  p.cost = tile_run_cost(o.sampling, o.samples, true);
   p.outputs = plan.gate.files();
   return p;
 }
@@ -359,7 +337,7 @@ std::string describe(const TranslatePlan& p) {
   std::string out = fmt::format("path: {}\n", p.scene ? "scene" : "tile");
   out += fmt::format("size: {} x {} pixels{}\n", p.width, p.height, p.grid.empty() ? "" : ", " + p.grid);
   out += fmt::format("windows: {}\n", p.windows);
-  out += fmt::format("network calls: {} ({} window evaluation(s))\n", p.network_calls, p.window_evaluations);
+  out += "cost: " + describe(p.cost) + "\n";
   if (p.scene) out += fmt::format("memory: about {:.1f} MB for the latent canvas\n", p.memory_bytes / 1e6);
   for (const PlannedFile& f : p.outputs) out += "output: " + f.path + " (" + file_kind_name(f.kind) + ", " + f.flag + ")\n";
   return out;
@@ -367,9 +345,7 @@ std::string describe(const TranslatePlan& p) {
 
 RunResult generate(const GenerateOptions& o, Models& models, const ProgressFn& progress) {
   validate(o);
-  const std::vector<Modality> generated =
-      o.to.empty() ? std::vector<Modality>(kAllModalities.begin(), kAllModalities.end())
-                   : sorted_modalities(o.to);
+  const std::vector<Modality> generated = generated_modalities({}, o.to);
   OutputPlan plan = plan_outputs(o.output, o.samples, generated, generated, {models.directory()});
   plan.gate.make_dirs();
   spdlog::info("generate {} ({} steps, {}, {} sample(s))", join_modalities(generated),

@@ -1,4 +1,6 @@
-// Raster I/O on GDAL. This is the only translation unit that includes GDAL headers.
+// Raster I/O on GDAL: whole 8-bit images, probes and text reads. The library includes GDAL in
+// two translation units, this one and raster_scene.cpp (windowed access); what they share is
+// in gdal_support.hpp.
 //
 // Conventions:
 //  * GDAL datasets are owned by DatasetPtr (unique_ptr with a GDALClose deleter).
@@ -178,7 +180,9 @@ namespace {
 
 std::atomic<unsigned long> g_temp_counter{0};
 
-std::string temp_path_for(const std::string& path) {
+}  // namespace
+
+std::string gdal_detail::temp_path_for(const std::string& path) {
   const std::string dir = parent_dir(path);
   const std::string name = "." + file_name(path) + ".tmp-" + std::to_string(::getpid()) + "-" +
                            std::to_string(g_temp_counter.fetch_add(1));
@@ -187,8 +191,7 @@ std::string temp_path_for(const std::string& path) {
   return joined;
 }
 
-// Checks that the directory `path` goes into exists and can be written to.
-void check_destination_dir(const std::string& path) {
+void gdal_detail::check_destination_dir(const std::string& path) {
   // Virtual file systems have no (or implicit) directories: /vsimem/ creates them on the
   // fly, object stores have prefixes. GDAL reports problems there when writing.
   if (!is_local(path)) return;
@@ -203,6 +206,8 @@ void check_destination_dir(const std::string& path) {
     output_error(path, "directory '" + dir + "' is not writable (" + std::strerror(errno) + ")");
   }
 }
+
+namespace {
 
 void validate_image(const std::string& path, const ImageU8& image, const WriteOptions& options) {
   if (image.bands <= 0 || image.width <= 0 || image.height <= 0) {
@@ -634,12 +639,5 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
   spdlog::debug("wrote '{}' ({} bands of {}x{}, {})", path, image.bands, image.width, image.height,
                 options.format);
 }
-
-// Entry points for the rest of the GDAL module (src/raster_scene.cpp).
-namespace gdal_detail {
-std::string temporary_path(const std::string& path) { return temp_path_for(path); }
-void check_output_dir(const std::string& path) { check_destination_dir(path); }
-GeoInfo geo_of(GDALDataset& ds, const std::string& path) { return read_geo(ds, path); }
-}  // namespace gdal_detail
 
 }  // namespace copgen

@@ -478,13 +478,13 @@ RasterSink RasterSink::create(const std::string& path, const SinkSpec& spec) {
     if (is_local(path)) check_output_file(path, {}, "output");  // never a device or FIFO
     if (!spec.overwrite) throw OutputError("output " + quoted(path) + " exists (use --overwrite)");
   }
-  check_output_dir(path);
+  check_destination_dir(path);
   RasterSink sink;
   sink.state_ = std::make_unique<State>();
   State& s = *sink.state_;
   s.path = path;
   s.spec = spec;
-  s.temp = temporary_path(path);
+  s.temp = temp_path_for(path);
   GDALDriver* drv = GetGDALDriverManager()->GetDriverByName("GTiff");
   const GDALDataType type = GDALGetDataTypeByName(spec.data_type.c_str());
   if (type == GDT_Unknown) output_error(path, "unknown data type '" + spec.data_type + "'");

@@ -138,7 +138,7 @@ void warn_if_reference_blas() {
   if (is_reference_blas(lib)) {
     spdlog::warn(
         "torch is using the reference BLAS ({}), about 40 times slower on the CPU; install "
-        "libopenblas0-pthread (scripts/install_deps.sh does)",
+        "libopenblas0-pthread (scripts/dev/install_deps.sh does)",
         lib);
   }
 }

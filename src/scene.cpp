@@ -44,6 +44,33 @@ OutputKind parse_output_kind(const std::string& s) {
   throw UsageError("--output-kind: unknown kind '" + s + "' (expected thumbnail or physical)");
 }
 
+bool parse_union_extent(const std::string& s) {
+  if (s == "intersection") return false;
+  if (s == "union") return true;
+  throw UsageError("--extent: expected intersection or union, got '" + s + "'");
+}
+
+void parse_summary(const std::string& s, SceneOptions& o) {
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t c = s.find(',', start);
+    if (c == std::string::npos) c = s.size();
+    const std::string item = s.substr(start, c - start);
+    if (item == "mean") {
+      o.summary_mean = true;
+    } else if (item == "std") {
+      o.summary_std = true;
+    } else {
+      throw UsageError("--summary: unknown statistic '" + item + "' (expected mean, std or mean,std)");
+    }
+    start = c + 1;
+  }
+}
+
+bool needs_scene_path(const SceneOptions& o) {
+  return o.output_kind == OutputKind::Physical || o.summary_mean || o.summary_std || o.projwin || o.srcwin;
+}
+
 void validate(const SceneOptions& o) {
   if (o.overlap < 0 || o.overlap % 8 != 0 || o.overlap >= 256) {
     throw UsageError("--overlap: must be a multiple of 8 from 0 to 248 pixels, got " + std::to_string(o.overlap));
@@ -138,19 +165,26 @@ std::optional<std::string> find_band_file(const std::string& dir, const std::vec
 
 bool is_byte_rgb(const RasterInfo& info) { return info.bands == 3 && info.data_type == "Byte"; }
 
+// The band files of a product folder for every band name list, or nullopt when one is missing.
+std::optional<std::vector<std::string>> band_files(const std::string& dir,
+                                                   const std::vector<std::vector<std::string>>& names) {
+  std::vector<std::string> files;
+  for (const auto& n : names) {
+    auto f = find_band_file(dir, n);
+    if (!f) return std::nullopt;
+    files.push_back(*f);
+  }
+  return files;
+}
+
 // Resolves a Major TOM product folder: its physical band files, else its thumbnail.
 void resolve_product_folder(ModalityInput& in, Modality modality, const std::string& path, InputKind requested,
                             const std::string& what, const std::vector<std::vector<std::string>>& names) {
-  std::vector<std::string> files;
-  for (const auto& n : names) {
-    auto f = find_band_file(path, n);
-    if (!f) break;
-    files.push_back(*f);
-  }
-  if (files.size() == names.size() && requested != InputKind::Thumbnail) {
+  const auto files = band_files(path, names);
+  if (files && requested != InputKind::Thumbnail) {
     in.kind = InputKind::Physical;
-    in.files = files;
-    in.bands.assign(files.size(), 1);
+    in.files = *files;
+    in.bands.assign(files->size(), 1);
   } else if (const std::string thumbnail = find_product_thumbnail(path);
              !thumbnail.empty() && requested != InputKind::Physical) {
     in.kind = InputKind::Thumbnail;
@@ -281,6 +315,10 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
   const std::string from = describe_source(in);
   spdlog::info("{}: '{}' read as {}", modality_name(modality), path, from);
   return in;
+}
+
+bool has_band_files(const std::string& dir, Modality modality) {
+  return band_files(dir, band_names(modality)).has_value();
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include "copgen/models.hpp"
 #include "copgen/pipeline.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/raster_scene.hpp"
 #include "copgen/render.hpp"
 #include "copgen/scene.hpp"
@@ -28,8 +29,6 @@ namespace copgen {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr int kWindow = 256;  // model input side in pixels
 
 // Index of `i` reflected into [0, n) (numpy's "reflect": ... 2 1 | 0 1 2 ... n-1 | n-2 ...).
 int64_t reflect_index(int64_t i, int64_t n) {
@@ -72,7 +71,9 @@ torch::Tensor encode_scene(Models& models, const RasterSource& rendered, const C
     const size_t n = std::min(wins.size() - first, static_cast<size_t>(batch));
     std::vector<torch::Tensor> px;
     for (size_t i = first; i < first + n; ++i) {
-      px.push_back(read_reflected(rendered, static_cast<int>(wins[i].x * 8), static_cast<int>(wins[i].y * 8), kWindow).first);
+      px.push_back(read_reflected(rendered, static_cast<int>(wins[i].x * cv.factor), static_cast<int>(wins[i].y * cv.factor),
+                                  cv.window)
+                       .first);
     }
     const torch::Tensor enc = encode_images(models, torch::stack(px, 0), batch);
     for (size_t i = first; i < first + n; ++i) {
@@ -90,14 +91,15 @@ torch::Tensor encode_scene(Models& models, const RasterSource& rendered, const C
 // whose canvas buffers would not fit in this machine's memory: the given latents and
 // moments, the noise of the unused modalities, the solver's state and history, the fused
 // prediction and its weights, about kCanvasBuffers latent-sized buffers per modality.
-double canvas_bytes(const Grid& grid, int64_t channels) {
+double canvas_bytes(const Grid& grid, const Models& models) {
   constexpr double kCanvasBuffers = 6.0;
-  const double lat = std::ceil(grid.width / 8.0) * std::ceil(grid.height / 8.0);
-  return lat * static_cast<double>(channels) * sizeof(float) * kCanvasBuffers * kNumModalities;
+  const double f = models.downsampling();
+  const double lat = std::ceil(grid.width / f) * std::ceil(grid.height / f);
+  return lat * static_cast<double>(models.latent_channels()) * sizeof(float) * kCanvasBuffers * kNumModalities;
 }
 
-void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& label) {
-  const double need = canvas_bytes(grid, channels);
+void check_canvas_fits(const Grid& grid, const Models& models, const std::string& label) {
+  const double need = canvas_bytes(grid, models);
   const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have) {
     const auto gb = [](double bytes) { return std::to_string(std::llround(bytes / 1e9)); };
@@ -108,31 +110,24 @@ void check_canvas_fits(const Grid& grid, int64_t channels, const std::string& la
   }
 }
 
-// The conditioning of one scene sample: each tensor [1, C, lat_h, lat_w] on the device,
-// or cut into windows [N, C, 32, 32].
-struct Conditioning {
-  std::vector<torch::Tensor> given, unused, guidance_noise;
+// A canvas conditioning (device_conditioning of [1, C, lat_h, lat_w] canvases) cut into
+// windows [N, C, size, size].
+Conditioning windows_of(const Conditioning& canvas, const Layout& layout) {
+  Conditioning w;
+  for (const auto& g : canvas.given) w.given.push_back(extract_windows(g[0], layout));
+  for (const auto& u : canvas.unused) w.unused.push_back(extract_windows(u[0], layout));
+  for (const auto& h : canvas.guidance_noise) w.guidance_noise.push_back(extract_windows(h[0], layout));
+  return w;
+}
 
-  Conditioning windows(const Layout& layout) const {
-    Conditioning w;
-    for (const auto& g : given) w.given.push_back(extract_windows(g[0], layout));
-    for (const auto& u : unused) w.unused.push_back(extract_windows(u[0], layout));
-    for (const auto& h : guidance_noise) w.guidance_noise.push_back(extract_windows(h[0], layout));
-    return w;
-  }
-  // Windows i .. i + b - 1 of a windowed conditioning.
-  Conditioning narrow(int64_t i, int64_t b) const {
-    Conditioning w;
-    for (const auto& g : given) w.given.push_back(g.narrow(0, i, b));
-    for (const auto& u : unused) w.unused.push_back(u.narrow(0, i, b));
-    for (const auto& h : guidance_noise) w.guidance_noise.push_back(h.narrow(0, i, b));
-    return w;
-  }
-  // The joint noise function (conditioning.hpp) of windows conditioned on this.
-  NoiseFn noise_fn(Models& models, const Roles& roles, const Guidance& guidance) const {
-    return joint_noise_fn(models, roles, given, unused, guidance, guidance_noise);
-  }
-};
+// Windows i .. i + b - 1 of a windowed conditioning.
+Conditioning narrow(const Conditioning& windows, int64_t i, int64_t b) {
+  Conditioning w;
+  for (const auto& g : windows.given) w.given.push_back(g.narrow(0, i, b));
+  for (const auto& u : windows.unused) w.unused.push_back(u.narrow(0, i, b));
+  for (const auto& h : windows.guidance_noise) w.guidance_noise.push_back(h.narrow(0, i, b));
+  return w;
+}
 
 // Noise prediction over the whole latent canvas: x [G, 1, C, H, W]; every window goes
 // through the joint noise function (in batches) and the overlapping predictions are
@@ -149,7 +144,7 @@ NoiseFn fused_noise_fn(Models& models, const Roles& roles, const Canvas& cv, con
       throw_if_stop_requested();  // one call over a large canvas is many windows
       const int64_t b = std::min<int64_t>(batch, n - i);
       const torch::Tensor xb = xw.narrow(0, i, b).transpose(0, 1).contiguous();  // [G, b, C, 32, 32]
-      parts.push_back(windows.narrow(i, b).noise_fn(models, roles, guidance)(xb, t).transpose(0, 1));
+      parts.push_back(narrow(windows, i, b).noise_fn(models, roles, guidance)(xb, t).transpose(0, 1));
     }
     return fuse_windows(torch::cat(parts, 0), weights, cv.layout).unsqueeze(1);
   };
@@ -206,11 +201,12 @@ void write_core(RasterSink& sink, const torch::Tensor& px, const ScenePlan& plan
                 const std::vector<RasterSource>& rendered, Modality m, std::size_t i) {
   const Core& kc = plan.canvas.cores[i];
   const Window& w = plan.canvas.layout.windows[i];
-  const int x0p = static_cast<int>(kc.x0 * 8), y0p = static_cast<int>(kc.y0 * 8);
-  const int x1p = std::min(static_cast<int>(kc.x1 * 8), plan.grid.width);
-  const int y1p = std::min(static_cast<int>(kc.y1 * 8), plan.grid.height);
+  const int f = plan.canvas.factor;
+  const int x0p = static_cast<int>(kc.x0 * f), y0p = static_cast<int>(kc.y0 * f);
+  const int x1p = std::min(static_cast<int>(kc.x1 * f), plan.grid.width);
+  const int y1p = std::min(static_cast<int>(kc.y1 * f), plan.grid.height);
   if (x1p <= x0p || y1p <= y0p) return;
-  const torch::Tensor tile = px.narrow(1, y0p - w.y * 8, y1p - y0p).narrow(2, x0p - w.x * 8, x1p - x0p);
+  const torch::Tensor tile = px.narrow(1, y0p - w.y * f, y1p - y0p).narrow(2, x0p - w.x * f, x1p - x0p);
   torch::Tensor valid = torch::ones({y1p - y0p, x1p - x0p}, torch::kBool);
   if (!scene.fill_nodata) {
     for (const RasterSource& r : rendered) valid.logical_and_(r.read_valid({1}, x0p, y0p, x1p - x0p, y1p - y0p));
@@ -248,9 +244,10 @@ std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std:
   spec.metadata["COPGEN_SUMMARY"] = name + " over " + std::to_string(o.samples) + " samples";
   spec.metadata["COPGEN_MODALITY"] = modality_name(plan.roles.generated[g]);
   RasterSink sink = RasterSink::create(p, spec);
-  for (int y = 0; y < plan.grid.height; y += kWindow) {
-    for (int x = 0; x < plan.grid.width; x += 4 * kWindow) {
-      const int w = std::min(4 * kWindow, plan.grid.width - x), h = std::min(kWindow, plan.grid.height - y);
+  constexpr int kRows = 256, kCols = 1024;  // read and written a block at a time
+  for (int y = 0; y < plan.grid.height; y += kRows) {
+    for (int x = 0; x < plan.grid.width; x += kCols) {
+      const int w = std::min(kCols, plan.grid.width - x), h = std::min(kRows, plan.grid.height - y);
       torch::Tensor sum = torch::zeros({bands, h, w}, torch::kFloat64), sq = torch::zeros_like(sum);
       for (const auto& s : samples) {
         const auto v = s.read(band_list, x, y, w, h).to(torch::kFloat64);
@@ -268,14 +265,17 @@ std::string write_summary(const ScenePlan& plan, const TranslateOptions& o, std:
 
 }  // namespace
 
-Canvas make_canvas(const Grid& grid, int overlap_px) {
+Canvas make_canvas(const Grid& grid, int overlap_px, const Models& models) {
   Canvas c;
   c.width = grid.width;
   c.height = grid.height;
-  const auto pad8 = [](int v) { return static_cast<int64_t>(std::max(kWindow, (v + 7) / 8 * 8)); };
-  c.lat_h = pad8(grid.height) / 8;
-  c.lat_w = pad8(grid.width) / 8;
-  c.layout = make_layout(c.lat_h, c.lat_w, kWindow / 8, overlap_px / 8);
+  c.factor = models.downsampling();
+  c.window = models.image_size();
+  const int f = c.factor;
+  const auto pad = [&](int v) { return static_cast<int64_t>(std::max(c.window, (v + f - 1) / f * f)); };
+  c.lat_h = pad(grid.height) / f;
+  c.lat_w = pad(grid.width) / f;
+  c.layout = make_layout(c.lat_h, c.lat_w, c.window / f, overlap_px / f);
   c.cores = window_cores(c.layout);
   return c;
 }
@@ -285,19 +285,12 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   const std::vector<Modality> generated = generated_of(o);
   std::vector<Modality> given_mods;
   for (const GivenInput& g : o.inputs) {
-    if (detail::ends_with_ci(g.path, ".npy")) {
-      throw InputError(modality_name(g.modality) + " input '" + g.path +
-                       "': .npy latents are accepted for single 256 x 256 tiles only, not with scene inputs");
-    }
     p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind, o.scene.assets));
     given_mods.push_back(g.modality);
   }
   p.grid = scene_grid(p.inputs, o.scene);
   p.roles = Roles::make(given_mods, generated);
-  check_canvas_fits(p.grid, models.latent_channels(), p.inputs[0].label);
-  if (!o.output.save_latents_dir.empty()) {
-    throw UsageError("--save-latents is offered for 256 x 256 tiles only, not for scenes");
-  }
+  check_canvas_fits(p.grid, models, p.inputs[0].label);
   std::vector<std::string> input_paths;
   for (const ModalityInput& in : p.inputs) {
     input_paths.push_back(in.label);
@@ -319,7 +312,7 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   std::sort(p.order.begin(), p.order.end(), [&](std::size_t a, std::size_t b) {
     return modality_index(p.inputs[a].modality) < modality_index(p.inputs[b].modality);
   });
-  p.canvas = make_canvas(p.grid, o.scene.overlap);
+  p.canvas = make_canvas(p.grid, o.scene.overlap, models);
   p.metadata = scene_metadata(o, models, p);
   return p;
 }
@@ -357,35 +350,37 @@ torch::Tensor sample_canvas(Models& models, const ScenePlan& plan, const std::ve
   const Canvas& cv = plan.canvas;
   const Roles& roles = plan.roles;
   const torch::Device device = models.device();
-  const bool guided = is_guided(o.sampling.guidance, !roles.given.empty());
-  const int calls_per_step = passes_per_step(o.sampling.guidance, !roles.given.empty());
+  const Guidance& guidance = o.sampling.guidance;
+  const bool any_given = !roles.given.empty();
+  const int batch = o.sampling.batch_size;
   const std::vector<bool> needs_eps(roles.given.size(), o.sampling.cond_latent == CondLatent::Sample);
-  const Draws d = draw_noise(gen, roles, needs_eps, 1, {models.latent_channels(), cv.lat_h, cv.lat_w}, guided);
-  Conditioning cond;
+  const Draws d = draw_noise(gen, roles, needs_eps, 1, {models.latent_channels(), cv.lat_h, cv.lat_w},
+                             is_guided(guidance, any_given));
+  std::vector<torch::Tensor> given_latents;
   for (std::size_t i = 0; i < moments.size(); ++i) {
-    cond.given.push_back(latent_from_moments(moments[i].unsqueeze(0), d.posterior_eps[i], models.scale_factor()).to(device));
+    given_latents.push_back(latent_from_moments(moments[i].unsqueeze(0), d.posterior_eps[i], models.scale_factor()));
   }
-  for (const auto& u : d.unused_noise) cond.unused.push_back(u.to(device));
-  for (const auto& g : d.guidance_noise) cond.guidance_noise.push_back(g.to(device));
-  const Conditioning windows = cond.windows(cv.layout);
+  const Conditioning windows = windows_of(device_conditioning(given_latents, d, device), cv.layout);
   const torch::Tensor weights = normalised_weights(cv.layout);
   const int64_t n_windows = static_cast<int64_t>(cv.layout.windows.size());
 
   torch::Tensor x0;  // [G, C, H, W]
   SamplerOptions so = o.sampling.sampler;
   if (o.scene.tiling == Tiling::Fused) {
-    so.on_call = [&](int, int) { on_call(static_cast<int>(n_windows) * calls_per_step); };
-    const NoiseFn fn = fused_noise_fn(models, roles, cv, weights, windows, o.sampling.guidance, o.sampling.batch_size);
-    x0 = sample(fn, models.schedule(), d.x_T.to(device), so).squeeze(1);
+    const RunCost step = scene_step_cost(n_windows, batch, guidance, any_given, true);
+    so.on_call = [&](int, int) { on_call(step); };
+    const NoiseFn fn = fused_noise_fn(models, roles, cv, weights, windows, guidance, batch);
+    x0 = sample(fn, models.schedule(), to_device(d.x_T, device), so).squeeze(1);
   } else {
     // each window alone, from its part of the same noise canvases; then feathered
-    const torch::Tensor xw = extract_windows(d.x_T.squeeze(1), cv.layout);  // [N, G, C, 32, 32]
+    const torch::Tensor xw = extract_windows(d.x_T.squeeze(1), cv.layout);  // [N, G, C, size, size]
     std::vector<torch::Tensor> outs;
-    for (int64_t i = 0; i < n_windows; i += o.sampling.batch_size) {
-      const int64_t b = std::min<int64_t>(o.sampling.batch_size, n_windows - i);
-      so.on_call = [&](int, int) { on_call(static_cast<int>(b) * calls_per_step); };
-      const NoiseFn fn = windows.narrow(i, b).noise_fn(models, roles, o.sampling.guidance);
-      outs.push_back(sample(fn, models.schedule(), xw.narrow(0, i, b).transpose(0, 1).contiguous().to(device), so)
+    for (int64_t i = 0; i < n_windows; i += batch) {
+      const int64_t b = std::min<int64_t>(batch, n_windows - i);
+      const RunCost step = scene_step_cost(b, batch, guidance, any_given, false);
+      so.on_call = [&](int, int) { on_call(step); };
+      const NoiseFn fn = narrow(windows, i, b).noise_fn(models, roles, guidance);
+      outs.push_back(sample(fn, models.schedule(), to_device(xw.narrow(0, i, b).transpose(0, 1).contiguous(), device), so)
                          .transpose(0, 1));
     }
     x0 = fuse_windows(torch::cat(outs, 0), weights, cv.layout);
@@ -441,12 +436,9 @@ std::vector<std::string> write_summaries(const ScenePlan& plan, const TranslateO
 SceneCost scene_cost(const ScenePlan& plan, const TranslateOptions& o, const Models& models) {
   SceneCost c;
   c.windows = static_cast<int>(plan.canvas.layout.windows.size());
-  const int batch = o.sampling.batch_size;
-  const int chunks = o.scene.tiling == Tiling::Fused ? 1 : static_cast<int>(chunks_of(c.windows, batch));
-  c.network_calls = o.samples * chunks * o.sampling.sampler.steps;
-  const int per_window = passes_per_step(o.sampling.guidance, !plan.roles.given.empty());
-  c.window_evaluations = static_cast<std::int64_t>(o.samples) * o.sampling.sampler.steps * c.windows * per_window;
-  c.canvas_bytes = canvas_bytes(plan.grid, models.latent_channels());
+  c.run = scene_cost(o.samples, c.windows, o.sampling.batch_size, o.sampling.sampler.steps, o.sampling.guidance,
+                     !plan.roles.given.empty(), o.scene.tiling == Tiling::Fused);
+  c.canvas_bytes = canvas_bytes(plan.grid, models);
   return c;
 }
 
@@ -454,10 +446,8 @@ namespace {
 
 // The cost, logged before the first network call.
 void log_cost(const ScenePlan& plan, const SceneCost& c, const TranslateOptions& o) {
-  spdlog::info("scene plan: {} x {} pixels, {} window(s), {} network call(s) ({} sample(s) x {} steps{}), {} window "
-               "evaluation(s), latent canvas about {:.1f} MB",
-               plan.grid.width, plan.grid.height, c.windows, c.network_calls, o.samples, o.sampling.sampler.steps,
-               o.scene.tiling == Tiling::Fused ? "" : " x batches of windows", c.window_evaluations,
+  spdlog::info("scene plan: {} x {} pixels, {} window(s), {} ({} tiling), latent canvas about {:.1f} MB",
+               plan.grid.width, plan.grid.height, c.windows, describe(c.run), tiling_name(o.scene.tiling),
                c.canvas_bytes / 1e6);
 }
 
@@ -472,16 +462,16 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
   RunResult result;
   result.seed = plan.seed;
   const int batch = o.sampling.batch_size;
-  int calls_done = 0;
+  const std::int64_t passes_before = models.backbone_calls();
   std::chrono::steady_clock::time_point sampling_started;
-  const CanvasCallback on_call = [&](int windows_called) {
-    result.network_calls += windows_called;
-    if (++calls_done == 1) {
+  const CanvasCallback on_call = [&](const RunCost& step) {
+    result.cost += step;
+    if (result.cost.solver_steps == 1) {
       const double first = std::chrono::duration<double>(std::chrono::steady_clock::now() - sampling_started).count();
-      spdlog::info("first network call: {:.2f} s; the {} call(s) take about {:.0f} s", first, cost.network_calls,
-                   first * cost.network_calls);
+      spdlog::info("first solver step: {:.2f} s; the {} step(s) take about {:.0f} s", first, cost.run.solver_steps,
+                   first * static_cast<double>(cost.run.solver_steps));
     }
-    if (progress) progress(calls_done, cost.network_calls);
+    if (progress) progress(result.cost.solver_steps, cost.run.solver_steps);
     throw_if_stop_requested();
   };
   try {
@@ -494,12 +484,14 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
       throw_if_stop_requested();
       sampling_started = std::chrono::steady_clock::now();
       const torch::Tensor x0 = sample_canvas(models, plan, moments, o, gen, k, on_call);
+      ++result.cost.samples;
       for (const std::string& f : write_sample(models, plan, o, rendered, x0, k)) result.outputs.push_back(f);
     }
   } catch (...) {
     rethrow_with_out_of_memory_message({"windows of " + plan.inputs[0].label}, batch, models.device().str());
   }
   for (const std::string& f : write_summaries(plan, o)) result.outputs.push_back(f);
+  result.cost.backbone_passes = models.backbone_calls() - passes_before;  // counted by the models themselves
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   write_run_stac_item(o, plan.outputs, result);
   return result;

@@ -9,8 +9,10 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -296,6 +298,10 @@ std::string gdal_path_of_href(const std::string& href, const std::string& locati
   return (fs::path(dir.empty() ? "." : dir) / path).lexically_normal().string();
 }
 
+namespace {
+
+// The band roles a modality reads, in band order: red, green, blue (S2); vv, vh (S1);
+// elevation (DEM).
 std::vector<std::string> band_roles(Modality m) {
   switch (m) {
     case Modality::DEM: return {"elevation"};
@@ -304,6 +310,7 @@ std::vector<std::string> band_roles(Modality m) {
   }
 }
 
+// Parses --asset ROLE=KEY (role: red, green, blue, vv, vh, elevation); throws UsageError.
 std::pair<std::string, std::string> parse_asset_override(const std::string& spec) {
   const auto eq = spec.find('=');
   const std::string role = detail::lower(spec.substr(0, eq));
@@ -313,6 +320,8 @@ std::pair<std::string, std::string> parse_asset_override(const std::string& spec
   }
   return {role, spec.substr(eq + 1)};
 }
+
+}  // namespace
 
 void add_asset_override(std::map<std::string, std::string>& overrides, const std::string& spec) {
   const auto [role, key] = parse_asset_override(spec);
@@ -451,6 +460,11 @@ std::vector<StacBand> stac_band_files(const StacItem& item, Modality m,
   return bands;
 }
 
+namespace {
+
+// The modality of an item of a search result: its "copgen:modality" property, else its
+// collection ("sentinel-2-l1c" -> S2L1C, "sentinel-2-l2a" -> S2L2A, "sentinel-1-rtc" or
+// "-grd" -> S1RTC, "cop-dem-glo-30" or any "dem" -> DEM); nullopt when neither says.
 std::optional<Modality> modality_of_item(const json& item) {
   if (item.contains("properties") && item["properties"].contains("copgen:modality")) {
     return parse_modality(item["properties"]["copgen:modality"].get<std::string>(), "copgen:modality");
@@ -464,8 +478,6 @@ std::optional<Modality> modality_of_item(const json& item) {
   if (c.find("dem") != std::string::npos) return Modality::DEM;
   return std::nullopt;
 }
-
-namespace {
 
 // The bboxes of one modality's items in cells of one degree: the items whose footprint may
 // overlap a bbox, without comparing it with every item.
@@ -678,8 +690,7 @@ Sources sources_of(const std::vector<std::string>& sources, const fs::path& item
   return out;
 }
 
-}  // namespace
-
+// The STAC item write_stac_item writes (stac.hpp).
 json stac_item_of_outputs(const std::string& id, const std::vector<std::string>& outputs, const std::string& item_path,
                           const std::vector<std::string>& sources) {
   if (outputs.empty()) throw std::invalid_argument("stac_item_of_outputs: no outputs");
@@ -758,6 +769,8 @@ json stac_item_of_outputs(const std::string& id, const std::vector<std::string>&
   if (!bbox.is_null()) item["bbox"] = bbox;
   return item;
 }
+
+}  // namespace
 
 void write_stac_item(const std::string& item_path, const std::string& id, const std::vector<std::string>& outputs,
                      const std::vector<std::string>& sources) {

@@ -99,7 +99,7 @@ std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const
   const bool guided = is_guided(settings.guidance, !roles.given.empty());
   const Draws draws = draw_noise(gen, roles, needs_eps, b, {c, h, h}, guided);
 
-  std::vector<torch::Tensor> given_latents, unused_noise, guidance_noise;
+  std::vector<torch::Tensor> given_latents;  // host [B, C, h, w] per given modality
   for (size_t gi = 0; gi < roles.given.size(); ++gi) {
     std::vector<torch::Tensor> zs;
     for (size_t k = 0; k < tuples.size(); ++k) {
@@ -113,12 +113,10 @@ std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const
         zs.push_back(latent_from_moments(moments[gi][k], eps, sf));
       }
     }
-    given_latents.push_back(to_device(torch::stack(zs, 0), device));
+    given_latents.push_back(torch::stack(zs, 0));
   }
-  for (const auto& t : draws.unused_noise) unused_noise.push_back(to_device(t, device));
-  for (const auto& t : draws.guidance_noise) guidance_noise.push_back(to_device(t, device));
-
-  const NoiseFn fn = joint_noise_fn(models, roles, given_latents, unused_noise, settings.guidance, guidance_noise);
+  const Conditioning cond = device_conditioning(given_latents, draws, device);
+  const NoiseFn fn = cond.noise_fn(models, roles, settings.guidance);
   SamplerOptions so = settings.sampler;
   so.on_call = on_call;
   const torch::Tensor x_0 = sample(fn, models.schedule(), to_device(draws.x_T, device), so);
@@ -138,7 +136,7 @@ std::vector<TupleOutputs> sample_batch(Models& models, const Roles& roles, const
     }
   }
   for (size_t gi = 0; gi < roles.given.size(); ++gi) {
-    const torch::Tensor lat = to_host(given_latents[gi]);
+    const torch::Tensor lat = given_latents[gi];
     for (size_t k = 0; k < tuples.size(); ++k) out[k].latents[roles.given[gi]] = lat[static_cast<int64_t>(k)];
   }
   return out;

@@ -231,4 +231,20 @@ std::string error_message_of(const std::function<void()>& f) {
   return "";
 }
 
+Ds::Ds(const std::string& path) {
+  GDALAllRegister();
+  ds = static_cast<GDALDataset*>(GDALOpen(path.c_str(), GA_ReadOnly));
+}
+
+Ds::~Ds() {
+  if (ds) GDALClose(ds);
+}
+
+std::vector<std::uint8_t> band(GDALDataset* ds, int b) {
+  std::vector<std::uint8_t> v(static_cast<size_t>(ds->GetRasterXSize()) * ds->GetRasterYSize());
+  REQUIRE(ds->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, ds->GetRasterXSize(), ds->GetRasterYSize(), v.data(),
+                                         ds->GetRasterXSize(), ds->GetRasterYSize(), GDT_Byte, 0, 0) == CE_None);
+  return v;
+}
+
 }  // namespace copgen::test

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+class GDALDataset;
+
 namespace copgen {
 class Models;
 }
@@ -42,6 +44,17 @@ struct SyntheticRaster {
   int seed = 1;
 };
 void write_synthetic(const std::string& path, const SyntheticRaster& spec);
+
+// A raster opened read-only with GDAL for checks; ds is null when it does not open.
+struct Ds {
+  explicit Ds(const std::string& path);
+  ~Ds();
+  Ds(const Ds&) = delete;
+  Ds& operator=(const Ds&) = delete;
+  GDALDataset* ds = nullptr;
+};
+// Band b (1-based) of ds, read whole as bytes.
+std::vector<std::uint8_t> band(GDALDataset* ds, int b);
 
 // Runs a shell command; captures combined stdout+stderr.
 struct CommandResult {

@@ -1,7 +1,7 @@
 // Speed measurement: network calls per second, tuples per second end to end, peak
 // memory and model FLOP utilisation, for each device x precision x batch size, with an
-// optional side-by-side run of the reference Python pipeline (scripts/reference_pipeline.py)
-// on the same models and machine.
+// optional side-by-side run of the reference Python pipeline
+// (scripts/research/reference_pipeline.py) on the same models and machine.
 //
 //   copgen::BenchOptions o;
 //   o.models_dir = "models/cop-gen-beta";
@@ -81,6 +81,7 @@ struct BenchRow {
   double tflops = 0.0;              // achieved, from the manifest's FLOPs per call
   double mfu = -1.0;                // tflops / peak_tflops; -1 without --peak-tflops
   int e2e_steps = 0;                // 0: no end-to-end run
+  RunCost e2e_cost;                 // of the timed end-to-end run, as counted (conditioning.hpp)
   double e2e_seconds = 0.0;
   double e2e_cpu_seconds = 0.0;
   double tuples_per_s = 0.0;

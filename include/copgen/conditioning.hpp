@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/core/Generator.h>
@@ -67,10 +68,56 @@ inline int passes_per_step(const Guidance& g, bool any_given) { return is_guided
 // The chunks of at most `batch` that `n` samples (or windows) are processed in.
 inline std::int64_t chunks_of(std::int64_t n, std::int64_t batch) { return (n + batch - 1) / batch; }
 
+// What a sampling run costs, in the one vocabulary every command uses: the plan
+// (--dry-run), the progress line (solver steps), the result and the bench. A window is
+// one image-sized input of the backbone: a tile, or a window of a scene's latent canvas.
+struct RunCost {
+  std::int64_t samples = 0;             // samples drawn
+  std::int64_t solver_steps = 0;        // solver steps over the run: what the progress line counts
+  std::int64_t backbone_passes = 0;     // backbone forward calls (a batch of windows each)
+  std::int64_t window_evaluations = 0;  // windows through the backbone, summed over the passes
+
+  RunCost& operator+=(const RunCost& o);
+  bool operator==(const RunCost& o) const;
+  bool operator!=(const RunCost& o) const { return !(*this == o); }
+};
+// Tiles: `samples` samples in chunks of `batch`, each chunk one solver run of `steps`
+// steps with passes_per_step(guidance, any_given) backbone passes per step.
+RunCost tile_cost(int samples, int batch, int steps, const Guidance& guidance, bool any_given);
+// One solver step of a chunk of `chunk` tiles (samples: 0; tile_cost counts them).
+RunCost tile_step_cost(int chunk, const Guidance& guidance, bool any_given);
+// A scene: each of `samples` samples a solver run over `windows` windows. Fused tiling: every
+// step sees every window, in chunks of `batch` per pass; independent tiling: each chunk of
+// windows is its own solver run. Both send every window through every step.
+RunCost scene_cost(int samples, std::int64_t windows, int batch, int steps, const Guidance& guidance, bool any_given,
+                   bool fused);
+// One solver step over `windows` windows (fused: all of them, in chunks of `batch`;
+// independent: one chunk), samples 0.
+RunCost scene_step_cost(std::int64_t windows, int batch, const Guidance& guidance, bool any_given, bool fused);
+// "2 sample(s), 20 solver step(s), 40 backbone pass(es), 40 window evaluation(s)".
+std::string describe(const RunCost& cost);
+
 // Guidance scales beyond this are refused as absurd (the paper uses 0; a few units is strong).
 inline constexpr double kMaxGuidanceScale = 1000.0;
 // UsageError naming --guidance-scale unless the scale is finite and within kMaxGuidanceScale.
 void validate(const Guidance& g);
+
+// What the backbone is conditioned on besides x, on the models' device, in the order of
+// roles: each tensor [B, C, h, w] (a scene's: [1, C, H, W] canvases, cut into windows by
+// the scene path).
+struct Conditioning {
+  std::vector<torch::Tensor> given;           // the given modalities' latents (roles.given)
+  std::vector<torch::Tensor> unused;          // the unused modalities' noise (roles.unused)
+  std::vector<torch::Tensor> guidance_noise;  // per given modality, only when guided
+
+  // joint_noise_fn of this conditioning.
+  NoiseFn noise_fn(Models& models, const Roles& roles, const Guidance& guidance) const;
+};
+// The one place the conditioning reaches the device, for tiles and scenes alike: the given
+// latents (host tensors, in roles.given order) and the unused and guidance noise of
+// `draws`, each through cuda.hpp's reused pinned staging (to_device).
+Conditioning device_conditioning(const std::vector<torch::Tensor>& given_latents, const Draws& draws,
+                                 const torch::Device& device);
 
 // The noise-prediction function of the generated modalities for the solver: x is
 // [G, B, C, h, w]; generated modalities get t * N, given ones their latent at 0, unused

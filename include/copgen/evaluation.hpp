@@ -2,10 +2,11 @@
 // row (a set of given modalities: none, DEM, S1RTC, S2L1C, S2L2A, plus any extra ones)
 // the missing modalities of every test tuple are generated, and each generated modality
 // is scored against that modality's real images: FID (Inception pool3) and precision,
-// recall and F (VGG16 fc2_relu, k = 3), as metrics.hpp computes them.
+// recall and F (VGG16 fc2_relu, k = 3), as metrics.hpp computes them. copgen metrics,
+// two image folders compared, is compare.hpp's.
 //
 //   copgen::EvalOptions o;
-//   o.test_set = "/data/test";  o.output = "eval-out";  o.seed = 42;
+//   o.test_set = "/data/test";  o.output = "eval-out";  o.sampling.seed = 42;
 //   copgen::Models models = copgen::Models::load(models_dir, model_options);
 //   copgen::Extractors ex = copgen::Extractors::load(extractors_dir);
 //   copgen::EvalResult r = copgen::run_eval(o, models, ex);   // writes OUT/table1.{md,csv,json}
@@ -148,35 +149,6 @@ using EvalProgress = std::function<void(const std::string&, std::int64_t, std::i
 // was cached before an interruption is kept.
 EvalResult run_eval(const EvalOptions& options, Models& models, Extractors& extractors,
                     const EvalProgress& progress = {});
-
-// ---- copgen metrics: two image sets ------------------------------------------------------
-
-struct CompareOptions {
-  std::string real;           // --real: folder of real images (any GDAL format, 3 Byte bands)
-  std::string fake;           // --fake: folder of generated images
-  std::string features;       // --features: read DIR/real and DIR/fake (features.hpp) instead
-  std::string save_features;  // --save-features: also write DIR/real and DIR/fake
-  std::string json;           // --json: also write the scores as JSON here
-  int batch = 32;             // --batch-size: images per extractor call
-  PrecisionRecallOptions pr;  // --k
-};
-
-// Throws UsageError naming the flags of a conflict (--features with --real, ...).
-void validate(const CompareOptions& options);
-
-struct CompareResult {
-  SetScores scores;
-  nlohmann::json report;  // what --json writes: inputs, counts, scores, k, extractors
-};
-
-// Scores --fake against --real. `extractors` may be null only with --features.
-// Writes --save-features and --json (temporary name, then rename). Throws UsageError,
-// InputError, ModelError, OutputError.
-CompareResult compare_image_sets(const CompareOptions& options, Extractors* extractors,
-                                 const FeatureProgress& progress = {});
-
-// The scores as a small text table: counts, FID, precision, recall, F.
-std::string scores_table(const CompareResult& result);
 
 // ---- Table 1 ---------------------------------------------------------------------------
 

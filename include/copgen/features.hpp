@@ -1,10 +1,11 @@
 // The metric feature extractors: the FID Inception-v3 (pool3) and VGG16 (fc2_relu)
-// TorchScript modules that scripts/export_models.py writes beside `extractors.json`
+// TorchScript modules that scripts/models/export_models.py writes beside `extractors.json`
 // (models/README.md, "Metric feature extractors"), and feature sets of image folders.
 //
-//   copgen::Extractors ex = copgen::Extractors::load(dir, "auto");
+//   copgen::Extractors ex = copgen::Extractors::load(dir);   // ExtractorOptions: device "auto"
 //   torch::Tensor f = ex.inception().features(images);   // uint8 [N, 3, H, W] -> [N, 2048]
-//   copgen::ImageFeatures set = copgen::extract_features(ex, copgen::list_image_files(folder, "--real"));
+//   copgen::ImageFeatures set =
+//       copgen::extract_features(ex, copgen::list_image_files(folder, "--real"), "--real");
 //   copgen::save_features(set, "cache/real");            // inception.npy, vgg16.npy
 //
 // The modules do the TF1-compatible resize and the normalisation themselves, so this

@@ -1,4 +1,4 @@
-// The models manifest, `copgen.json`, written by scripts/export_models.py beside the
+// The models manifest, `copgen.json`, written by scripts/models/export_models.py beside the
 // TorchScript files (schema: models/README.md). Parsing is separate from loading so that
 // it can be tested and fuzzed on its own.
 #pragma once

@@ -3,7 +3,7 @@
 //
 //   auto m = copgen::parse_modality("s2_l1c");   // Modality::S2L1C
 //   copgen::modality_name(m);                     // "S2L1C"
-//   auto set = copgen::parse_modality_list("DEM,S1RTC", "--from");
+//   auto set = copgen::parse_modality_list({"DEM,S1RTC"}, "--from");  // {DEM, S1RTC}
 #pragma once
 
 #include <array>
@@ -45,5 +45,9 @@ inline std::ostream& operator<<(std::ostream& os, Modality m) { return os << mod
 
 // Sorted into modality order.
 std::vector<Modality> sorted_modalities(std::vector<Modality> ms);
+
+// The modalities a run generates: `to` (sorted) when it names any, else every modality
+// not in `given`, in modality order. translate, generate, batch and eval ask this.
+std::vector<Modality> generated_modalities(const std::vector<Modality>& given, const std::vector<Modality>& to);
 
 }  // namespace copgen

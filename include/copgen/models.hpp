@@ -81,6 +81,8 @@ class Models {
   int latent_channels() const { return manifest_.latent_shape[0]; }
   int latent_size() const { return manifest_.latent_shape[1]; }
   int image_size() const { return manifest_.image_size; }
+  // Image pixels per latent pixel along a side (8 for COP-GEN-Beta's autoencoder).
+  int downsampling() const { return manifest_.image_size / manifest_.latent_shape[1]; }
   double scale_factor() const { return manifest_.scale_factor; }
 
   // Predicted noise of every modality. z: [B, 4, C, h, w], t: [B, 4] labels in [0, N].

@@ -1,22 +1,17 @@
 // Outputs: where the images of translate and generate go (output_path, plan_outputs:
-// every file of a run planned in one OutputGate, files.hpp) and what they carry
-// (run_metadata, band_descriptions). No GDAL.
+// every file of a run planned in one OutputGate, files.hpp) and the band descriptions
+// they carry; their provenance items are provenance.hpp's. Plain file work: no GDAL,
+// no torch.
 //
 //   copgen::OutputPlan plan = copgen::plan_outputs(o.output, 1, {Modality::S2L2A}, {}, {"l1c.tif"});
 //   plan.gate.make_dirs();               // then write plan.images[0][0], plan.stac_item
 #pragma once
 
-#include <cstdint>
-#include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "copgen/conditioning.hpp"
 #include "copgen/files.hpp"
 #include "copgen/modality.hpp"
-#include "copgen/models.hpp"
-#include "copgen/tuples.hpp"
 
 namespace copgen {
 
@@ -70,11 +65,5 @@ struct OutputPlan {
 OutputPlan plan_outputs(const OutputOptions& o, int samples, const std::vector<Modality>& generated,
                         const std::vector<Modality>& saved_latent_modalities, const std::vector<std::string>& inputs,
                         const std::vector<std::string>& summaries = {});
-
-// The provenance items every output carries (COPGEN_VERSION, the models, the seed, the
-// sampler, the roles, the precisions); translate, generate, scenes and batch alike.
-std::map<std::string, std::string> run_metadata(const SamplingOptions& s, int samples, const Models& models,
-                                                std::uint64_t seed, const std::string& mode,
-                                                const std::vector<Modality>& given_mods, const Roles& roles);
 
 }  // namespace copgen

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "copgen/conditioning.hpp"
+#include "copgen/inputs.hpp"
 #include "copgen/tuples.hpp"
 #include "copgen/modality.hpp"
 #include "copgen/models.hpp"
@@ -38,15 +39,8 @@
 
 namespace copgen {
 
-// One given input: a 3-band 8-bit thumbnail in any GDAL format, or a .npy latent
-// [C, h, w] (used as is) or autoencoder moments [2C, h, w].
-struct GivenInput {
-  Modality modality;
-  std::string path;
-};
-
 struct TranslateOptions {
-  std::vector<GivenInput> inputs;  // --from with -i / --input MOD=PATH
+  std::vector<GivenInput> inputs;  // --from with -i / --input MOD=PATH (inputs.hpp)
   std::vector<Modality> to;        // --to; empty: every modality not given
   SamplingOptions sampling;        // solver, steps, guidance, seed, batch size (tuples.hpp)
   OutputOptions output;            // -o, --format, --save-latents, --overwrite (outputs.hpp)
@@ -61,28 +55,43 @@ struct GenerateOptions {
   int samples = 1;           // --samples / -n
 };
 
-// Called after every network call with (calls done, calls in total) over the run.
-using ProgressFn = std::function<void(int, int)>;
+// Called after every solver step with (steps done, steps in total) over the run: the
+// solver_steps of the run's RunCost (conditioning.hpp).
+using ProgressFn = std::function<void(std::int64_t, std::int64_t)>;
 
 struct RunResult {
   std::vector<std::string> outputs;  // written image files, in order
   std::vector<std::string> latents;  // written .npy files
   std::uint64_t seed = 0;
-  int network_calls = 0;
+  RunCost cost;  // as counted while running (backbone passes by the models); equals the plan's
   double seconds = 0.0;
 };
 
-// Validates option combinations (naming both flags on a conflict); throws UsageError.
-// The modalities a translate run generates: --to, or every modality not given.
+// The modalities a translate run generates: --to, or every modality not given
+// (generated_modalities).
 std::vector<Modality> generated_of(const TranslateOptions& options);
 
+// Validates option combinations (naming both flags on a conflict) without touching a
+// file; throws UsageError. translate() and generate() call them first; the CLI calls them
+// before loading the models.
 void validate(const TranslateOptions& options);
 void validate(const GenerateOptions& options);
 
+// Tile or scene: the inputs probed once (probe_tile_run, inputs.hpp), headers only. Refuses
+// what only tiles take (--save-latents, .npy inputs) on a scene: UsageError or
+// InputError. translate() asks it; the CLI asks it before loading the models (with the
+// manifest's image size), so such errors come first.
+struct TranslateRoute {
+  bool scene = false;
+  std::vector<GivenProbe> probes;  // tiles: one per input, in the order of options.inputs
+};
+TranslateRoute route_translate(const TranslateOptions& options, int image_size);
+
 // Runs a translation. 256 x 256 thumbnails and .npy latents are sampled as tiles; any other
-// input (larger or smaller scenes, physical bands, product folders) goes through the scene
-// path (translate_scene). Reads and checks every input and output path before any network
-// call; throws InputError, OutputError, RuntimeError (NaN output) or Interrupted.
+// input (larger or smaller scenes, physical bands, product folders with their bands) goes
+// through the scene path (translate_scene), as route_translate says. Reads and checks every
+// input and output path before any network call; throws InputError, OutputError,
+// RuntimeError (NaN output) or Interrupted.
 RunResult translate(const TranslateOptions& options, Models& models, const ProgressFn& progress = {});
 // The scene path of translate(), on options it has validated (call validate(options)
 // first): inputs resolved and aligned onto one grid, rendered, windowed, sampled with fused
@@ -101,8 +110,7 @@ struct TranslatePlan {
   int width = 0, height = 0;            // of the outputs, pixels
   std::string grid;                     // the scene's grid in words (CRS, pixel size, origin); "" for tiles
   int windows = 1;                      // latent windows (tiles: 1)
-  int network_calls = 0;                // solver steps over the run (what the progress line counts)
-  std::int64_t window_evaluations = 0;  // windows through the backbone (x2 with guidance)
+  RunCost cost;                         // samples, solver steps, backbone passes, window evaluations
   double memory_bytes = 0;              // the latent canvas of a scene (0 for tiles)
   std::vector<PlannedFile> outputs;     // every file the run would write, as its OutputGate planned them
 };

@@ -1,6 +1,8 @@
-// Raster I/O: the only module that talks to GDAL. GDAL handles are RAII-owned inside
-// src/raster_io.cpp, CPLError messages are routed into the log (spdlog), and every
-// failure becomes a copgen::Error that names the file and what was wrong.
+// Raster I/O: whole 8-bit images, raster probes and text files. With raster_scene.hpp
+// (windowed access) it is the GDAL module, the only one that talks to GDAL: GDAL handles
+// are RAII-owned inside src/raster_io.cpp and src/raster_scene.cpp (src/gdal_support.hpp),
+// CPLError messages are routed into the log (spdlog), and every failure becomes a
+// copgen::Error that names the file and what was wrong.
 //
 //   auto img = copgen::read_image_u8("l1c.tif", "S2L1C input");  // 3 x H x W Byte
 //   copgen::WriteOptions w; w.metadata["COPGEN_SEED"] = "42";

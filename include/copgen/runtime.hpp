@@ -1,4 +1,5 @@
-// Process-wide runtime set-up: logging, CPU threads, and the BLAS check.
+// Process-wide runtime set-up: logging and the terminal progress line, CPU threads, freed
+// host memory kept for reuse, the environment copgen set for itself, and the BLAS check.
 #pragma once
 
 #include <chrono>

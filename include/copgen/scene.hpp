@@ -1,7 +1,13 @@
-// Scenes of any size: physical bands or thumbnails, aligned onto one grid, rendered the
-// way Major TOM rendered its thumbnails, encoded window by window, sampled as one
-// coherent canvas (MultiDiffusion-style latent fusion) or window by window, decoded
-// window by window and written with the inputs' georeferencing.
+// Scene inputs of any size: the scene flags (SceneOptions), what each input holds
+// (resolve_input: physical bands or a thumbnail, from files, a product folder or a STAC
+// item), the one grid they are aligned onto (scene_grid) and their rendering the way
+// Major TOM rendered its thumbnails (render_to_file). The phases that encode, sample and
+// write a scene window by window are scene_pipeline.hpp's.
+//
+//   copgen::ModalityInput in = copgen::resolve_input(copgen::Modality::S2L2A, "B04.tif,B03.tif,B02.tif",
+//                                                    copgen::InputKind::Auto);
+//   copgen::Grid grid = copgen::scene_grid({in}, options);   // 10 m pixels unless --target-res
+//   copgen::render_to_file(in, grid, "work/S2L2A.tif", options);
 //
 // Memory grows with the latent canvas (1/8 of the scene per side) and the batch of
 // windows, not with the scene: inputs are rendered to a temporary tiled GeoTIFF and read
@@ -9,6 +15,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,6 +40,9 @@ Tiling parse_tiling(const std::string& s);  // throws UsageError naming --tiling
 enum class OutputKind { Thumbnail, Physical };
 OutputKind parse_output_kind(const std::string& s);  // throws UsageError naming --output-kind
 
+// --extent: "intersection" (false) or "union" (true); throws UsageError naming --extent.
+bool parse_union_extent(const std::string& s);
+
 struct SceneOptions {
   InputKind input_kind = InputKind::Auto;  // --input-kind
   Tiling tiling = Tiling::Fused;           // --tiling
@@ -52,6 +62,14 @@ struct SceneOptions {
   bool summary_mean = false;               // --summary mean
   bool summary_std = false;                // --summary std
 };
+
+// --summary: "mean", "std" or "mean,std" into options.summary_mean / summary_std;
+// throws UsageError naming --summary.
+void parse_summary(const std::string& s, SceneOptions& options);
+
+// True when the options ask for what only the scene path does, whatever the inputs:
+// physical outputs, per-pixel summaries, a region of interest (--projwin, --srcwin).
+bool needs_scene_path(const SceneOptions& options);
 
 // Validates the scene flags (naming the flag); throws UsageError.
 void validate(const SceneOptions& options);
@@ -78,6 +96,10 @@ struct ModalityInput {
 ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
                             const std::map<std::string, std::string>& assets = {});
 
+// True when the Major TOM product folder `dir` holds a file for every physical band of
+// `modality` (what resolve_input reads from it unless --input-kind thumbnail).
+bool has_band_files(const std::string& dir, Modality modality);
+
 // Renders `input` onto `grid` as the 8-bit thumbnail the model sees and writes it to
 // `path` (a 3-band Byte GeoTIFF with an internal validity mask). Statistics (S1 dB range,
 // hillshade range) are taken per scene, or per 1068-pixel cell for larger scenes.
@@ -85,7 +107,10 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
 std::int64_t render_to_file(const ModalityInput& input, const Grid& grid, const std::string& path,
                             const SceneOptions& options, const std::string& format = "GTiff", bool overwrite = true);
 
-// The target grid of resolved inputs (see choose_grid) and the index of the reference.
+// The target grid of resolved inputs: choose_grid's (raster_scene.hpp), with the
+// --grid-from input as the reference, else the first input of 10 m pixels, else the
+// first; cut to --projwin or --srcwin when given. Throws UsageError for a --grid-from
+// modality that is not an input, and choose_grid's errors.
 Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& options);
 
 }  // namespace copgen

@@ -39,15 +39,18 @@
 
 namespace copgen {
 
-// The latent canvas of a scene: the scene padded to a multiple of 8 pixels (at least one
-// 256-pixel window), divided by 8, laid out in windows of 32 latent pixels.
+// The latent canvas of a scene: the scene padded to a multiple of the autoencoder's
+// downsampling (at least one image-sized window), downsampled, laid out in windows of the
+// latent size. COP-GEN-Beta: 8 pixels per latent pixel, windows of 256 pixels, 32 latent.
 struct Canvas {
   int width = 0, height = 0;     // the scene, pixels
+  int factor = 8;                // image pixels per latent pixel (Models::downsampling)
+  int window = 256;              // window side in pixels (Models::image_size)
   int64_t lat_h = 0, lat_w = 0;  // the latent canvas
   Layout layout;                 // latent windows
   std::vector<Core> cores;       // the part of each window that is written
 };
-Canvas make_canvas(const Grid& grid, int overlap_px);
+Canvas make_canvas(const Grid& grid, int overlap_px, const Models& models);
 
 // What the phases of one scene run share; fixed by prepare_scene before any work.
 struct ScenePlan {
@@ -69,10 +72,9 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models);
 
 // What a scene run costs, known before any work.
 struct SceneCost {
-  int windows = 0;                     // latent windows of the canvas
-  int network_calls = 0;               // solver steps over the run: samples x chunks x steps
-  std::int64_t window_evaluations = 0; // windows through the backbone over the run (x2 with guidance)
-  double canvas_bytes = 0;             // the latent canvas buffers (what check_canvas_fits bounds)
+  int windows = 0;          // latent windows of the canvas
+  RunCost run;              // samples, solver steps, backbone passes, window evaluations (conditioning.hpp)
+  double canvas_bytes = 0;  // the latent canvas buffers (what the memory check bounds)
 };
 SceneCost scene_cost(const ScenePlan& plan, const TranslateOptions& o, const Models& models);
 
@@ -86,9 +88,9 @@ std::vector<RasterSource> render_inputs(const ScenePlan& plan, const SceneOption
 std::vector<torch::Tensor> encode_inputs(Models& models, const ScenePlan& plan,
                                          const std::vector<RasterSource>& rendered, int batch);
 
-// Called after every solver step with the number of windows that step sent through the
-// network (twice that with guidance).
-using CanvasCallback = std::function<void(int windows_called)>;
+// Called after every solver step with what the step cost (scene_step_cost: one solver
+// step, its backbone passes and window evaluations).
+using CanvasCallback = std::function<void(const RunCost& step)>;
 
 // One sample of the generated modalities' latents [G, C, lat_h, lat_w], drawn from `gen`:
 // fused or independent tiling as o.scene.tiling says. Throws RuntimeError when the network

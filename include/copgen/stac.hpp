@@ -13,9 +13,7 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -54,10 +52,6 @@ StacItem read_stac_item(const std::string& reference, const std::string& what);
 // "href '<href>': <why>".
 std::string gdal_path_of_href(const std::string& href, const std::string& location);
 
-// The band roles a modality reads, in band order: red, green, blue (S2); vv, vh (S1);
-// elevation (DEM).
-std::vector<std::string> band_roles(Modality m);
-
 // One band of a role: the GDAL path of its asset and the band in it (1-based).
 struct StacBand {
   std::string path;
@@ -78,17 +72,10 @@ struct StacBand {
 std::vector<StacBand> stac_band_files(const StacItem& item, Modality m,
                                       const std::map<std::string, std::string>& overrides, const std::string& what);
 
-// Parses --asset ROLE=KEY (role: red, green, blue, vv, vh, elevation); throws UsageError.
-std::pair<std::string, std::string> parse_asset_override(const std::string& spec);
 // Parses and adds one --asset to `overrides`; UsageError for a role given twice.
 void add_asset_override(std::map<std::string, std::string>& overrides, const std::string& spec);
 // UsageError for an override whose role no `given` modality reads (--asset vv=KEY with S2 only).
 void check_asset_overrides(const std::map<std::string, std::string>& overrides, const std::vector<Modality>& given);
-
-// The modality of an item of a search result: its "copgen:modality" property, else its
-// collection ("sentinel-2-l1c" -> S2L1C, "sentinel-2-l2a" -> S2L2A, "sentinel-1-rtc" or
-// "-grd" -> S1RTC, "cop-dem-glo-30" or any "dem" -> DEM); nullopt when neither says.
-std::optional<Modality> modality_of_item(const nlohmann::json& item);
 
 // A STAC ItemCollection (a saved search result or a URL) as a batch's tuples: the items
 // of each --from modality, matched across modalities by their "grid:code" property where
@@ -98,19 +85,17 @@ std::optional<Modality> modality_of_item(const nlohmann::json& item);
 // unreadable collection or one that is not an ItemCollection.
 Discovered read_item_collection(const std::string& reference, const std::vector<Modality>& from);
 
-// A STAC item (1.0.0, projection and eo extensions) for the GeoTIFFs `outputs` of one
-// run, to be written at `item_path`: geometry and bbox in WGS84 from the first output's
+// Writes, atomically at `item_path`, a STAC item (1.0.0, projection and eo extensions) of
+// the GeoTIFFs `outputs` of one run: geometry and bbox in WGS84 from the first output's
 // grid, proj:epsg (or proj:wkt2 for a CRS without an EPSG code), proj:shape and
 // proj:transform, one asset per output (keyed by its file name without the extension,
 // href relative to the item, role "data", eo:bands from its band descriptions,
 // copgen:modality), and copgen's provenance from the outputs' metadata (version, models
-// hash, seed, solver, steps, given and generated modalities) with the sources (STAC item
-// ids, or files). `datetime` is the source items' (the first that has one), else the time
-// of writing.
-nlohmann::json stac_item_of_outputs(const std::string& id, const std::vector<std::string>& outputs,
-                                    const std::string& item_path, const std::vector<std::string>& sources);
-
-// Writes stac_item_of_outputs atomically at `item_path` (OutputError naming --stac-out).
+// hash, seed, solver, steps, given and generated modalities; provenance.hpp) with the
+// sources: STAC item ids, each item linked as derived_from (a URL as it is, a file
+// relative to the item), or file paths.
+// `datetime` is the source items' (the first that has one), else the time of writing.
+// Throws OutputError naming --stac-out.
 void write_stac_item(const std::string& item_path, const std::string& id, const std::vector<std::string>& outputs,
                      const std::vector<std::string>& sources);
 

@@ -3,7 +3,7 @@
 // unit (pixels or latent cells).
 //
 //   auto xs = window_starts(137, 32, 8);            // 32-wide windows, >= 8 overlap
-//   auto w  = window_weight(32, 32, 8);             // [32, 32], 1 inside, ramps at edges
+//   auto w  = window_weight(32, 8);                 // [32, 32], 1 inside, ramps at edges
 //   Layout l = make_layout(height, width, 32, 8);   // all windows, row-major
 #pragma once
 

@@ -19,7 +19,6 @@
 #include <torch/torch.h>
 
 #include "copgen/conditioning.hpp"
-#include "copgen/inputs.hpp"
 #include "copgen/modality.hpp"
 #include "copgen/sampler.hpp"
 
@@ -33,6 +32,14 @@ enum class CondLatent {
 };
 std::string cond_latent_name(CondLatent c);
 CondLatent parse_cond_latent(const std::string& s);  // throws UsageError naming --cond-latent
+
+// One given modality of one tuple: exactly one of pixels, moments and latent is defined
+// (CPU tensors). inputs.hpp reads them from files (GivenFile).
+struct GivenData {
+  at::Tensor pixels;   // uint8 [3, H, W] thumbnail, encoded by the autoencoder
+  at::Tensor moments;  // float [2C, h, w] posterior moments (mean, logvar)
+  at::Tensor latent;   // float [C, h, w] scaled latent, used as is
+};
 
 struct TupleInputs {
   std::string label;                    // names the tuple in messages (a path, a cell id)

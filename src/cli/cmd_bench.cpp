@@ -61,7 +61,7 @@ Command add_bench(CLI::App& app, LogFlags& log) {
   add_seed_option(cmd, flags->seed, "Seed of the random latents and draws, 0 to 2^64-1 (default: 0)");
   cmd->add_option("--threads", flags->threads, "CPU threads (default: every core)");
   cmd->add_flag("--compare-reference", o.compare_reference,
-                "Also run scripts/reference_pipeline.py on the same models and report copgen's speed as a ratio");
+                "Also run scripts/research/reference_pipeline.py on the same models and report copgen's speed as a ratio");
   cmd->add_option("--python", o.python, "Interpreter for the reference (default: /usr/bin/python3, else python3)");
   cmd->add_option("--reference-script", o.reference_script,
                   "The reference pipeline script (default: installed, else the source tree's)");

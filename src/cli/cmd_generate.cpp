@@ -36,10 +36,10 @@ Command add_generate(CLI::App& app, LogFlags& log) {
             validate(o);
             Models models = Models::load(models_dir(flags->sampling), mo);
             ProgressLine progress(spdlog::get_level() <= spdlog::level::info);
-            const RunResult r = generate(o, models, [&](int d, int t) { progress.update(d, t); });
+            const RunResult r = generate(o, models, [&](std::int64_t d, std::int64_t t) { progress.update(d, t); });
             progress.finish();
-            spdlog::info("done: {} output(s) in {:.1f} s, {} network calls, seed {}", r.outputs.size(), r.seconds,
-                         r.network_calls, r.seed);
+            spdlog::info("done: {} output(s) in {:.1f} s; {}; seed {}", r.outputs.size(), r.seconds,
+                         describe(r.cost), r.seed);
             return 0;
           }};
 }

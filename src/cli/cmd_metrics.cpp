@@ -1,5 +1,5 @@
 // copgen metrics: FID, precision, recall and F of a folder of generated images against a
-// folder of real ones (copgen/evaluation.hpp does the work).
+// folder of real ones (copgen/compare.hpp does the work).
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -7,8 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include "common.hpp"
+#include "copgen/compare.hpp"
 #include "copgen/error.hpp"
-#include "copgen/evaluation.hpp"
+#include "copgen/features.hpp"
+#include "copgen/models.hpp"
 #include "copgen/runtime.hpp"
 
 namespace copgen::cli {

@@ -8,6 +8,7 @@
 #include "progress.hpp"
 #include "copgen/batch.hpp"
 #include "copgen/error.hpp"
+#include "copgen/manifest.hpp"
 #include "copgen/runtime.hpp"
 #include "copgen/stac.hpp"
 
@@ -34,9 +35,6 @@ std::vector<GivenInput> parse_inputs(const std::vector<std::string>& from, const
     std::vector<Modality> named;
     for (const std::string& s : specs) {
       auto [m, path] = parse_input_spec(s, "--input");
-      if (std::find(named.begin(), named.end(), m) != named.end()) {
-        throw UsageError("--input: modality " + modality_name(m) + " is given more than once");
-      }
       named.push_back(m);
       inputs.push_back({m, std::move(path)});
     }
@@ -179,24 +177,10 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
   if (f.target_res->count() > 0) s.target_resolution = f.target_res_m;
   apply_window_flags(f.window, s);
   for (const std::string& a : f.assets) add_asset_override(s.assets, a);
-  if (f.extent != "intersection" && f.extent != "union") {
-    throw UsageError("--extent: expected intersection or union, got '" + f.extent + "'");
-  }
-  s.union_extent = f.extent == "union";
+  s.union_extent = parse_union_extent(f.extent);
   s.output_kind = parse_output_kind(f.output_kind);
   s.s2l2a_offset = f.l2a_offset ? 1000.0 : 0.0;
-  if (!f.summary.empty()) {
-    size_t start = 0;
-    while (start <= f.summary.size()) {
-      size_t c = f.summary.find(',', start);
-      if (c == std::string::npos) c = f.summary.size();
-      const std::string item = f.summary.substr(start, c - start);
-      if (item == "mean") s.summary_mean = true;
-      else if (item == "std") s.summary_std = true;
-      else throw UsageError("--summary: unknown statistic '" + item + "' (expected mean, std or mean,std)");
-      start = c + 1;
-    }
-  }
+  if (!f.summary.empty()) parse_summary(f.summary, s);
 }
 
 Command add_translate(CLI::App& app, LogFlags& log) {
@@ -217,7 +201,7 @@ Command add_translate(CLI::App& app, LogFlags& log) {
                   "each tuple's outputs)")
       ->check(kOutputPath);
   cmd->add_flag("--dry-run", flags->dry_run,
-                "Print the plan (grid, windows, network calls, memory, outputs; in batch mode the tuples) and exit "
+                "Print the plan (grid, windows, cost, memory, outputs; in batch mode the tuples) and exit "
                 "without sampling or writing");
   add_sampling_flags(cmd, flags->sampling, o.sampling);
   add_log_flags(cmd, log);
@@ -238,16 +222,19 @@ Command add_translate(CLI::App& app, LogFlags& log) {
             o.inputs = parse_inputs(flags->from, flags->paths, flags->specs);
             o.to = parse_modality_list(flags->to, "--to");
             validate(o);
-            Models models = Models::load(models_dir(flags->sampling), mo);
+            // tile or scene, and what only tiles take, before the models load
+            const std::string dir = models_dir(flags->sampling);
+            (void)route_translate(o, read_manifest(dir).image_size);
+            Models models = Models::load(dir, mo);
             if (flags->dry_run) {
               std::cout << describe(plan_translate(o, models)) << std::flush;
               return 0;
             }
             ProgressLine progress(spdlog::get_level() <= spdlog::level::info);
-            const RunResult r = translate(o, models, [&](int d, int t) { progress.update(d, t); });
+            const RunResult r = translate(o, models, [&](std::int64_t d, std::int64_t t) { progress.update(d, t); });
             progress.finish();
-            spdlog::info("done: {} output(s) in {:.1f} s, {} network calls, seed {}", r.outputs.size(), r.seconds,
-                         r.network_calls, r.seed);
+            spdlog::info("done: {} output(s) in {:.1f} s; {}; seed {}", r.outputs.size(), r.seconds,
+                         describe(r.cost), r.seed);
             return 0;
           }};
 }

@@ -17,13 +17,13 @@ ProgressLine::ProgressLine(bool enabled, double quiet_for_seconds)
 
 ProgressLine::~ProgressLine() { finish(); }
 
-void ProgressLine::update(int done, int total) {
+void ProgressLine::update(std::int64_t done, std::int64_t total) {
   if (!enabled_) return;
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (elapsed < quiet_for_ && done < total) return;
   const double eta = done > 0 ? elapsed / done * (total - done) : -1.0;
-  const std::string text = fmt::format("network calls {}/{}, {:.1f} s elapsed, ETA {}", done, total, elapsed,
+  const std::string text = fmt::format("solver steps {}/{}, {:.1f} s elapsed, ETA {}", done, total, elapsed,
                                        format_duration(eta));
   if (tty_) {
     draw_progress_line(text);

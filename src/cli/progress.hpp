@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 #include "copgen/batch.hpp"
 
@@ -16,7 +17,7 @@ class ProgressLine {
  public:
   explicit ProgressLine(bool enabled, double quiet_for_seconds = 3.0);
   ~ProgressLine();
-  void update(int done, int total);
+  void update(std::int64_t done, std::int64_t total);
   void finish();
 
  private:

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "copgen/raster_io.hpp"
 #include "support.hpp"
 
 using namespace copgen::test;
@@ -480,4 +481,54 @@ TEST_CASE("batch cli: an --input-dir that is a symbolic link loop or missing say
   expect_copgen_failure("translate --input-dir " + quote(tmp.file("nope")) + " --output-dir " +
                             quote(tmp.file("work/out")) + kRun,
                         3, {"--input-dir '" + tmp.file("nope") + "': does not exist"}, tmp.file("work"));
+}
+
+TEST_CASE("batch: one product folder is read from the same pixels as translate -i reads it", "[batch][inputs]") {
+  // a Major TOM S2L1C product with its physical bands and a 256 x 256 thumbnail of other
+  // content: the bands win for both commands, unless --input-kind thumbnail
+  TempDir tmp;
+  const std::string cell = cell_name(0);
+  const std::string product = tmp.file("in/Core-S2L1C/" + key_of(0) + "/PS2L1C_" + cell);
+  thumbnail(tmp.file("in"), "S2L1C", cell, 99);
+  for (const char* band : {"B04", "B03", "B02"}) {
+    SyntheticRaster spec;
+    spec.bands = 1;
+    spec.data_type = "UInt16";
+    spec.seed = band[2];
+    write_synthetic(product + "/" + band + ".tif", spec);
+  }
+  const auto seed_and_kinds = [](const std::string& path) {
+    GDALDatasetUniquePtr ds(GDALDataset::Open(path.c_str(), GDAL_OF_RASTER));
+    REQUIRE(ds);
+    // the seed the tuple was sampled with: a batch's own, else the run's
+    const char* batch_seed = ds->GetMetadataItem("COPGEN_BATCH_SEED");
+    const char* seed = batch_seed ? batch_seed : ds->GetMetadataItem("COPGEN_SEED");
+    const char* kinds = ds->GetMetadataItem("COPGEN_INPUT_KINDS");
+    REQUIRE(seed != nullptr);
+    return std::make_pair(std::string(seed), std::string(kinds ? kinds : ""));
+  };
+  for (const std::string kind : {"auto", "thumbnail"}) {
+    INFO("--input-kind " << kind);
+    const std::string out = tmp.file("batch-" + kind), single = tmp.file("single-" + kind + ".tif");
+    const auto b = run_copgen("translate --input-dir " + quote(tmp.file("in")) + " --from S2L1C --to S2L2A --steps 2 "
+                              "--seed 7 --input-kind " + kind + " --output-dir " + quote(out));
+    INFO(b.output);
+    REQUIRE(b.exit_code == 0);
+    const std::string batch_file = out + "/Core-S2L2A/" + key_of(0) + "/PS2L1C_" + cell + "/S2L2A.tif";
+    const auto [seed, kinds] = seed_and_kinds(batch_file);
+    // the bands make a scene (its metadata names the input kind); the thumbnail a tile
+    CHECK(kinds == (kind == "auto" ? "S2L1C:physical" : ""));
+    const auto s = run_copgen("translate --from S2L1C --to S2L2A -i " + quote(product) + " --steps 2 --seed " + seed +
+                              " --input-kind " + kind + " -o " + quote(single));
+    INFO(s.output);
+    REQUIRE(s.exit_code == 0);
+    CHECK(seed_and_kinds(single).second == kinds);
+    const copgen::ImageU8 a = copgen::read_image_u8(batch_file, "batch output");
+    const copgen::ImageU8 c = copgen::read_image_u8(single, "translate output");
+    CHECK(a.valid == c.valid);
+    CHECK(a.pixels == c.pixels);
+  }
+  // and the two kinds are different pixels: the test can tell them apart
+  CHECK(copgen::read_image_u8(tmp.file("single-auto.tif"), "a").pixels !=
+        copgen::read_image_u8(tmp.file("single-thumbnail.tif"), "b").pixels);
 }

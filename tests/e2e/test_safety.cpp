@@ -527,7 +527,7 @@ TEST_CASE("safety: help and messages share one style", "[safety][messages]") {
     REQUIRE(wrote != std::string::npos);
     const auto line_start = r.output.rfind('\n', wrote);
     REQUIRE(line_start != std::string::npos);
-    CHECK(r.output.substr(line_start, wrote - line_start).find("network calls") == std::string::npos);
-    CHECK(r.output.find("network calls") < line_start);
+    CHECK(r.output.substr(line_start, wrote - line_start).find("solver steps") == std::string::npos);
+    CHECK(r.output.find("solver steps") < line_start);
   }
 }

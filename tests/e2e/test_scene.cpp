@@ -9,32 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <ogr_spatialref.h>
 
-#include "copgen/models.hpp"
-#include "copgen/pipeline.hpp"
-#include "copgen/raster_scene.hpp"
 #include "support.hpp"
 
 using namespace copgen::test;
 
 namespace {
-
-struct Ds {
-  explicit Ds(const std::string& p) {
-    GDALAllRegister();
-    ds = static_cast<GDALDataset*>(GDALOpen(p.c_str(), GA_ReadOnly));
-  }
-  ~Ds() {
-    if (ds) GDALClose(ds);
-  }
-  GDALDataset* ds = nullptr;
-};
-
-std::vector<uint8_t> band(GDALDataset* ds, int b) {
-  std::vector<uint8_t> v(static_cast<size_t>(ds->GetRasterXSize()) * ds->GetRasterYSize());
-  REQUIRE(ds->GetRasterBand(b)->RasterIO(GF_Read, 0, 0, ds->GetRasterXSize(), ds->GetRasterYSize(), v.data(),
-                                         ds->GetRasterXSize(), ds->GetRasterYSize(), GDT_Byte, 0, 0) == CE_None);
-  return v;
-}
 
 const std::string kFast = " --steps 2 --seed 3 --batch-size 16 ";
 
@@ -64,68 +43,6 @@ TEST_CASE("scene: a 1000 x 700 scene comes back at its size and georeferencing",
   }
   // no work files left beside the outputs
   CHECK((list_dir(tmp.file("out")) == std::vector<std::string>{"DEM.tif", "S2L2A.tif"}));
-}
-
-TEST_CASE("scene: fused sampling of a one-window scene equals plain sampling", "[scene]") {
-  TempDir tmp;
-  write_synthetic(tmp.file("t.tif"), SyntheticRaster{});
-  copgen::ModelOptions mo;
-  mo.device = "cpu";
-  copgen::Models models = copgen::Models::load(COPGEN_TEST_MODELS, mo);
-  copgen::TranslateOptions o;
-  o.inputs = {{copgen::Modality::S2L1C, tmp.file("t.tif")}};
-  o.to = {copgen::Modality::S2L2A};
-  o.sampling.sampler.steps = 3;
-  o.sampling.seed = 9;
-  o.output.path = tmp.file("plain.tif");
-  copgen::translate(o, models);
-  o.output.path = tmp.file("fused.tif");
-  copgen::translate_scene(o, models);  // the scene path, though the input is a tile
-  Ds a(tmp.file("plain.tif")), b(tmp.file("fused.tif"));
-  for (int k = 1; k <= 3; ++k) CHECK(band(a.ds, k) == band(b.ds, k));
-}
-
-TEST_CASE("scene: fused tiling has smaller seams than independent tiling", "[scene]") {
-  TempDir tmp;
-  SyntheticRaster spec;
-  spec.width = 448;
-  spec.height = 256;
-  write_synthetic(tmp.file("s.tif"), spec);
-  copgen::ModelOptions mo;
-  mo.device = "cpu";
-  copgen::Models models = copgen::Models::load(COPGEN_TEST_MODELS, mo);
-  // Two windows side by side (x = 0 and x = 192 px, 64 px overlap). The seam statistic is
-  // the mean absolute difference between horizontally adjacent pixels across the columns
-  // where the windows meet, relative to the same statistic inside the windows.
-  auto seam = [&](copgen::Tiling tiling, const std::string& name) {
-    copgen::TranslateOptions o;
-    o.inputs = {{copgen::Modality::S2L1C, tmp.file("s.tif")}};
-    o.to = {copgen::Modality::S2L2A};
-    o.sampling.sampler.steps = 4;
-    o.sampling.seed = 5;
-    o.sampling.batch_size = 2;
-    o.scene.tiling = tiling;
-    o.output.path = tmp.file(name);
-    copgen::translate(o, models);
-    Ds d(tmp.file(name));
-    double across = 0, inside = 0;
-    int na = 0, ni = 0;
-    for (int b = 1; b <= 3; ++b) {
-      const auto v = band(d.ds, b);
-      for (int y = 0; y < 256; ++y) {
-        for (int x = 1; x < 448; ++x) {
-          const double diff = std::abs(double(v[y * 448 + x]) - double(v[y * 448 + x - 1]));
-          if (x >= 192 && x < 256) across += diff, ++na;
-          else inside += diff, ++ni;
-        }
-      }
-    }
-    return (across / na) / (inside / ni);
-  };
-  const double fused = seam(copgen::Tiling::Fused, "fused.tif");
-  const double independent = seam(copgen::Tiling::Independent, "independent.tif");
-  INFO("fused " << fused << " independent " << independent);
-  CHECK(fused < independent);
 }
 
 TEST_CASE("scene: inputs in different UTM zones and resolutions are aligned onto one grid", "[scene]") {
@@ -446,7 +363,7 @@ TEST_CASE("scene: --dry-run prints the plan and writes nothing, and a run logs i
   REQUIRE(d.exit_code == 0);
   // 600 x 500 px: a 75 x 63 latent canvas (rounded up), windows of 32 every 24 cells: 3 x 3
   CHECK_THAT(d.output, Catch::Contains("path: scene") && Catch::Contains("size: 600 x 500 pixels, 10 x 10 m pixels"));
-  CHECK_THAT(d.output, Catch::Contains("windows: 9") && Catch::Contains("network calls: 2 (18 window evaluation(s))"));
+  CHECK_THAT(d.output, Catch::Contains("windows: 9") && Catch::Contains("cost: 1 sample(s), 2 solver step(s), 18 backbone pass(es), 18 window evaluation(s)"));
   CHECK_THAT(d.output, Catch::Contains("memory: about"));
   CHECK_THAT(d.output, Catch::Contains("output: " + tmp.file("out") + "/DEM.tif"));
   CHECK_THAT(d.output, Catch::Contains("output: " + tmp.file("out") + "/S2L2A.tif"));
@@ -458,16 +375,18 @@ TEST_CASE("scene: --dry-run prints the plan and writes nothing, and a run logs i
                             quote(tmp.file("tile.tif")) + " -o " + quote(tmp.file("t.tif")) + " --dry-run");
   INFO(t.output);
   REQUIRE(t.exit_code == 0);
-  CHECK_THAT(t.output, Catch::Contains("path: tile") && Catch::Contains("network calls: 6"));
+  CHECK_THAT(t.output, Catch::Contains("path: tile") &&
+                           Catch::Contains("cost: 2 sample(s), 6 solver step(s), 6 backbone pass(es), 6 window evaluation(s)"));
   CHECK_THAT(t.output, Catch::Contains("output: " + tmp.file("t_s0.tif")) &&
                            Catch::Contains("output: " + tmp.file("t_s1.tif")));
   CHECK(list_dir(tmp.path) == (std::vector<std::string>{"in.tif", "tile.tif"}));
-  // the run itself says what it will cost before the first network call
+  // the run itself says what it will cost before the first solver step
   const auto r = run_copgen(base);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  const auto plan = r.output.find("scene plan: 600 x 500 pixels, 9 window(s), 2 network call(s)");
-  const auto first = r.output.find("first network call:");
+  const auto plan = r.output.find("scene plan: 600 x 500 pixels, 9 window(s), 1 sample(s), 2 solver step(s), "
+                                    "18 backbone pass(es), 18 window evaluation(s)");
+  const auto first = r.output.find("first solver step:");
   CHECK(plan != std::string::npos);
   CHECK(first != std::string::npos);
   CHECK(plan < first);

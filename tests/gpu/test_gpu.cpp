@@ -27,7 +27,7 @@ using namespace copgen;
 
 namespace {
 
-// The tiny test models: $COPGEN_TEST_MODELS (scripts/gpu_check.sh --run exports them on the
+// The tiny test models: $COPGEN_TEST_MODELS (scripts/gpu/gpu_check.sh --run exports them on the
 // GPU machine, where the build's path does not exist), else the build's.
 std::string test_models() {
   const char* env = std::getenv("COPGEN_TEST_MODELS");

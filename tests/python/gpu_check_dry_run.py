@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Runs scripts/gpu_check.sh --dry-run with a build and checks its JSON summary: every
+"""Runs scripts/gpu/gpu_check.sh --dry-run with a build and checks its JSON summary: every
 step present and ok, with the figures each step reports (ctest: gpu_check_dry_run)."""
 
 import argparse
@@ -20,7 +20,7 @@ def main() -> int:
     summary_path = os.path.join(a.out, "gpu_check.json")
     if os.path.exists(summary_path):
         os.remove(summary_path)
-    r = subprocess.run(["bash", os.path.join(root, "scripts", "gpu_check.sh"), "--dry-run", "--build", a.build,
+    r = subprocess.run(["bash", os.path.join(root, "scripts", "gpu", "gpu_check.sh"), "--dry-run", "--build", a.build,
                         "--python", sys.executable, "--out", a.out])
     with open(summary_path, encoding="utf-8") as f:
         s = json.load(f)

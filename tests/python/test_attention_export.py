@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 SOURCE_DIR = os.environ.get("COPGEN_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(SOURCE_DIR, "scripts", "export_models.py")
+SCRIPT = os.path.join(SOURCE_DIR, "scripts", "models", "export_models.py")
 SEED = 11
 TOLERANCE = 1e-5
 

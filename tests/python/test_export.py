@@ -1,4 +1,4 @@
-"""Tests of scripts/export_models.py (run with an interpreter that has torch):
+"""Tests of scripts/models/export_models.py (run with an interpreter that has torch):
 
     COPGEN_SOURCE_DIR=. /usr/bin/python3 -m unittest discover -s tests/python -v
 
@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import numpy as np
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 
 SOURCE_DIR = os.environ.get("COPGEN_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(SOURCE_DIR, "scripts", "export_models.py")
+SCRIPT = os.path.join(SOURCE_DIR, "scripts", "models", "export_models.py")
 sys.path.insert(0, os.path.dirname(SCRIPT))
 import export_models as em  # noqa: E402
 
@@ -43,10 +42,8 @@ def setUpModule():
     TINY["models"] = os.path.join(WORK, "tiny")
     TINY["parity"] = os.path.join(WORK, "parity")
     TINY["state"] = os.path.join(WORK, "state")
-    started = time.monotonic()
     proc = export("--tiny", "--seed", str(TINY_SEED), "--out", TINY["models"],
                   "--parity-dir", TINY["parity"], "--save-state-dicts", TINY["state"])
-    TINY["seconds"] = time.monotonic() - started
     if proc.returncode != 0:
         raise RuntimeError(f"tiny export failed:\n{proc.stdout}\n{proc.stderr}")
     TINY["stdout"] = proc.stdout
@@ -315,10 +312,8 @@ class FullSizeArchitecture(unittest.TestCase):
 
 
 class TinyExport(unittest.TestCase):
-    def test_export_is_quick(self):
-        # Reported, with a generous bound: it runs at every build of the C++ tests.
-        print(f"\n  tiny export with parity fixtures: {TINY['seconds']:.1f} s", file=sys.stderr)
-        self.assertLess(TINY["seconds"], 60.0)
+    # How long this export takes (it runs at every build of the C++ tests) is a figure of
+    # bench/export_bench.sh, not a test.
 
     def test_manifest(self):
         models = TINY["models"]

@@ -1,4 +1,4 @@
-"""Tests of the metric feature extractors in scripts/export_models.py (FID Inception-v3,
+"""Tests of the metric feature extractors in scripts/models/export_models.py (FID Inception-v3,
 VGG16), run with an interpreter that has torch:
 
     COPGEN_SOURCE_DIR=. /usr/bin/python3 -m unittest discover -s tests/python -v
@@ -25,7 +25,7 @@ import torch
 
 SOURCE_DIR = os.environ.get("COPGEN_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(SOURCE_DIR, "scripts", "export_models.py")
+SCRIPT = os.path.join(SOURCE_DIR, "scripts", "models", "export_models.py")
 sys.path.insert(0, os.path.dirname(SCRIPT))
 import export_models as em  # noqa: E402
 

@@ -1,6 +1,7 @@
 // The GPU path's decisions, tested on the CPU: the CUDA graph cache's fallback and LRU
 // bound (through an injected capture), the staging pool's reuse (through an injected
-// allocator), the --precision auto rule, the autoencoder's own precision and TF32.
+// allocator), the --precision auto rule, the autoencoder's own precision and TF32, and
+// the CPU paths of the CUDA pieces (copies, statistics, graphs: no-ops on the CPU).
 #include "catch_torch.hpp"
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -263,4 +264,35 @@ TEST_CASE("precision: the autoencoder has its own setting and TF32 is recorded",
   }
   set_tf32(false);
   CHECK_FALSE(tf32_enabled());
+}
+
+TEST_CASE("cuda: the CPU paths of the CUDA pieces", "[cuda]") {
+  const torch::Tensor t = torch::arange(6, torch::kFloat32);
+  CHECK(to_device(t, torch::Device(torch::kCPU)).is_same(t));
+  CHECK(to_host(t).is_same(t));
+  CHECK(device_peak_bytes(torch::Device(torch::kCPU)) == -1);
+  synchronize(torch::Device(torch::kCPU));  // nothing to wait for
+
+  GraphCache graphs{torch::Device(torch::kCPU)};
+  int calls = 0;
+  const torch::Tensor out = graphs.run(
+      [&](const torch::Tensor& a, const torch::Tensor& b) {
+        ++calls;
+        return a + b;
+      },
+      t, t);
+  CHECK_FALSE(out.defined());  // no graph on the CPU: the caller runs the function eagerly
+  CHECK(calls == 0);
+  CHECK(graphs.captured() == 0);
+
+  ModelOptions mo;
+  mo.device = "cpu";
+  mo.cuda_graphs = true;
+  Models m = Models::load(COPGEN_TEST_MODELS, mo);
+  CHECK_FALSE(m.cuda_graphs());
+#ifndef COPGEN_WITH_CUDA
+  CHECK_FALSE(built_with_cuda());
+#else
+  CHECK(built_with_cuda());
+#endif
 }

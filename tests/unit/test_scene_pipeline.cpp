@@ -76,12 +76,13 @@ TEST_CASE("scene phases: prepare plans the grid, canvas, outputs and metadata be
   CHECK(p.metadata.at("COPGEN_GIVEN") == "DEM,S2L1C");
   CHECK(p.metadata.at("COPGEN_INPUT_KINDS") == "S2L1C:thumbnail,DEM:physical");
 
-  // refusals come before any work
+  // what only tiles take is refused by the route, before the models load and any work
   o.output.save_latents_dir = tmp.file("latents");
-  CHECK_THROWS_AS(prepare_scene(o, tiny()), UsageError);
+  CHECK_THROWS_WITH(route_translate(o, 256), "--save-latents is offered for 256 x 256 tiles only, not for scenes");
   o.output.save_latents_dir.clear();
+  CHECK(route_translate(o, 256).scene);
   o.inputs.push_back({Modality::S1RTC, tmp.file("s1.npy")});
-  CHECK_THROWS_WITH(prepare_scene(o, tiny()), Catch::Contains("accepted for single 256 x 256 tiles only"));
+  CHECK_THROWS_WITH(route_translate(o, 256), Catch::Contains("accepted for single tiles of the model's size only"));
 }
 
 TEST_CASE("scene phases: render and encode give the moments of each input on the latent canvas", "[scene]") {
@@ -131,7 +132,8 @@ TEST_CASE("scene phases: fused and independent sampling of a one-window canvas a
   const auto run = [&](Tiling t) {
     o.scene.tiling = t;
     at::Generator gen = at::detail::createCPUGenerator(p.seed);
-    return sample_canvas(tiny(), p, moments, o, gen, 0, [&](int windows) { calls.push_back(windows); });
+    return sample_canvas(tiny(), p, moments, o, gen, 0,
+                         [&](const RunCost& step) { calls.push_back(static_cast<int>(step.window_evaluations)); });
   };
   const torch::Tensor fused = run(Tiling::Fused);
   const torch::Tensor independent = run(Tiling::Independent);
@@ -161,7 +163,7 @@ TEST_CASE("scene phases: write_sample writes the plan's outputs with the scene's
   const auto moments = encode_inputs(tiny(), p, rendered, o.sampling.batch_size);
   at::Generator gen = at::detail::createCPUGenerator(p.seed);
   for (int k = 0; k < 2; ++k) {
-    const torch::Tensor x0 = sample_canvas(tiny(), p, moments, o, gen, k, [](int) {});
+    const torch::Tensor x0 = sample_canvas(tiny(), p, moments, o, gen, k, [](const RunCost&) {});
     const auto written = write_sample(tiny(), p, o, rendered, x0, k);
     CHECK(written == p.outputs.images[static_cast<std::size_t>(k)]);
     const RasterSource out = RasterSource::open(written[0], "output");
@@ -177,4 +179,66 @@ TEST_CASE("scene phases: write_sample writes the plan's outputs with the scene's
   const auto b = RasterSource::open(p.outputs.images[1][0], "b").read({1, 2, 3}, 0, 0, 600, 500);
   const auto mean = RasterSource::open(summaries[0], "mean").read({1, 2, 3}, 0, 0, 600, 500);
   CHECK(torch::allclose(mean, (a + b) / 2, 1e-4, 1e-4));
+}
+
+TEST_CASE("scene cost: the dry run's plan, the progress line and the result count the same", "[scene][cost]") {
+  // 600 x 500 pixels: 9 windows; batches of 2 windows (5 chunks), guidance (2 passes per
+  // step), 2 samples of 2 steps
+  struct Expected {
+    Tiling tiling;
+    RunCost cost;
+  };
+  // fused: 2 samples x 2 steps; each step 5 chunks x 2 passes, 9 windows x 2 passes.
+  // independent: each of the 5 chunks of a sample its own 2-step solver run.
+  for (const Expected& e : {Expected{Tiling::Fused, {2, 4, 40, 72}}, Expected{Tiling::Independent, {2, 20, 40, 72}}}) {
+    test::TempDir tmp;
+    TranslateOptions o = scene_options(tmp);
+    o.samples = 2;
+    o.sampling.batch_size = 2;
+    o.sampling.guidance.scale = 0.5;
+    o.scene.tiling = e.tiling;
+    INFO(tiling_name(e.tiling));
+    const TranslatePlan plan = plan_translate(o, tiny());
+    REQUIRE(plan.scene);
+    CHECK(plan.windows == 9);
+    CHECK(plan.cost == e.cost);
+    CHECK(describe(plan).find("cost: " + describe(e.cost) + "\n") != std::string::npos);
+    std::vector<std::pair<std::int64_t, std::int64_t>> progress;
+    const RunResult r = translate(o, tiny(), [&](std::int64_t done, std::int64_t total) {
+      progress.emplace_back(done, total);
+    });
+    CHECK(r.cost == e.cost);  // its backbone passes counted by the models
+    REQUIRE(progress.size() == static_cast<std::size_t>(e.cost.solver_steps));
+    for (std::size_t i = 0; i < progress.size(); ++i) {
+      CHECK(progress[i] == std::make_pair(static_cast<std::int64_t>(i + 1), e.cost.solver_steps));
+    }
+  }
+}
+
+TEST_CASE("tile cost: the plan, the progress line and the result count the same", "[cost]") {
+  test::TempDir tmp;
+  test::write_synthetic(tmp.file("tile.tif"), {});
+  TranslateOptions o;
+  o.inputs = {{Modality::S2L1C, tmp.file("tile.tif")}};
+  o.to = {Modality::S2L2A, Modality::DEM};
+  o.output.path = tmp.file("out/");
+  o.sampling.seed = 1;
+  o.sampling.sampler.steps = 3;
+  o.sampling.batch_size = 2;
+  o.sampling.guidance.scale = 1.0;
+  o.samples = 3;
+  // chunks of 2 and 1 samples, 3 steps each; 2 passes per step; windows: the chunk's samples
+  const RunCost expected{3, 6, 12, 18};
+  const TranslatePlan plan = plan_translate(o, tiny());
+  REQUIRE_FALSE(plan.scene);
+  CHECK(plan.cost == expected);
+  std::int64_t last = 0, calls = 0;
+  const RunResult r = translate(o, tiny(), [&](std::int64_t done, std::int64_t total) {
+    CHECK(total == expected.solver_steps);
+    last = done;
+    ++calls;
+  });
+  CHECK(r.cost == expected);
+  CHECK(last == expected.solver_steps);
+  CHECK(calls == expected.solver_steps);
 }

@@ -227,9 +227,9 @@ TEST_CASE("stac: an item out links each source item relative to itself - with #I
   item["properties"]["datetime"] = "2024-06-01T10:00:00Z";
   std::ofstream(tmp.file("src/search.json")) << json{{"type", "FeatureCollection"}, {"features", {item}}}.dump();
   std::ofstream(tmp.file("src/one.json")) << item.dump();
-  const json out = stac_item_of_outputs("t1", {tmp.file("run/DEM.tif")}, tmp.file("run/items/t1.json"),
-                                        {tmp.file("src/search.json") + "#x", tmp.file("src/one.json"),
-                                         tmp.file("run/DEM.tif")});
+  write_stac_item(tmp.file("run/items/t1.json"), "t1", {tmp.file("run/DEM.tif")},
+                  {tmp.file("src/search.json") + "#x", tmp.file("src/one.json"), tmp.file("run/DEM.tif")});
+  const json out = json::parse(std::ifstream(tmp.file("run/items/t1.json")));
   const json want = {{{"rel", "derived_from"}, {"href", "../../src/search.json#x"}, {"type", "application/json"}},
                      {{"rel", "derived_from"}, {"href", "../../src/one.json"}, {"type", "application/json"}}};
   CHECK(out["links"] == want);

@@ -7,5 +7,5 @@ for py in /usr/bin/python3 "$(command -v python3 2>/dev/null)"; do
     exit 0
   fi
 done
-echo "find_python: no python3 with torch and numpy (run scripts/install_deps.sh)" >&2
+echo "find_python: no python3 with torch and numpy (run scripts/dev/install_deps.sh)" >&2
 exit 1

@@ -2,7 +2,7 @@
 # copgen on one machine with several GPUs: one process per GPU, each its own shard
 # (docs/batch.md).
 #
-#   scripts/multi_gpu.sh [--gpus N | --gpus 0,2,3] [--device-flag] IN_DIR OUT_DIR --from S2L1C --to S2L2A [flags...]
+#   scripts/recipes/multi_gpu.sh [--gpus N | --gpus 0,2,3] [--device-flag] IN_DIR OUT_DIR --from S2L1C --to S2L2A [flags...]
 #
 # Process i of N runs `copgen translate --shard i/N` on one GPU, all into OUT_DIR (each
 # shard writes OUT_DIR/copgen-report.shard-i-of-N.json and logs to
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ $# -lt 2 ]; then
-  echo "usage: scripts/multi_gpu.sh [--gpus N|LIST] [--device-flag] IN_DIR OUT_DIR [copgen translate flags...]" >&2
+  echo "usage: scripts/recipes/multi_gpu.sh [--gpus N|LIST] [--device-flag] IN_DIR OUT_DIR [copgen translate flags...]" >&2
   exit 2
 fi
 in_dir=$1 out_dir=$2

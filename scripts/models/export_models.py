@@ -11,7 +11,7 @@ The networks are written here from the architecture facts in
 shared/reference/cop-gen-beta.md; the state-dict key names are the published ones, so
 the real checkpoints load with strict=True:
 
-    /usr/bin/python3 scripts/export_models.py \\
+    /usr/bin/python3 scripts/models/export_models.py \\
         --backbone nnet_ema_114000.pth --autoencoder autoencoder_kl_ema.pth \\
         --out models/cop-gen-beta
 
@@ -22,7 +22,7 @@ with the eager modules, which copgen's C++ tests compare against. See models/REA
 It also writes the metric feature extractors of `copgen metrics` and `copgen eval`
 (inception.pt, vgg16.pt, extractors.json; models/README.md, "Metric feature extractors"):
 
-    /usr/bin/python3 scripts/export_models.py \\
+    /usr/bin/python3 scripts/models/export_models.py \\
         --inception pt_inception-2015-12-05-6726825d.pth --vgg vgg16-397923af.pth \\
         --extractors-out models/cop-gen-beta
 

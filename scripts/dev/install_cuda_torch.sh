@@ -2,7 +2,7 @@
 # Installs a pinned CUDA build of torch (PyPI's default torch 2.11.0 wheel, built for
 # CUDA 13.0) into a virtual environment, for building copgen against a CUDA LibTorch:
 #
-#   prefix="$(bash scripts/install_cuda_torch.sh --print-prefix)"
+#   prefix="$(bash scripts/dev/install_cuda_torch.sh --print-prefix)"
 #   cmake -S . -B build-cuda -DCMAKE_PREFIX_PATH="$prefix" -DCOPGEN_PYTHON="$venv/bin/python"
 #
 # Idempotent: when the environment already imports torch 2.11.0 nothing is downloaded.
@@ -47,7 +47,7 @@ if have_torch; then
   log "torch $TORCH_VERSION already in $venv"
 else
   if [ ! -x /usr/bin/python3 ]; then
-    log "Debian's /usr/bin/python3 is missing (scripts/install_deps.sh)"
+    log "Debian's /usr/bin/python3 is missing (scripts/dev/install_deps.sh)"
     exit 1
   fi
   if ! /usr/bin/python3 -c "import venv, ensurepip" >/dev/null 2>&1; then

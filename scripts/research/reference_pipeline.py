@@ -14,7 +14,7 @@ at 0, unused ones noise drawn once at N; one CPU generator seeded with --seed dr
 (1) x_T [G, B, C, h, w], (2) the given modality's posterior eps, (3) each unused
 modality's noise. With the same seed the generated latents match copgen's.
 
-    /usr/bin/python3 scripts/reference_pipeline.py --models build/tests/models/tiny \\
+    /usr/bin/python3 scripts/research/reference_pipeline.py --models build/tests/models/tiny \\
         --batch-sizes 1,4 --steps 50 --repeat 3
 
 prints JSON timings on stdout (logs go to stderr):

@@ -2,7 +2,7 @@
 # Builds copgen's libFuzzer targets (fuzz/) with clang and runs each one for a bounded
 # time on a seed corpus this script creates. Not part of CI; see docs/errors.md.
 #
-# Usage: scripts/fuzz.sh [BUILD_DIR] [SECONDS_PER_TARGET] [TARGET...]
+# Usage: scripts/dev/fuzz.sh [BUILD_DIR] [SECONDS_PER_TARGET] [TARGET...]
 #   BUILD_DIR           default /tmp/build-fuzz
 #   SECONDS_PER_TARGET  default 60
 #   TARGET              manifest, specs, raster, npy (default: all four)
@@ -11,7 +11,7 @@
 # Crashes are written to BUILD_DIR/fuzz-artifacts/<target>/; the grown corpora stay in
 # BUILD_DIR/fuzz-corpus/<target>/. Exits 1 when any target found a crash.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build_dir="${1:-/tmp/build-fuzz}"
 seconds="${2:-60}"
 shift 2 || shift $# || true

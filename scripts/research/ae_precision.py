@@ -8,7 +8,7 @@ largest and mean absolute difference from fp32 in grey levels and the share of p
 more than 1 grey level off. copgen's --ae-precision auto (fp32) is chosen from these
 figures (docs/performance.md).
 
-    /usr/bin/python3 scripts/ae_precision.py --models build/tests/models/tiny --device cpu \\
+    /usr/bin/python3 scripts/research/ae_precision.py --models build/tests/models/tiny --device cpu \\
         --precisions bf16 --batch 2
 """
 

@@ -1,6 +1,6 @@
 """copgen_export: exports COP-GEN-Beta's networks to TorchScript for copgen.
 
-scripts/export_models.py is its command line. The modules, from the bottom up:
+scripts/models/export_models.py is its command line. The modules, from the bottom up:
 
     common       modalities, latent scale, network dimensions, ExportError
     autoencoder  the KL-f8 autoencoder (Encoder, Decoder, Autoencoder)

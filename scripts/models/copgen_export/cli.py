@@ -1,6 +1,6 @@
 """The command line: argument parsing (parse_args, with the checks between flags) and
 main, which runs the export and turns an ExportError into a message and exit status 1.
-scripts/export_models.py calls main.
+scripts/models/export_models.py calls main.
 """
 
 import argparse

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""copgen's GPU verification in one call (run through scripts/gpu_check.sh).
+"""copgen's GPU verification in one call (run through scripts/gpu/gpu_check.sh).
 
     gpu_check.sh --prepare DIR [--build build-cuda]   # dev machine: bundle what the GPU machine lacks
     gpu_check.sh --run DIR                            # GPU machine, from the repository root
@@ -13,7 +13,7 @@ and fails when DIR exceeds 64 MiB (what the GPU machine may be given).
 --run (GPU machine: python3 with CUDA torch, no GDAL, nothing of copgen's installed)
 unpacks the bundle, points LD_LIBRARY_PATH at the machine's pip torch (torch/lib and its
 nvidia/*/lib) and the bundle, exports full-size random models with sdpa attention (and
-tiny ones for the GPU tests) with scripts/export_models.py, and runs the steps below, each
+tiny ones for the GPU tests) with scripts/models/export_models.py, and runs the steps below, each
 with a time limit, all within --time-limit seconds (default 480):
 
   environment     torch, CUDA, the GPU and its compute capability
@@ -47,7 +47,7 @@ import tempfile
 import time
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUNDLE_LIMIT = 64 * 1024 * 1024
 BINARIES = ["copgen", "tests/copgen_gpu_tests"]
 # Never bundled: LibTorch and CUDA come from the GPU machine's pip torch, the C library
@@ -328,9 +328,9 @@ def run(args) -> int:
         full = os.path.join(work, "models-full" if not dry else "models-tiny-run")
         tiny = os.path.join(work, "models-tiny")
         size = [] if not dry else ["--tiny"]
-        c.sh([py, "scripts/export_models.py", "--out", full, "--seed", "0", "--attention",
+        c.sh([py, "scripts/models/export_models.py", "--out", full, "--seed", "0", "--attention",
               "sdpa" if not dry else "auto", "--quiet"] + size, 240)
-        c.sh([py, "scripts/export_models.py", "--tiny", "--seed", "7", "--out", tiny, "--quiet"], 120)
+        c.sh([py, "scripts/models/export_models.py", "--tiny", "--seed", "7", "--out", tiny, "--quiet"], 120)
         paths["models"], paths["tiny"] = full, tiny
         return {"models": full, "full_size": not dry, "tiny": tiny}
 
@@ -380,7 +380,7 @@ def run(args) -> int:
         return res
 
     def ae_precision():
-        r = c.sh([py, "scripts/ae_precision.py", "--models", paths["models"], "--device", device, "--precisions",
+        r = c.sh([py, "scripts/research/ae_precision.py", "--models", paths["models"], "--device", device, "--precisions",
                   "bf16" if dry else "bf16,fp16", "--batch", "2" if dry else "8"], 240)
         return json.loads(r.text[r.text.index("{"):])["results"]
 
@@ -388,7 +388,7 @@ def run(args) -> int:
         js = os.path.join(c.out, "bench.json")
         args_ = [paths["copgen"], "bench", "--models", paths["models"], "--devices", device, "--precisions",
                  "fp32,bf16", "--peak-tflops", "989", "--compare-reference", "--python", py, "--reference-script",
-                 os.path.join(ROOT, "scripts", "reference_pipeline.py"), "--json", js]
+                 os.path.join(ROOT, "scripts", "research", "reference_pipeline.py"), "--json", js]
         if dry:
             args_ += ["--batch-sizes", "1,2", "--steps", "2", "--repeat", "1", "--warmup", "0"]
         else:
