@@ -320,6 +320,7 @@ TranslatePlan plan_translate(const TranslateOptions& o, Models& models) {
     p.grid = plan.grid.georeferenced
                  ? fmt::format("{:.10g} x {:.10g} m pixels from ({:.10g}, {:.10g})", gt[1], -gt[5], gt[0], gt[3])
                  : "no georeferencing";
+    if (!plan.grid.chosen.empty()) p.grid += ", in " + plan.grid.chosen;
     p.windows = cost.windows;
     p.cost = cost.run;
     p.memory_bytes = cost.canvas_bytes;

@@ -533,6 +533,21 @@ bool path_exists(const std::string& path) {
   return stat_path(path, &st, VSI_STAT_EXISTS_FLAG);
 }
 
+namespace {
+
+// GDAL's NAME=VALUE list as a map.
+std::map<std::string, std::string> metadata_items(char** items) {
+  std::map<std::string, std::string> out;
+  for (char** item = items; item != nullptr && *item != nullptr; ++item) {
+    const std::string line = *item;
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
 RasterInfo probe_raster(const std::string& path, const std::string& what) {
   DatasetPtr ds = open_dataset(path, what);
   RasterInfo info;
@@ -545,15 +560,17 @@ RasterInfo probe_raster(const std::string& path, const std::string& what) {
   info.bands = ds->GetRasterCount();
   info.data_type = GDALGetDataTypeName(ds->GetRasterBand(1)->GetRasterDataType());
   for (int b = 1; b <= info.bands; ++b) {
-    const char* d = ds->GetRasterBand(b)->GetDescription();
+    GDALRasterBand* band = ds->GetRasterBand(b);
+    const char* d = band->GetDescription();
     info.band_descriptions.emplace_back(d != nullptr ? d : "");
+    int has_offset = FALSE, has_scale = FALSE;
+    const double offset = band->GetOffset(&has_offset), scale = band->GetScale(&has_scale);
+    info.band_offsets.push_back(has_offset ? std::optional<double>(offset) : std::nullopt);
+    info.band_scales.push_back(has_scale ? std::optional<double>(scale) : std::nullopt);
+    info.band_metadata.push_back(metadata_items(band->GetMetadata()));
   }
   info.geo = read_geo(*ds, path);
-  for (char** item = ds->GetMetadata(); item != nullptr && *item != nullptr; ++item) {
-    const std::string line = *item;
-    const auto eq = line.find('=');
-    if (eq != std::string::npos) info.metadata[line.substr(0, eq)] = line.substr(eq + 1);
-  }
+  info.metadata = metadata_items(ds->GetMetadata());
   return info;
 }
 

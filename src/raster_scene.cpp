@@ -193,34 +193,6 @@ torch::Tensor RasterSource::read_valid(const std::vector<int>& bands, int x, int
 
 namespace {
 
-// The target grid's pixels are --target-res metres; a geographic CRS counts in degrees.
-// Says which CRS to pass instead: the UTM zone of the reference input's centre.
-[[noreturn]] void refuse_geographic_grid(const Grid& ref, const std::string& label, const GridOptions& o) {
-  std::string zone = "EPSG:326NN or EPSG:327NN (the UTM zone of the area)";
-  OGRSpatialReference src, wgs84;
-  wgs84.importFromEPSG(4326);
-  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-  if (parse_srs(ref.crs_wkt, src)) {
-    std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &wgs84));
-    const auto& gt = ref.geotransform;
-    double x = gt[0] + 0.5 * ref.width * gt[1] + 0.5 * ref.height * gt[2];
-    double y = gt[3] + 0.5 * ref.width * gt[4] + 0.5 * ref.height * gt[5];
-    if (ct && ct->Transform(1, &x, &y) && std::isfinite(x) && std::isfinite(y) && std::abs(y) <= 90) {
-      const int utm = std::clamp(static_cast<int>(std::floor((x + 180.0) / 6.0)) + 1, 1, 60);
-      zone = fmt::format("EPSG:{} (UTM zone {}{}, where the input's centre lies)", (y >= 0 ? 32600 : 32700) + utm,
-                         utm, y >= 0 ? "N" : "S");
-    }
-  }
-  const std::string fix = fmt::format(
-      "copgen samples on a grid of {:g} m pixels (--target-res), which needs a projected CRS in metres: pass "
-      "--target-crs {}",
-      o.target_resolution.value_or(10.0), zone);
-  if (!o.target_crs.empty()) {
-    throw UsageError("--target-crs '" + o.target_crs + "': a geographic CRS (degrees); " + fix);
-  }
-  throw InputError("input '" + label + "': its CRS is geographic (degrees), so it gives no grid in metres; " + fix);
-}
-
 // The grid when some input lacks georeferencing: the reference input's, if all inputs are the same size.
 Grid shared_pixel_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& o,
                        size_t ref) {
@@ -279,11 +251,101 @@ Bounds footprint_bounds(const Grid& in, const std::string& label, const OGRSpati
   return {bx0, by0, bx1, by1};
 }
 
+// The projected CRS that suits a place: the UTM zone of (lon, lat) in degrees, or UPS
+// beyond 84 N / 80 S, where UTM is not defined.
+struct ZoneCrs {
+  int epsg = 0;
+  std::string name;  // "UTM zone 32N", "UPS North, beyond 84 N"
+};
+ZoneCrs zone_crs(double lon, double lat) {
+  if (lat > 84.0) return {32661, "UPS North, beyond 84 N"};
+  if (lat < -80.0) return {32761, "UPS South, beyond 80 S"};
+  const double l = lon - 360.0 * std::floor((lon + 180.0) / 360.0);  // in [-180, 180)
+  const int zone = std::clamp(static_cast<int>(std::floor((l + 180.0) / 6.0)) + 1, 1, 60);
+  return {(lat >= 0 ? 32600 : 32700) + zone, fmt::format("UTM zone {}{}", zone, lat >= 0 ? "N" : "S")};
+}
+
+// The centre (longitude, latitude) of the inputs' extent: the middle of the intersection
+// (or union) of their footprints' bounding boxes in WGS84. Throws InputError as
+// footprint_bounds does.
+std::array<double, 2> inputs_centre(const std::vector<Grid>& inputs, const std::vector<std::string>& labels,
+                                    bool union_extent) {
+  OGRSpatialReference wgs84;
+  parse_srs("EPSG:4326", wgs84);
+  Bounds e = union_extent ? Bounds{HUGE_VAL, HUGE_VAL, -HUGE_VAL, -HUGE_VAL}
+                          : Bounds{-HUGE_VAL, -HUGE_VAL, HUGE_VAL, HUGE_VAL};
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Bounds b = footprint_bounds(inputs[i], labels[i], wgs84);
+    if (union_extent) {
+      e = {std::min(e.x0, b.x0), std::min(e.y0, b.y0), std::max(e.x1, b.x1), std::max(e.y1, b.y1)};
+    } else {
+      e = {std::max(e.x0, b.x0), std::max(e.y0, b.y0), std::min(e.x1, b.x1), std::min(e.y1, b.y1)};
+    }
+  }
+  return {0.5 * (e.x0 + e.x1), std::clamp(0.5 * (e.y0 + e.y1), -90.0, 90.0)};
+}
+
+// The target grid's pixels are --target-res metres; a geographic --target-crs counts in
+// degrees. Says which CRS to pass instead: the UTM (or UPS) zone of the inputs' centre.
+[[noreturn]] void refuse_geographic_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels,
+                                         const GridOptions& o) {
+  std::string zone = "EPSG:326NN or EPSG:327NN (the UTM zone of the area; EPSG:32661 or EPSG:32761 (UPS) beyond "
+                     "84 N or 80 S)";
+  try {
+    const auto c = inputs_centre(inputs, labels, o.union_extent);
+    const ZoneCrs z = zone_crs(c[0], c[1]);
+    zone = fmt::format("EPSG:{} ({}, where the inputs' centre lies)", z.epsg, z.name);
+  } catch (const InputError&) {
+    // no centre to name: the generic advice stands
+  }
+  throw UsageError(fmt::format(
+      "--target-crs '{}': a geographic CRS (degrees); copgen samples on a grid of {:g} m pixels (--target-res), "
+      "which needs a projected CRS in metres: pass --target-crs {}, or leave --target-crs out and copgen picks "
+      "that zone itself",
+      o.target_crs, o.target_resolution.value_or(10.0), zone));
+}
+
+// How a CRS is named in Grid::chosen: its EPSG code, else its name.
+std::string crs_label(OGRSpatialReference srs) {
+  srs.AutoIdentifyEPSG();
+  const char* name = srs.GetAuthorityName(nullptr);
+  const char* code = srs.GetAuthorityCode(nullptr);
+  if (name != nullptr && code != nullptr) return std::string(name) + ":" + code;
+  return srs.GetName() != nullptr ? srs.GetName() : "a projected CRS";
+}
+
+// The grid's CRS when the reference input's is geographic and no --target-crs is given:
+// the first input with a projected CRS (which becomes the reference), else the UTM or UPS
+// zone of the inputs' centre. Sets `dst` (and `ref`); returns what Grid::chosen says.
+std::string projected_crs_for(const std::vector<Grid>& inputs, const std::vector<std::string>& labels,
+                              bool union_extent, OGRSpatialReference& dst, size_t& ref) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    OGRSpatialReference srs;
+    if (parse_srs(inputs[i].crs_wkt, srs) && srs.IsProjected()) {
+      const std::string why = fmt::format("{} (the CRS of '{}'; the reference input '{}' has a geographic CRS)",
+                                          crs_label(srs), labels[i], labels[ref]);
+      dst = srs;
+      dst.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+      ref = i;
+      return why;
+    }
+  }
+  const auto c = inputs_centre(inputs, labels, union_extent);
+  const ZoneCrs z = zone_crs(c[0], c[1]);
+  if (!parse_srs(fmt::format("EPSG:{}", z.epsg), dst)) {
+    throw InputError(fmt::format("the inputs' CRS is geographic and EPSG:{} ({}) is unknown to this GDAL; give "
+                                 "--target-crs",
+                                 z.epsg, z.name));
+  }
+  return fmt::format("EPSG:{} ({}, the centre of the inputs at {:.4f} E, {:.4f} N; no input has a projected CRS)",
+                     z.epsg, z.name, c[0], c[1]);
+}
+
 }  // namespace
 
 Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& o) {
   if (inputs.empty()) throw std::invalid_argument("choose_grid: no inputs");
-  const size_t ref = static_cast<size_t>(o.reference);
+  size_t ref = static_cast<size_t>(o.reference);
   if (ref >= inputs.size()) throw std::invalid_argument("choose_grid: reference out of range");
   const bool all_geo = std::all_of(inputs.begin(), inputs.end(),
                                    [](const Grid& g) { return g.georeferenced && !g.crs_wkt.empty(); });
@@ -294,7 +356,10 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
     throw UsageError("--target-crs: '" + o.target_crs + "' is not a CRS GDAL understands");
   }
   if (o.target_resolution && !(*o.target_resolution > 0)) throw UsageError("--target-res: must be positive");
-  if (dst.IsGeographic()) refuse_geographic_grid(inputs[ref], labels[ref], o);
+  if (dst.IsGeographic() && !o.target_crs.empty()) refuse_geographic_grid(inputs, labels, o);
+  // no CRS in metres among the inputs: copgen chooses one (and says so)
+  const std::string chosen =
+      dst.IsGeographic() ? projected_crs_for(inputs, labels, o.union_extent, dst, ref) : std::string();
   double xmin = -HUGE_VAL, ymin = -HUGE_VAL, xmax = HUGE_VAL, ymax = HUGE_VAL;
   if (o.union_extent) xmin = ymin = HUGE_VAL, xmax = ymax = -HUGE_VAL;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -320,12 +385,17 @@ Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>
     throw InputError("inputs " + names + " do not overlap (their common extent is empty)");
   }
   const double ox = ref_crs ? rgt[0] : 0.0, oy = ref_crs ? rgt[3] : 0.0;
-  const double eps = 1e-6 * rx;
-  const double cx0 = std::ceil((xmin - ox) / rx - eps), cx1 = std::floor((xmax - ox) / rx + eps);
-  const double cy1 = std::floor((ymax - oy) / ry + eps), cy0 = std::ceil((ymin - oy) / ry - eps);
+  // whole pixels inside the extent; a grid in a zone copgen chose covers it (nodata beyond)
+  const bool cover = !chosen.empty() && !ref_crs;
+  const double eps = cover ? -1e-6 * rx : 1e-6 * rx;
+  const auto in = [&](double v) { return cover ? std::floor(v) : std::ceil(v); };
+  const auto out = [&](double v) { return cover ? std::ceil(v) : std::floor(v); };
+  const double cx0 = in((xmin - ox) / rx - eps), cx1 = out((xmax - ox) / rx + eps);
+  const double cy1 = out((ymax - oy) / ry + eps), cy0 = in((ymin - oy) / ry - eps);
   Grid g;
   g.georeferenced = true;
   g.crs_wkt = wkt_of(dst);
+  g.chosen = chosen;
   if (cx1 - cx0 >= kMaxGridPixels || cy1 - cy0 >= kMaxGridPixels) {
     throw UsageError(fmt::format("--target-res {:g}: the inputs would be a grid of {:.3g} x {:.3g} pixels, beyond any "
                                  "scene copgen can write; give a resolution in metres (default: 10)",
@@ -388,6 +458,28 @@ void check_target_crs(const std::string& crs) {
                                  "(--target-res), so give a projected CRS in metres",
                                  crs, unit != nullptr ? unit : "units other than metres"));
   }
+}
+
+std::optional<double> geographic_pixel_size(const Grid& source, const std::string& crs) {
+  OGRSpatialReference src, dst;
+  if (!source.georeferenced || !parse_srs(source.crs_wkt, src) || !src.IsGeographic() || !parse_srs(crs, dst)) {
+    return std::nullopt;
+  }
+  std::unique_ptr<OGRCoordinateTransformation> ct(OGRCreateCoordinateTransformation(&src, &dst));
+  if (!ct) return std::nullopt;
+  // the central pixel's corners (c, r), (c + 1, r), (c, r + 1)
+  const auto& gt = source.geotransform;
+  const double c = std::floor(0.5 * source.width), r = std::floor(0.5 * source.height);
+  double xs[3] = {c, c + 1, c}, ys[3] = {r, r, r + 1};
+  for (int k = 0; k < 3; ++k) {
+    const double px = xs[k], py = ys[k];
+    xs[k] = gt[0] + px * gt[1] + py * gt[2];
+    ys[k] = gt[3] + px * gt[4] + py * gt[5];
+  }
+  if (!ct->Transform(3, xs, ys)) return std::nullopt;
+  const double side = std::max(std::hypot(xs[1] - xs[0], ys[1] - ys[0]), std::hypot(xs[2] - xs[0], ys[2] - ys[0]));
+  if (!std::isfinite(side) || !(side > 0)) return std::nullopt;
+  return side;
 }
 
 Grid window_grid(const Grid& grid, const PixelWindow& window) {

@@ -17,16 +17,20 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <curl/curl.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "copgen/cancel.hpp"
@@ -750,6 +754,93 @@ RemoteProbe probe_remote_raster(const std::string& url, const std::string& what)
   std::lock_guard<std::mutex> lock(mutex);
   probed.emplace(url, p);
   return p;
+}
+
+// ---- Planetary Computer SAS tokens ---------------------------------------------------
+
+namespace {
+
+struct BlobToken {
+  std::string token;
+  std::chrono::system_clock::time_point expiry;
+};
+
+// "2024-04-19T10:20:30Z" (fractional seconds and an offset of Z only); nullopt otherwise.
+std::optional<std::chrono::system_clock::time_point> parse_utc(const std::string& s) {
+  std::tm tm{};
+  int year = 0, month = 0;
+  char tail = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &year, &month, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &tail) < 6) {
+    return std::nullopt;
+  }
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  const std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+// The token of `collection` from the endpoint.
+BlobToken fetch_blob_token(const std::string& collection, const std::string& what) {
+  const std::string endpoint = planetary_computer_token_url() + "/" + collection;
+  const std::string fix = " (Planetary Computer's blob URLs are read with a SAS token from its token endpoint; "
+                          "set COPGEN_PC_TOKEN_URL to another endpoint)";
+  std::string body;
+  try {
+    body = fetch_text(endpoint, "SAS token endpoint");
+  } catch (const InputError& e) {
+    throw InputError(what + ": no SAS token: " + e.what() + fix);
+  }
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("token") || !j["token"].is_string() || j["token"].get<std::string>().empty()) {
+    throw InputError(what + ": the SAS token endpoint '" + endpoint + "' answered no \"token\"" + fix);
+  }
+  BlobToken t;
+  t.token = j["token"].get<std::string>();
+  if (!t.token.empty() && t.token[0] == '?') t.token.erase(0, 1);
+  const auto expiry = j.contains("msft:expiry") && j["msft:expiry"].is_string()
+                          ? parse_utc(j["msft:expiry"].get<std::string>())
+                          : std::nullopt;
+  // without an expiry the token is asked again after 10 minutes
+  t.expiry = expiry.value_or(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  spdlog::debug("SAS token for {} from {}, valid until {}", collection, endpoint,
+                j.value("msft:expiry", std::string("(not said)")));
+  return t;
+}
+
+}  // namespace
+
+std::string planetary_computer_token_url() {
+  const char* env = std::getenv("COPGEN_PC_TOKEN_URL");
+  std::string url = env && *env ? env : "https://planetarycomputer.microsoft.com/api/sas/v1/token";
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+bool needs_blob_token(const std::string& url) {
+  if (url.rfind("https://", 0) != 0 || url.find('?') != std::string::npos) return false;
+  const std::size_t host_end = url.find('/', 8);
+  std::string host = url.substr(8, host_end == std::string::npos ? std::string::npos : host_end - 8);
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string suffix = ".blob.core.windows.net";
+  return host.size() > suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string sign_blob_url(const std::string& url, const std::string& collection, const std::string& what) {
+  if (collection.empty()) {
+    throw InputError(what + ": '" + url + "' is an Azure blob URL that needs a SAS token, and the item names no "
+                     "collection to ask a token for");
+  }
+  static std::mutex mu;
+  static std::map<std::string, BlobToken> tokens;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = tokens.find(collection);
+  if (it == tokens.end() || std::chrono::system_clock::now() + std::chrono::minutes(1) >= it->second.expiry) {
+    tokens[collection] = fetch_blob_token(collection, what);
+    it = tokens.find(collection);
+  }
+  return url + "?" + it->second.token;
 }
 
 }  // namespace copgen

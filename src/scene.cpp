@@ -5,7 +5,9 @@
 #include <limits>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <regex>
 
 #include <spdlog/spdlog.h>
 
@@ -44,6 +46,17 @@ OutputKind parse_output_kind(const std::string& s) {
   throw UsageError("--output-kind: unknown kind '" + s + "' (expected thumbnail or physical)");
 }
 
+std::string s2_offset_name(S2Offset m) {
+  return m == S2Offset::Auto ? "auto" : m == S2Offset::On ? "on" : "off";
+}
+
+S2Offset parse_s2_offset(const std::string& s) {
+  if (s == "auto") return S2Offset::Auto;
+  if (s == "on") return S2Offset::On;
+  if (s == "off") return S2Offset::Off;
+  throw UsageError("--s2-offset: unknown mode '" + s + "' (expected auto, on or off)");
+}
+
 bool parse_union_extent(const std::string& s) {
   if (s == "intersection") return false;
   if (s == "union") return true;
@@ -78,7 +91,6 @@ void validate(const SceneOptions& o) {
   if (o.target_resolution && (!(*o.target_resolution > 0) || !std::isfinite(*o.target_resolution))) {
     throw UsageError(fmt::format("--target-res: must be a positive number of metres, got {:g}", *o.target_resolution));
   }
-  if (o.s2l2a_offset < 0) throw UsageError("--l2a-offset: must not be negative");
   check_target_crs(o.target_crs);
   if (o.projwin && o.srcwin) throw UsageError("--projwin and --srcwin cannot be used together; give one window");
   if (!o.projwin_srs.empty() && !o.projwin) throw UsageError("--projwin-srs needs --projwin");
@@ -148,9 +160,12 @@ std::vector<std::vector<std::string>> band_names(Modality m) {
   return {};
 }
 
-// Finds a file for each band in a product folder (case-insensitive stem match).
+// Finds a file for each band in a product folder (case-insensitive stem match): the file
+// named after the band ("B04.tif", "vv.tif"), else the one file whose name ends in
+// "_<band>" (ASF RTC products: "S1A_IW_..._RTC30_G_gpuned_ABCD_VV.tif").
 std::optional<std::string> find_band_file(const std::string& dir, const std::vector<std::string>& names) {
   std::error_code ec;
+  std::vector<std::string> suffixed;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     if (!e.is_regular_file()) continue;
     const std::string stem = upper(e.path().stem().string());
@@ -158,9 +173,32 @@ std::optional<std::string> find_band_file(const std::string& dir, const std::vec
     if (ext != ".TIF" && ext != ".TIFF" && ext != ".JP2" && ext != ".VRT") continue;
     for (const auto& n : names) {
       if (stem == n) return e.path().string();
+      if (stem.size() > n.size() + 1 && stem.compare(stem.size() - n.size() - 1, n.size() + 1, "_" + n) == 0) {
+        suffixed.push_back(e.path().string());
+      }
     }
   }
+  if (suffixed.size() == 1) return suffixed[0];
   return std::nullopt;
+}
+
+// The scale of an ASF RTC product's S1 values, from its name: the letters after "_G_" say
+// gamma0 or sigma0 (g, s), then power, dB or amplitude (p, d, a); power when the name
+// says nothing.
+S1Scale s1_scale_of_name(const std::string& name) {
+  const std::string u = upper(name);
+  const auto at = u.find("_G_");
+  if (at == std::string::npos || at + 4 >= u.size() || (u[at + 3] != 'G' && u[at + 3] != 'S')) return S1Scale::Power;
+  if (u[at + 4] == 'D') return S1Scale::Decibel;
+  if (u[at + 4] == 'A') return S1Scale::Amplitude;
+  return S1Scale::Power;
+}
+
+// S1 values in `scale` as linear power, where the rendering starts.
+torch::Tensor s1_linear_power(const torch::Tensor& v, S1Scale scale) {
+  if (scale == S1Scale::Decibel) return torch::pow(10.0, v.to(torch::kFloat64) / 10.0).to(v.scalar_type());
+  if (scale == S1Scale::Amplitude) return v * v;
+  return v;
 }
 
 bool is_byte_rgb(const RasterInfo& info) { return info.bands == 3 && info.data_type == "Byte"; }
@@ -185,6 +223,13 @@ void resolve_product_folder(ModalityInput& in, Modality modality, const std::str
     in.kind = InputKind::Physical;
     in.files = *files;
     in.bands.assign(files->size(), 1);
+    if (modality == Modality::S1RTC) {
+      in.s1_scale = s1_scale_of_name(fs::path(files->front()).filename().string());
+      if (in.s1_scale != S1Scale::Power) {
+        spdlog::info("S1RTC input '{}': values in {} (by the product's name), rendered from their linear power", path,
+                     in.s1_scale == S1Scale::Decibel ? "dB" : "amplitude");
+      }
+    }
   } else if (const std::string thumbnail = find_product_thumbnail(path);
              !thumbnail.empty() && requested != InputKind::Physical) {
     in.kind = InputKind::Thumbnail;
@@ -283,14 +328,91 @@ std::string describe_source(const ModalityInput& in) {
 
 }  // namespace
 
+namespace {
+
+// The offset a band's GDAL description says: its offset and scale (value = DN * scale +
+// offset), else BOA_ADD_OFFSET / RADIO_ADD_OFFSET (-1000: 1000 DNs) or PROCESSING_BASELINE,
+// of the band, then of the file.
+std::optional<S2OffsetEvidence> gdal_s2_offset(const RasterInfo& info, int band) {
+  const auto i = static_cast<std::size_t>(band - 1);
+  const std::string of = " of '" + fs::path(info.path).filename().string() + "'";
+  if (i < info.band_offsets.size() && info.band_offsets[i]) {
+    const double offset = *info.band_offsets[i], scale = info.band_scales[i].value_or(1.0);
+    if ((offset != 0 || scale != 1) && scale != 0 && std::isfinite(offset / scale)) {
+      return S2OffsetEvidence{std::round(-offset / scale) + 0.0,
+                              fmt::format("band offset {:g}, scale {:g}{}", offset, scale, of)};
+    }
+  }
+  static const std::map<std::string, std::string> kNone;
+  for (const auto* items : {i < info.band_metadata.size() ? &info.band_metadata[i] : &kNone, &info.metadata}) {
+    for (const char* key : {"BOA_ADD_OFFSET", "RADIO_ADD_OFFSET"}) {
+      const auto it = items->find(key);
+      if (it == items->end()) continue;
+      char* end = nullptr;
+      const double v = std::strtod(it->second.c_str(), &end);
+      if (end != it->second.c_str() && std::isfinite(v)) {
+        return S2OffsetEvidence{-v + 0.0, std::string(key) + " " + it->second + of};
+      }
+    }
+    const auto it = items->find("PROCESSING_BASELINE");
+    if (it == items->end()) continue;
+    if (const auto dn = s2_offset_of_baseline(it->second)) {
+      return S2OffsetEvidence{*dn, "PROCESSING_BASELINE " + it->second + (*dn > 0 ? " >= 04.00" : " < 04.00") + of};
+    }
+  }
+  return std::nullopt;
+}
+
+// The offset the band files of `in` say (gdal_s2_offset, the first band that says), else
+// the baseline in a SAFE product name among their paths ("..._MSIL2A_20240419T095549_N0510_...").
+std::optional<S2OffsetEvidence> file_s2_offset(const ModalityInput& in, const std::string& what) {
+  std::map<std::string, RasterInfo> probed;
+  for (std::size_t i = 0; i < in.files.size(); ++i) {
+    auto it = probed.find(in.files[i]);
+    if (it == probed.end()) it = probed.emplace(in.files[i], probe_raster(in.files[i], what)).first;
+    if (auto e = gdal_s2_offset(it->second, in.bands[i])) return e;
+  }
+  static const std::regex kSafeName(R"(MSIL(1C|2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_)");
+  for (const std::string& f : in.files) {
+    std::smatch m;
+    if (!std::regex_search(f, m, kSafeName)) continue;
+    const std::string baseline = m[2].str() + "." + m[3].str();
+    const double dn = *s2_offset_of_baseline(baseline);
+    return S2OffsetEvidence{dn, "product name N" + m[2].str() + m[3].str() + (dn > 0 ? " >= 04.00" : " < 04.00")};
+  }
+  return std::nullopt;
+}
+
+// Settles the DN offset of an S2 input of physical bands: forced by `mode`, else what
+// `said` (a STAC item's words) or the band files say, else none; logs it.
+void settle_s2_offset(ModalityInput& in, S2Offset mode, std::optional<S2OffsetEvidence> said,
+                      const std::string& what) {
+  if (mode != S2Offset::Auto) {
+    in.dn_offset = mode == S2Offset::On ? 1000.0 : 0.0;
+    in.offset_source = "--s2-offset " + s2_offset_name(mode);
+  } else {
+    if (!said) said = file_s2_offset(in, what);
+    in.dn_offset = said ? said->dn : 0.0;
+    in.offset_source = said ? said->source : "none";
+  }
+  if (in.offset_source == "none") {
+    spdlog::info("{} '{}': no offset information; assuming none (--s2-offset on to subtract 1000)", what, in.label);
+  } else {
+    spdlog::info("{} '{}': DN offset {:g} ({})", what, in.label, in.dn_offset, in.offset_source);
+  }
+}
+
+}  // namespace
+
 ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
-                            const std::map<std::string, std::string>& assets) {
+                            const std::map<std::string, std::string>& assets, S2Offset offset) {
   const std::string what = modality_name(modality) + " input";
   ModalityInput in;
   in.modality = modality;
   in.label = path;
   const auto names = band_names(modality);
   std::error_code ec;
+  std::optional<S2OffsetEvidence> said;  // what a STAC item says of the S2 offset
 
   if (is_stac_reference(path)) {
     if (requested == InputKind::Thumbnail) {
@@ -299,10 +421,14 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
     }
     const StacItem item = read_stac_item(path, what);
     in.kind = InputKind::Physical;
+    std::vector<std::string> keys;
     for (const StacBand& b : stac_band_files(item, modality, assets, what)) {
       in.files.push_back(b.path);
       in.bands.push_back(b.band);
+      keys.push_back(b.asset);
     }
+    // the item's words alone: its band files are not probed again (a COG over HTTP)
+    if (offset == S2Offset::Auto) said = stac_s2_offset(item, keys).value_or(S2OffsetEvidence{0.0, "none"});
     spdlog::info("{}: '{}' is the STAC item {}", modality_name(modality), path, item.id());
   } else if (fs::is_directory(path, ec)) {
     resolve_product_folder(in, modality, path, requested, what, names);
@@ -314,7 +440,23 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
   if (in.kind == InputKind::Thumbnail) in.bands = {1, 2, 3};
   const std::string from = describe_source(in);
   spdlog::info("{}: '{}' read as {}", modality_name(modality), path, from);
+  if (in.kind == InputKind::Physical && (modality == Modality::S2L1C || modality == Modality::S2L2A)) {
+    settle_s2_offset(in, offset, said, what);
+  }
   return in;
+}
+
+std::string s2_offset_record(const std::vector<ModalityInput>& inputs) {
+  std::string out;
+  bool said = false;
+  for (const ModalityInput& in : inputs) {
+    if (in.offset_source.empty()) continue;
+    said = said || in.offset_source != "none";
+    out += (out.empty() ? "" : "; ") + fmt::format("{}:{:g} ({})", modality_name(in.modality), in.dn_offset,
+                                                   in.offset_source == "none" ? "nothing said; assumed none"
+                                                                              : in.offset_source);
+  }
+  return said ? out : "";
 }
 
 bool has_band_files(const std::string& dir, Modality modality) {
@@ -381,6 +523,9 @@ Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o)
     spdlog::warn("the grid's pixels are {:.6g} x {:.6g} m: the model was trained on 10 m pixels, so what it makes at "
                  "this resolution is outside what it learned (--target-res 10 resamples to 10 m)",
                  rx, ry);
+  }
+  if (!g.chosen.empty()) {
+    spdlog::info("grid CRS chosen by copgen: {}; --target-crs sets another (a projected CRS in metres)", g.chosen);
   }
   spdlog::info("target grid: {} x {} pixels of {:.6g} m ({})", g.width, g.height, rx,
                o.grid_from ? "the grid of the --grid-from input" : "from " + labels[static_cast<size_t>(reference)]);
@@ -490,9 +635,10 @@ std::pair<torch::Tensor, torch::Tensor> read_dem_cell(const ModalityInput& in, c
     valid = src.read_valid({band}, c0, r0, c1 - c0, r1 - r0);
     gt = {s[0] + c0 * s[1], s[1], 0, s[3] + r0 * s[5], 0, s[5]};
   } else {
-    // another CRS or a rotated grid: about the DEM's pixel size (30 m when unknown)
+    // another CRS or a rotated grid: about the DEM's pixel size (30 m when unknown); a
+    // geographic DEM's pixels (degrees) measured in metres where the cell lies
     double native = same_crs(sg.crs_wkt, grid.crs_wkt) ? sg.resolution() : 0.0;
-    if (!(native > 0)) native = 30.0;
+    if (!(native > 0)) native = geographic_pixel_size(sg, grid.crs_wkt).value_or(30.0);
     Grid dg;
     dg.georeferenced = true;
     dg.crs_wkt = grid.crs_wkt;
@@ -538,7 +684,8 @@ std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in,
 }  // namespace
 
 std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path,
-                            const SceneOptions& o, const std::string& format, bool overwrite) {
+                            [[maybe_unused]] const SceneOptions& o, const std::string& format,
+                            bool overwrite) {
   SinkSpec spec;
   spec.grid = grid;
   spec.bands = 3;
@@ -549,7 +696,9 @@ std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std
   spec.metadata["COPGEN_RENDERED_FROM"] = in.label;
   spec.metadata["COPGEN_MODALITY"] = modality_name(in.modality);
   spec.metadata["COPGEN_INPUT_KIND"] = input_kind_name(in.kind);
-  if (in.modality == Modality::S2L2A) spec.metadata["COPGEN_L2A_OFFSET"] = std::to_string(o.s2l2a_offset);
+  if (in.modality == Modality::S2L2A) spec.metadata["COPGEN_L2A_OFFSET"] = std::to_string(in.dn_offset);
+  if (const std::string r = s2_offset_record({in}); !r.empty()) spec.metadata["COPGEN_S2_OFFSET"] = r;
+  if (!grid.chosen.empty()) spec.metadata["COPGEN_GRID_CRS_CHOSEN"] = grid.chosen;
   RasterSink sink = RasterSink::create(path, spec);
   // statistics per scene, or per Major TOM cell for larger scenes
   const int bw = grid.width <= kCell && grid.height <= kCell ? grid.width : kCell;
@@ -572,14 +721,15 @@ std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std
       } else if (in.modality == Modality::S1RTC) {
         auto [data, v] = reader->read({0, 1}, x, y, w, h);
         const torch::Tensor nod = torch::full_like(data[0], -32768.0f);
-        rgb = render_s1(torch::where(v, data[0], nod), torch::where(v, data[1], nod), -32768.0);
+        const torch::Tensor power = s1_linear_power(data, in.s1_scale);
+        rgb = render_s1(torch::where(v, power[0], nod), torch::where(v, power[1], nod), -32768.0);
         valid = v;
       } else if (in.modality == Modality::DEM) {
         std::tie(rgb, valid) = render_dem_cell(in, grid, x, y, w, h);
       } else {
         auto [data, v] = reader->read({0, 1, 2}, x, y, w, h);
-        const double offset = in.modality == Modality::S2L2A ? o.s2l2a_offset : 0.0;
-        rgb = render_s2(torch::where(v.unsqueeze(0), data, torch::zeros_like(data)).to(torch::kFloat64), offset);
+        rgb = render_s2(torch::where(v.unsqueeze(0), data, torch::zeros_like(data)).to(torch::kFloat64),
+                        in.dn_offset);
         valid = v;
       }
       rgb = torch::where(valid.unsqueeze(0), rgb, torch::zeros_like(rgb));

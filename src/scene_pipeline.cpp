@@ -162,8 +162,14 @@ std::map<std::string, std::string> scene_metadata(const TranslateOptions& o, con
     kinds += (kinds.empty() ? "" : ",") + modality_name(in.modality) + ":" + input_kind_name(in.kind);
   }
   meta["COPGEN_INPUT_KINDS"] = kinds;
-  meta["COPGEN_L2A_OFFSET_ASSUMED"] = std::to_string(static_cast<int>(o.scene.s2l2a_offset));
+  // the largest DN offset subtracted from an S2 input, or 1000 where forced on (physical
+  // outputs use it); COPGEN_S2_OFFSET says per input what was read, where anything said
+  double offset = o.scene.s2_offset == S2Offset::On ? 1000.0 : 0.0;
+  for (const ModalityInput& in : p.inputs) offset = std::max(offset, in.dn_offset);
+  meta["COPGEN_L2A_OFFSET_ASSUMED"] = std::to_string(static_cast<int>(offset));
+  if (const std::string r = s2_offset_record(p.inputs); !r.empty()) meta["COPGEN_S2_OFFSET"] = r;
   meta["COPGEN_FILL_NODATA"] = o.scene.fill_nodata ? "yes" : "no";
+  if (!p.grid.chosen.empty()) meta["COPGEN_GRID_CRS_CHOSEN"] = p.grid.chosen;
   return meta;
 }
 
@@ -214,7 +220,8 @@ void write_core(RasterSink& sink, const torch::Tensor& px, const ScenePlan& plan
   torch::Tensor data = tile;
   if (physical_output(scene, m)) {
     torch::Tensor saturated;
-    const double offset = m == Modality::S2L2A ? scene.s2l2a_offset : 0.0;
+    // as before --s2-offset: DNs carry the offset only where it is forced on (docs/scenes.md)
+    const double offset = m == Modality::S2L2A && scene.s2_offset == S2Offset::On ? 1000.0 : 0.0;
     const torch::Tensor dn = s2_dn_from_pixels(tile, offset, &saturated);
     data = torch::cat({dn, saturated.unsqueeze(0).to(dn.scalar_type())}, 0);
   }
@@ -285,7 +292,7 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   const std::vector<Modality> generated = generated_of(o);
   std::vector<Modality> given_mods;
   for (const GivenInput& g : o.inputs) {
-    p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind, o.scene.assets));
+    p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind, o.scene.assets, o.scene.s2_offset));
     given_mods.push_back(g.modality);
   }
   p.grid = scene_grid(p.inputs, o.scene);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "copgen/files.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/raster_scene.hpp"
+#include "copgen/remote.hpp"
 #include "text.hpp"
 
 namespace copgen {
@@ -272,6 +274,31 @@ std::string resolve_url(const std::string& base, const std::string& href) {
 
 }  // namespace
 
+namespace {
+
+// The Copernicus Data Space's s3://eodata/ objects are read through its own S3 endpoint
+// with the user's S3 keys: GDAL's AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY and AWS_VIRTUAL_HOSTING=FALSE (path-style). InputError naming
+// what is missing; other buckets are GDAL's business (it also reads ~/.aws).
+void check_eodata_settings(const std::string& href) {
+  if (!detail::starts_with_ci(href, "s3://eodata/")) return;
+  const auto set = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0';
+  };
+  std::vector<std::string> missing;
+  if (!set("AWS_S3_ENDPOINT")) missing.push_back("AWS_S3_ENDPOINT=eodata.dataspace.copernicus.eu");
+  if (!set("AWS_ACCESS_KEY_ID")) missing.push_back("AWS_ACCESS_KEY_ID");
+  if (!set("AWS_SECRET_ACCESS_KEY")) missing.push_back("AWS_SECRET_ACCESS_KEY");
+  if (!set("AWS_VIRTUAL_HOSTING")) missing.push_back("AWS_VIRTUAL_HOSTING=FALSE");
+  if (missing.empty()) return;
+  throw InputError("href '" + href + "': an object of the Copernicus Data Space's S3 (eodata), read with its "
+                   "endpoint and your S3 keys (made at https://eodata-s3keysmanager.dataspace.copernicus.eu); "
+                   "set " + detail::join(missing, ", ") + " (docs/stac.md)");
+}
+
+}  // namespace
+
 std::string gdal_path_of_href(const std::string& href, const std::string& location) {
   const auto refuse = [&](const std::string& why) -> std::string {
     throw InputError("href '" + href + "': " + why);
@@ -283,7 +310,10 @@ std::string gdal_path_of_href(const std::string& href, const std::string& locati
   const bool remote_item = detail::starts_with_ci(location, "/vsicurl/");
   const std::string scheme = scheme_of(href);
   if (scheme == "http" || scheme == "https") return "/vsicurl/" + href;
-  if (scheme == "s3") return "/vsis3/" + href.substr(5);
+  if (scheme == "s3") {
+    check_eodata_settings(href);
+    return "/vsis3/" + href.substr(5);
+  }
   if (scheme == "gs") return "/vsigs/" + href.substr(5);
   if (scheme == "az") return "/vsiaz/" + href.substr(5);
   if (scheme == "file") {
@@ -375,6 +405,66 @@ struct Pick {
   int band = 1;
 };
 
+// The ground sample distance an asset declares, in metres: its "gsd", a "gsd:10m" role,
+// or a "_10m" key suffix (the Copernicus Data Space's B04_10m); 0 when it says none.
+double asset_gsd(const std::string& key, const json& asset) {
+  if (asset.contains("gsd") && asset["gsd"].is_number()) return asset["gsd"].get<double>();
+  const auto metres = [](const std::string& s, std::size_t at) {
+    std::size_t end = at;
+    while (end < s.size() && std::isdigit(static_cast<unsigned char>(s[end]))) ++end;
+    return end > at && end + 1 == s.size() && (s[end] == 'm' || s[end] == 'M') ? std::stod(s.substr(at, end - at))
+                                                                                 : 0.0;
+  };
+  if (asset.contains("roles") && asset["roles"].is_array()) {
+    for (const json& r : asset["roles"]) {
+      if (r.is_string() && detail::starts_with_ci(r.get<std::string>(), "gsd:")) return metres(r.get<std::string>(), 4);
+    }
+  }
+  const auto underscore = key.rfind('_');
+  return underscore == std::string::npos ? 0.0 : metres(key, underscore + 1);
+}
+
+// An asset resampled from the product's own pixels (the Data Space's sampling:downsampled role).
+bool is_resampled(const json& asset) {
+  if (!asset.contains("roles") || !asset["roles"].is_array()) return false;
+  for (const json& r : asset["roles"]) {
+    if (r.is_string() && (r == "sampling:downsampled" || r == "sampling:upsampled")) return true;
+  }
+  return false;
+}
+
+// The native asset among candidates: never a resampled one while an original is there,
+// then the finest declared resolution (B04_10m before B04_20m and B04_60m); ties keep
+// the first by key.
+std::string native_asset(const json& assets, const std::vector<std::string>& keys) {
+  std::string best;
+  for (const std::string& k : keys) {
+    if (best.empty()) {
+      best = k;
+      continue;
+    }
+    const auto rank = [&](const std::string& key) {
+      const double gsd = asset_gsd(key, assets[key]);
+      return std::make_pair(is_resampled(assets[key]), gsd > 0 ? gsd : 1e300);
+    };
+    if (rank(k) < rank(best)) best = k;
+  }
+  return best;
+}
+
+// The keys of `assets` that are `want` itself or `want` with a resolution suffix
+// ("B04", "B04_10m"), never a visual one.
+std::vector<std::string> keys_named(const json& assets, const std::string& want) {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : assets.items()) {
+    const std::string lk = detail::lower(k), lw = detail::lower(want);
+    const bool suffixed = lk.size() > lw.size() + 1 && lk.compare(0, lw.size() + 1, lw + "_") == 0 &&
+                          asset_gsd(k, json::object()) > 0;
+    if ((lk == lw || suffixed) && !is_visual(k, v)) keys.push_back(k);
+  }
+  return keys;
+}
+
 // The asset --asset names for `role` and the band in it.
 Pick pick_override(const json& assets, const std::string& role, const std::string& key, const std::string& label) {
   if (!assets.contains(key)) {
@@ -400,15 +490,17 @@ Pick pick_override(const json& assets, const std::string& role, const std::strin
 Pick pick_asset(const json& assets, const std::string& role, const std::string& label) {
   std::string by_key;
   for (const std::string& want : usual_keys(role)) {
-    for (const auto& [k, v] : assets.items()) {
-      if (by_key.empty() && detail::lower(k) == detail::lower(want)) by_key = k;
-    }
+    if (by_key.empty()) by_key = native_asset(assets, keys_named(assets, want));
   }
   std::vector<std::string> single, multi;
   for (const auto& [k, v] : assets.items()) {
     const std::vector<std::string> names = common_names(v);
-    if (names.size() == 1 && names[0] == role) single.push_back(k);
+    if (names.size() == 1 && names[0] == role && !is_visual(k, v)) single.push_back(k);
     if (names.size() > 1 && band_of_role(v, role) > 0 && !is_visual(k, v)) multi.push_back(k);
+  }
+  if (const std::string native = native_asset(assets, single); !native.empty()) {
+    single.erase(std::find(single.begin(), single.end(), native));
+    single.insert(single.begin(), native);  // the native one first
   }
   if (!by_key.empty()) {
     const std::vector<std::string> names = common_names(assets[by_key]);
@@ -452,12 +544,105 @@ std::vector<StacBand> stac_band_files(const StacItem& item, Modality m,
     const json& a = assets[pick.key];
     if (!a.contains("href") || !a["href"].is_string()) throw InputError(label + ": asset '" + pick.key + "' has no href");
     try {
-      bands.push_back({gdal_path_of_href(a["href"].get<std::string>(), item.location), pick.band, pick.key});
+      std::string path = gdal_path_of_href(a["href"].get<std::string>(), item.location);
+      if (detail::starts_with_ci(path, "/vsicurl/") && needs_blob_token(path.substr(9))) {
+        path = "/vsicurl/" + sign_blob_url(path.substr(9), item.json.value("collection", std::string()),
+                                           "blob URL");
+      }
+      bands.push_back({path, pick.band, pick.key});
     } catch (const InputError& e) {
       throw InputError(label + ": asset '" + pick.key + "': " + e.what());
     }
   }
   return bands;
+}
+
+std::optional<double> s2_offset_of_baseline(const std::string& baseline) {
+  // "05.10", "5.1", "04.00": major.minor; anything else is no baseline
+  const auto dot = baseline.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 >= baseline.size()) return std::nullopt;
+  for (std::size_t i = 0; i < baseline.size(); ++i) {
+    if (i != dot && !std::isdigit(static_cast<unsigned char>(baseline[i]))) return std::nullopt;
+  }
+  return std::stoi(baseline.substr(0, dot)) >= 4 ? 1000.0 : 0.0;
+}
+
+namespace {
+
+// A property's text ("05.10"; a number is printed with two decimals), empty when absent.
+std::string property_text(const json& properties, const char* name) {
+  if (!properties.contains(name)) return "";
+  const json& v = properties[name];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number()) return fmt::format("{:05.2f}", v.get<double>());
+  return "";
+}
+
+// The offset the baseline properties imply ("s2:processing_baseline", then
+// "processing:version"), with `prefix` before the words.
+std::optional<S2OffsetEvidence> baseline_offset(const json& properties, const std::string& prefix) {
+  for (const char* name : {"s2:processing_baseline", "processing:version"}) {
+    const std::string b = property_text(properties, name);
+    if (const auto dn = s2_offset_of_baseline(b)) {
+      return S2OffsetEvidence{*dn, prefix + name + " " + b + (*dn > 0 ? " >= 04.00" : " < 04.00")};
+    }
+  }
+  return std::nullopt;
+}
+
+// The DN offset of one description of a band's values: "raster:offset"/"raster:scale" (an
+// asset) or "offset"/"scale" (an entry of raster:bands); nullopt without an offset.
+std::optional<double> dn_offset_of(const json& o, const char* offset_key, const char* scale_key) {
+  if (!o.is_object() || !o.contains(offset_key) || !o[offset_key].is_number()) return std::nullopt;
+  const double offset = o[offset_key].get<double>();
+  const double scale = o.contains(scale_key) && o[scale_key].is_number() ? o[scale_key].get<double>() : 1.0;
+  if (scale == 0 || !std::isfinite(offset / scale)) return std::nullopt;
+  return std::round(-offset / scale) + 0.0;  // + 0.0: no "-0"
+}
+
+// The offset an asset's raster fields give: on the asset (the Data Space's), else on its
+// first band (raster:bands, or STAC 1.1 bands with raster: fields).
+std::optional<S2OffsetEvidence> asset_offset(const std::string& key, const json& asset) {
+  const auto words = [&](const json& o, const char* off, const char* sc, const std::string& where) {
+    return fmt::format("{} {:g}, {} {:g} (asset {}{})", off, o[off].get<double>(), sc,
+                       o.contains(sc) && o[sc].is_number() ? o[sc].get<double>() : 1.0, key, where);
+  };
+  if (const auto dn = dn_offset_of(asset, "raster:offset", "raster:scale")) {
+    return S2OffsetEvidence{*dn, words(asset, "raster:offset", "raster:scale", "")};
+  }
+  for (const char* field : {"raster:bands", "bands"}) {
+    if (!asset.contains(field) || !asset[field].is_array() || asset[field].empty()) continue;
+    const json& b = asset[field][0];
+    if (const auto dn = dn_offset_of(b, "raster:offset", "raster:scale")) {
+      return S2OffsetEvidence{*dn, words(b, "raster:offset", "raster:scale", std::string(", ") + field)};
+    }
+    if (const auto dn = dn_offset_of(b, "offset", "scale")) {
+      return S2OffsetEvidence{*dn, words(b, "offset", "scale", std::string(", ") + field)};
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<S2OffsetEvidence> stac_s2_offset(const StacItem& item, const std::vector<std::string>& keys) {
+  static const json kNone = json::object();
+  const json& properties = item.json.contains("properties") && item.json["properties"].is_object()
+                               ? item.json["properties"] : kNone;
+  // Earth Search's word is its own: its raster:bands say -0.1 whether or not it removed the offset
+  if (properties.contains("earthsearch:boa_offset_applied") &&
+      properties["earthsearch:boa_offset_applied"].is_boolean()) {
+    if (properties["earthsearch:boa_offset_applied"].get<bool>()) {
+      return S2OffsetEvidence{0.0, "earthsearch:boa_offset_applied true (Earth Search removed it)"};
+    }
+    if (auto b = baseline_offset(properties, "earthsearch:boa_offset_applied false, ")) return b;
+  }
+  const json& assets = item.json.at("assets");
+  for (const std::string& key : keys) {
+    if (!assets.contains(key)) continue;
+    if (auto a = asset_offset(key, assets[key])) return a;
+  }
+  return baseline_offset(properties, "");
 }
 
 namespace {

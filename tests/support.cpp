@@ -20,6 +20,7 @@
 #include <gdal_priv.h>
 #include <nlohmann/json.hpp>
 #include <ogr_spatialref.h>
+#include <ogr_srs_api.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -229,6 +230,16 @@ std::string error_message_of(const std::function<void()>& f) {
     return std::to_string(e.exit_code()) + ": " + e.what();
   }
   return "";
+}
+
+void set_epsg(void* dataset, int epsg) {
+  OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
+  OSRImportFromEPSG(srs, epsg);
+  char* wkt = nullptr;
+  OSRExportToWkt(srs, &wkt);
+  GDALSetProjection(static_cast<GDALDatasetH>(dataset), wkt);
+  CPLFree(wkt);
+  OSRDestroySpatialReference(srs);
 }
 
 Ds::Ds(const std::string& path) {

@@ -53,6 +53,8 @@ struct Ds {
   Ds& operator=(const Ds&) = delete;
   GDALDataset* ds = nullptr;
 };
+// Sets the CRS of a GDAL dataset (a GDALDatasetH) to EPSG:`epsg`.
+void set_epsg(void* dataset, int epsg);
 // Band b (1-based) of ds, read whole as bytes.
 std::vector<std::uint8_t> band(GDALDataset* ds, int b);
 

@@ -42,6 +42,12 @@ struct RasterInfo {
   std::vector<std::string> band_descriptions;  // one per band ("" when unset)
   GeoInfo geo;
   std::map<std::string, std::string> metadata;  // default-domain metadata items
+  // Per band (one entry each): GDAL's offset and scale of its values (value = DN * scale +
+  // offset), unset when the file gives none, and its default-domain metadata items
+  // (e.g. BOA_ADD_OFFSET of a Sentinel-2 band).
+  std::vector<std::optional<double>> band_offsets;
+  std::vector<std::optional<double>> band_scales;
+  std::vector<std::map<std::string, std::string>> band_metadata;
 };
 
 // An 8-bit image, band-sequential: pixels[(b * height + y) * width + x].

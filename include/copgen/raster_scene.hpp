@@ -31,6 +31,10 @@ struct Grid {
   bool georeferenced = false;
   std::array<double, 6> geotransform{0, 1, 0, 0, 0, 1};
   std::string crs_wkt;
+  // How copgen chose the CRS itself when no input's could serve (e.g. "EPSG:32632 (UTM zone
+  // 32N, ...)"); empty when it is an input's or --target-crs. Logged and recorded in the
+  // outputs as COPGEN_GRID_CRS_CHOSEN.
+  std::string chosen;
 
   double resolution() const { return std::abs(geotransform[1]); }
 };
@@ -88,9 +92,12 @@ struct GridOptions {
 
 // The target grid for `inputs` (named by `labels` in messages): the reference input's
 // CRS (or target_crs) at target_resolution, aligned to the reference's pixel corners,
-// over the intersection (or union) of the inputs' extents. Throws InputError when an
-// input has no georeferencing while others differ, a CRS cannot be transformed, or the
-// inputs do not overlap.
+// over the intersection (or union) of the inputs' extents. A reference in a geographic
+// CRS (degrees) gives way to the first input with a projected CRS; with none, the grid is
+// in the UTM zone of the centre of the inputs' extent (UPS beyond 84 N / 80 S: EPSG:32661,
+// EPSG:32761), aligned to whole pixels, and Grid::chosen says so. Throws UsageError for a
+// geographic target_crs (naming that zone), InputError when an input has no georeferencing
+// while others differ, a CRS cannot be transformed, or the inputs do not overlap.
 Grid choose_grid(const std::vector<Grid>& inputs, const std::vector<std::string>& labels, const GridOptions& options);
 
 // A window of a grid in its pixels (x, y: the top-left pixel), as gdal_translate -srcwin
@@ -112,8 +119,14 @@ PixelWindow projwin_pixels(const Grid& grid, const std::array<double, 4>& projwi
 
 // --target-crs before any work: UsageError unless GDAL understands it and it has a map
 // plane (a geocentric CRS has none) in metres (a projected CRS in feet is refused too; a
-// geographic one is the grid rules' business, which name a UTM zone instead).
+// geographic one is the grid rules' business, which name a UTM or UPS zone instead).
 void check_target_crs(const std::string& crs);
+
+// For a source in a geographic CRS: the larger side of its central pixel in the units of
+// `crs` (metres for a projected CRS in metres), e.g. about 31 m for GLO-30's 1 arc-second
+// pixels anywhere (its longitude spacing widens towards the poles). nullopt when the
+// source's CRS is not geographic or cannot be transformed into `crs`.
+std::optional<double> geographic_pixel_size(const Grid& source, const std::string& crs);
 
 // The part of `grid` under `window`: its size, and the geotransform moved to its corner.
 Grid window_grid(const Grid& grid, const PixelWindow& window);

@@ -56,4 +56,19 @@ inline constexpr std::uint64_t kMaxUnrangedRasterBytes = std::uint64_t{2} << 30;
 // kMaxUnrangedRasterBytes. Each URL is probed once per process (successful answers are cached).
 RemoteProbe probe_remote_raster(const std::string& url, const std::string& what);
 
+// ---- Planetary Computer: SAS tokens for its Azure blob URLs ---------------------------
+
+// The token endpoint: $COPGEN_PC_TOKEN_URL, else Planetary Computer's
+// (https://planetarycomputer.microsoft.com/api/sas/v1/token); a token for collection C is
+// asked at "<endpoint>/C".
+std::string planetary_computer_token_url();
+// True for an https URL of an Azure blob host (*.blob.core.windows.net) that carries no
+// query yet: what a Planetary Computer item's hrefs are, and what needs a token to read.
+bool needs_blob_token(const std::string& url);
+// `url` with the SAS token of `collection` appended ("?<token>"). A token is fetched once
+// per collection (fetch_text: bounded, interruptible) and reused until a minute before its
+// "msft:expiry". Throws InputError naming `what`, the endpoint and COPGEN_PC_TOKEN_URL when
+// the endpoint fails or answers no token, or when `collection` is empty.
+std::string sign_blob_url(const std::string& url, const std::string& collection, const std::string& what);
+
 }  // namespace copgen

@@ -40,6 +40,14 @@ Tiling parse_tiling(const std::string& s);  // throws UsageError naming --tiling
 enum class OutputKind { Thumbnail, Physical };
 OutputKind parse_output_kind(const std::string& s);  // throws UsageError naming --output-kind
 
+// --s2-offset: whether Sentinel-2 digital numbers carry the +1000 of processing baseline
+// 04.00 (products from 2022-01-25). Auto reads it per input from what the input says (a
+// STAC item's properties and assets, the band files' GDAL offset, scale and metadata) and
+// assumes none where nothing says; On and Off force it (docs/scenes.md).
+enum class S2Offset { Auto, On, Off };
+std::string s2_offset_name(S2Offset m);
+S2Offset parse_s2_offset(const std::string& s);  // throws UsageError naming --s2-offset
+
 // --extent: "intersection" (false) or "union" (true); throws UsageError naming --extent.
 bool parse_union_extent(const std::string& s);
 
@@ -57,7 +65,7 @@ struct SceneOptions {
   std::optional<PixelWindow> srcwin;       // --srcwin XOFF YOFF XSIZE YSIZE: part of the grid, in its pixels
   std::map<std::string, std::string> assets;  // --asset ROLE=KEY: the STAC asset of a band role
   bool fill_nodata = false;                // --fill-nodata: generate where inputs are nodata
-  double s2l2a_offset = 0.0;               // --l2a-offset: DN offset of L2A inputs (1000 for baseline >= 04.00)
+  S2Offset s2_offset = S2Offset::Auto;     // --s2-offset (--l2a-offset: on): DN offset of S2L1C and S2L2A inputs
   OutputKind output_kind = OutputKind::Thumbnail;  // --output-kind
   bool summary_mean = false;               // --summary mean
   bool summary_std = false;                // --summary std
@@ -79,6 +87,9 @@ void validate(const SceneOptions& options, const std::vector<Modality>& generate
 
 // One modality's input resolved to files: a thumbnail, or the physical bands (S2: B04,
 // B03, B02; S1: VV, VH; DEM: elevation), each (file, band) pair.
+// How an S1 input's values are scaled (ASF RTC products say it in their names).
+enum class S1Scale { Power, Decibel, Amplitude };
+
 struct ModalityInput {
   Modality modality;
   std::string label;  // the path as given
@@ -86,15 +97,27 @@ struct ModalityInput {
   std::vector<std::string> files;  // one per band or a single multi-band file
   std::vector<int> bands;          // 1-based band in the corresponding file (files.size() == bands.size()),
                                    // or all three bands of files[0] for a thumbnail
+  double dn_offset = 0.0;          // S2 physical bands: DNs subtracted before rendering (1000 or 0)
+  std::string offset_source;       // where dn_offset was read ("none": nothing said); empty when
+                                   // not S2 physical bands
+  S1Scale s1_scale = S1Scale::Power;  // S1 physical bands: the values' scale (rendered from power)
 };
 
 // Finds out what `path` holds for `modality`: a Major TOM product folder, a multi-band
 // file with named (B04/B03/B02, VV/VH) or ordered bands, single-band files joined with
 // ',' (S2: "B04.tif,B03.tif,B02.tif"; S1: "vv.tif,vh.tif"), a 3-band Byte thumbnail, or a
 // STAC item (stac.hpp: its assets for the modality, `assets` overriding by band role).
-// The detected kind is logged. Throws InputError naming the path and what was found.
+// The detected kind is logged. For S2 physical bands the DN offset is resolved by
+// `offset` (S2Offset), logged and kept in dn_offset / offset_source.
+// Throws InputError naming the path and what was found.
 ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
-                            const std::map<std::string, std::string>& assets = {});
+                            const std::map<std::string, std::string>& assets = {},
+                            S2Offset offset = S2Offset::Auto);
+
+// The offset items of S2 inputs for an output's metadata, e.g. "S2L2A:1000
+// (s2:processing_baseline 05.10 >= 04.00)", inputs separated by "; "; empty when no S2
+// input has physical bands.
+std::string s2_offset_record(const std::vector<ModalityInput>& inputs);
 
 // True when the Major TOM product folder `dir` holds a file for every physical band of
 // `modality` (what resolve_input reads from it unless --input-kind thumbnail).

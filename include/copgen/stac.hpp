@@ -13,6 +13,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,27 @@ struct StacBand {
 // lists no such band; UsageError for an override naming no asset.
 std::vector<StacBand> stac_band_files(const StacItem& item, Modality m,
                                       const std::map<std::string, std::string>& overrides, const std::string& what);
+
+// What a Sentinel-2 input says of the +1000 its digital numbers carry from processing
+// baseline 04.00 on (shared/reference/catalogs.md): the DNs to subtract before rendering,
+// and where that was read ("s2:processing_baseline 05.10 >= 04.00").
+struct S2OffsetEvidence {
+  double dn = 0.0;     // digital numbers to subtract: 1000, or 0
+  std::string source;  // the words it was read from, for the log and the metadata
+};
+
+// The offset a processing baseline implies: 1000 from "04.00" on, else 0 ("05.10", "5.1",
+// "04.00"); nullopt for a text that is no baseline.
+std::optional<double> s2_offset_of_baseline(const std::string& baseline);
+
+// The offset a STAC item says the assets `keys` carry, in each catalog's words, the first
+// that says: Earth Search's "earthsearch:boa_offset_applied" (true: Earth Search removed
+// it, 0; false: the baseline below decides); "raster:offset" and "raster:scale" of the
+// assets (on the asset, the Copernicus Data Space's way, or in "raster:bands" or STAC 1.1
+// "bands": reflectance = DN * scale + offset, so -offset / scale DNs: -0.1 and 0.0001 ->
+// 1000); the baseline, "s2:processing_baseline" (Planetary Computer, Earth Search), then
+// "processing:version" (Data Space). nullopt when the item says none of these.
+std::optional<S2OffsetEvidence> stac_s2_offset(const StacItem& item, const std::vector<std::string>& keys);
 
 // Parses and adds one --asset to `overrides`; UsageError for a role given twice.
 void add_asset_override(std::map<std::string, std::string>& overrides, const std::string& spec);

@@ -15,7 +15,8 @@ struct RenderFlags {
   std::string modality, input, output, input_kind = "auto", format = "GTiff", target_crs;
   double target_res = 10.0;
   CLI::Option* target_res_option = nullptr;
-  bool l2a_offset = false, overwrite = false;
+  bool overwrite = false;
+  S2OffsetFlags offset;
   WindowFlags window;
 };
 }  // namespace
@@ -30,11 +31,13 @@ Command add_render(CLI::App& app, LogFlags& log) {
       ->required();
   cmd->add_option("-o,--output", f->output, "Output GeoTIFF")->required()->check(kOutputPath);
   cmd->add_option("--input-kind", f->input_kind, "auto, thumbnail or physical")->capture_default_str();
-  cmd->add_option("--target-crs", f->target_crs, "Target CRS (default: the input's)");
+  cmd->add_option("--target-crs", f->target_crs,
+                  "Target CRS, projected in metres (default: the input's; for an input in degrees the UTM/UPS "
+                  "zone of its centre)");
   f->target_res_option =
       cmd->add_option("--target-res", f->target_res, "Target resolution in metres (default: 10, what the model sees)");
   add_window_flags(cmd, f->window, "Region of interest");
-  cmd->add_flag("--l2a-offset", f->l2a_offset, "S2L2A input carries the +1000 DN offset (baseline >= 04.00)");
+  add_s2_offset_flags(cmd, f->offset, "Options");
   cmd->add_option("--format", f->format, "GTiff or COG")->capture_default_str();
   cmd->add_flag("--overwrite", f->overwrite, "Replace an existing output");
   add_log_flags(cmd, log);
@@ -46,13 +49,13 @@ Command add_render(CLI::App& app, LogFlags& log) {
             o.target_crs = f->target_crs;
             if (f->target_res_option->count() > 0) o.target_resolution = f->target_res;
             apply_window_flags(f->window, o);
-            o.s2l2a_offset = f->l2a_offset ? 1000.0 : 0.0;
+            apply_s2_offset_flags(f->offset, o);
             validate(o);
             if (f->format != "GTiff" && f->format != "COG") {
               throw UsageError("--format: unknown format '" + f->format + "' (expected GTiff or COG)");
             }
             check_output_extension(f->output, "-o");
-            const ModalityInput in = resolve_input(m, f->input, o.input_kind);
+            const ModalityInput in = resolve_input(m, f->input, o.input_kind, {}, o.s2_offset);
             std::vector<std::string> inputs = in.files;
             inputs.push_back(f->input);
             OutputGate gate(inputs, f->overwrite);  // never an input, a device, an existing file

@@ -131,7 +131,7 @@ int run_batch_mode(TranslateFlags& flags, BatchFlags& batch) {
 struct SceneFlags {
   std::string input_kind = "auto", tiling = "fused", grid_from, extent = "intersection",
               output_kind = "thumbnail", summary;
-  bool l2a_offset = false;
+  S2OffsetFlags offset;
   CLI::Option* target_res = nullptr;
   double target_res_m = 10.0;
   WindowFlags window;
@@ -150,15 +150,16 @@ std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
                   "Modality whose input grid is the target, exactly: CRS, origin and pixel size (default: the "
                   "first 10 m input's CRS and alignment at 10 m)")
       ->group(group);
-  cmd->add_option("--target-crs", s.target_crs, "Target CRS (any GDAL SRS, e.g. EPSG:32633)")->group(group);
+  cmd->add_option("--target-crs", s.target_crs,
+                  "Target CRS, projected in metres (any GDAL SRS, e.g. EPSG:32633; default: the first 10 m "
+                  "input's, or for inputs in degrees the UTM/UPS zone of their centre)")
+      ->group(group);
   f->target_res = cmd->add_option("--target-res", f->target_res_m,
                                   "Target resolution in metres (default: 10, or the --grid-from input's pixel size)")
                       ->group(group);
   cmd->add_option("--extent", f->extent, "intersection or union of the inputs")->capture_default_str()->group(group);
   cmd->add_flag("--fill-nodata", s.fill_nodata, "Generate where inputs are nodata instead of masking")->group(group);
-  cmd->add_flag("--l2a-offset", f->l2a_offset,
-                "S2L2A inputs carry the +1000 DN offset (processing baseline >= 04.00, from 2022-01-25)")
-      ->group(group);
+  add_s2_offset_flags(cmd, f->offset, group);
   cmd->add_option("--output-kind", f->output_kind, "thumbnail, or physical (S2 only: uint16 B04,B03,B02 DNs)")
       ->capture_default_str()->group(group);
   cmd->add_option("--summary", f->summary, "With --samples N: also write per-pixel mean and/or std (mean,std)")
@@ -179,7 +180,7 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
   for (const std::string& a : f.assets) add_asset_override(s.assets, a);
   s.union_extent = parse_union_extent(f.extent);
   s.output_kind = parse_output_kind(f.output_kind);
-  s.s2l2a_offset = f.l2a_offset ? 1000.0 : 0.0;
+  apply_s2_offset_flags(f.offset, s);
   if (!f.summary.empty()) parse_summary(f.summary, s);
 }
 

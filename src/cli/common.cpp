@@ -78,6 +78,22 @@ void add_window_flags(CLI::App* cmd, WindowFlags& f, const std::string& group) {
       ->group(group);
 }
 
+void add_s2_offset_flags(CLI::App* cmd, S2OffsetFlags& f, const std::string& group) {
+  cmd->add_option("--s2-offset", f.mode,
+                  "Sentinel-2 DNs carry the +1000 of processing baseline >= 04.00: auto (read from the STAC item or "
+                  "the band files; none where nothing says), on or off")
+      ->capture_default_str()->group(group);
+  cmd->add_flag("--l2a-offset", f.l2a_offset, "Deprecated: --s2-offset on")->group(group);
+}
+
+void apply_s2_offset_flags(const S2OffsetFlags& f, SceneOptions& s) {
+  s.s2_offset = parse_s2_offset(f.mode);
+  if (f.l2a_offset && s.s2_offset == S2Offset::Off) {
+    throw UsageError("--l2a-offset is also given with --s2-offset off; --l2a-offset means --s2-offset on");
+  }
+  if (f.l2a_offset) s.s2_offset = S2Offset::On;
+}
+
 void apply_window_flags(const WindowFlags& f, SceneOptions& s) {
   if (!f.projwin.empty()) s.projwin = std::array<double, 4>{f.projwin[0], f.projwin[1], f.projwin[2], f.projwin[3]};
   if (!f.srcwin.empty()) s.srcwin = PixelWindow{f.srcwin[0], f.srcwin[1], f.srcwin[2], f.srcwin[3]};

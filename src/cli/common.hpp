@@ -90,6 +90,15 @@ void add_window_flags(CLI::App* cmd, WindowFlags& f, const std::string& group);
 // Into the scene options (validated with them).
 void apply_window_flags(const WindowFlags& f, SceneOptions& s);
 
+// --s2-offset auto|on|off, and --l2a-offset, its deprecated alias of "on".
+struct S2OffsetFlags {
+  std::string mode = "auto";
+  bool l2a_offset = false;
+};
+void add_s2_offset_flags(CLI::App* cmd, S2OffsetFlags& f, const std::string& group);
+// Into s.s2_offset; UsageError naming both flags for --l2a-offset with --s2-offset off.
+void apply_s2_offset_flags(const S2OffsetFlags& f, SceneOptions& s);
+
 // The subcommands; each file src/cli/cmd_<name>.cpp defines one.
 Command add_translate(CLI::App& app, LogFlags& log);
 Command add_generate(CLI::App& app, LogFlags& log);

@@ -391,3 +391,75 @@ TEST_CASE("scene: --dry-run prints the plan and writes nothing, and a run logs i
   CHECK(first != std::string::npos);
   CHECK(plan < first);
 }
+
+TEST_CASE("scene: ASF RTC product folders are found by their _VV/_VH files and read in the scale their name says",
+          "[scene][asf]") {
+  TempDir tmp;
+  // one power product, and the same values in dB and as amplitude, with ASF's side files
+  const std::string power = tmp.file("S1A_IW_20240419T045904_DVP_RTC30_G_gpuned_ABCD");
+  const std::string db = tmp.file("S1A_IW_20240419T045904_DVP_RTC30_G_gduned_ABCD");
+  const std::string amp = tmp.file("S1A_IW_20240419T045904_DVP_RTC30_G_gauned_ABCD");
+  for (const std::string& dir : {power, db, amp}) std::filesystem::create_directories(dir);
+  const std::string stem = "/" + std::filesystem::path(power).filename().string();
+  for (const char* pol : {"VV", "VH"}) {
+    SyntheticRaster spec;
+    spec.bands = 1;
+    spec.data_type = "Float32";
+    spec.seed = pol[1];
+    const std::string p = power + stem + "_" + pol + ".tif";
+    write_synthetic(p, spec);
+    for (const char* side : {"_ls_map", "_inc_map", "_dem"}) write_synthetic(power + stem + side + ".tif", spec);
+    // the dB and amplitude products: the power values rescaled, written with GDAL
+    GDALAllRegister();
+    GDALDatasetUniquePtr src(GDALDataset::Open(p.c_str(), GDAL_OF_RASTER));
+    REQUIRE(src);
+    std::vector<float> v(256 * 256);
+    REQUIRE(src->GetRasterBand(1)->RasterIO(GF_Read, 0, 0, 256, 256, v.data(), 256, 256, GDT_Float32, 0, 0) == CE_None);
+    for (const auto& [dir, f] : std::vector<std::pair<std::string, float (*)(float)>>{
+             {db, [](float x) { return static_cast<float>(10.0 * std::log10(static_cast<double>(x))); }},
+             {amp, [](float x) { return static_cast<float>(std::sqrt(static_cast<double>(x))); }}}) {
+      std::vector<float> w(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) w[i] = f(v[i]);
+      const std::string out = dir + "/" + std::filesystem::path(dir).filename().string() + "_" + pol + ".tif";
+      GDALDatasetUniquePtr dst(GetGDALDriverManager()->GetDriverByName("GTiff")->CreateCopy(
+          out.c_str(), src.get(), FALSE, nullptr, nullptr, nullptr));
+      REQUIRE(dst);
+      REQUIRE(dst->GetRasterBand(1)->RasterIO(GF_Write, 0, 0, 256, 256, w.data(), 256, 256, GDT_Float32, 0, 0) ==
+              CE_None);
+    }
+  }
+  const auto render = [&](const std::string& input, const std::string& out) {
+    const auto r = run_copgen("render --modality S1RTC -i " + quote(input) + " -o " + quote(tmp.file(out)));
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    Ds d(tmp.file(out));
+    REQUIRE(d.ds);
+    std::vector<std::uint8_t> px;
+    for (int b = 1; b <= 3; ++b) {
+      const auto v = band(d.ds, b);
+      px.insert(px.end(), v.begin(), v.end());
+    }
+    return std::make_pair(px, r.output);
+  };
+  // the power product is read from its _VV and _VH files, as the same files given by hand
+  const auto [by_folder, log] = render(power, "power.tif");
+  const auto by_hand = render(power + stem + "_VV.tif," + power + stem + "_VH.tif", "hand.tif").first;
+  CHECK(by_folder == by_hand);
+  // dB and amplitude: rendered from their power; the round trip through float32 may move a
+  // value across a level, so at most one level apart, almost everywhere equal
+  for (const std::string& dir : {db, amp}) {
+    INFO(dir);
+    const auto [px, out] = render(dir, "scaled.tif");
+    CHECK_THAT(out, Catch::Contains(dir == db ? "values in dB (by the product's name)" : "values in amplitude"));
+    REQUIRE(px.size() == by_folder.size());
+    std::size_t same = 0;
+    int worst = 0;
+    for (std::size_t i = 0; i < px.size(); ++i) {
+      same += px[i] == by_folder[i];
+      worst = std::max(worst, std::abs(int(px[i]) - int(by_folder[i])));
+    }
+    CHECK(worst <= 1);
+    CHECK(same >= px.size() * 99 / 100);
+    std::filesystem::remove(tmp.file("scaled.tif"));
+  }
+}

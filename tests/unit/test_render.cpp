@@ -282,13 +282,7 @@ void write_dem(const std::string& path, const torch::Tensor& dem, double x0, dou
   REQUIRE(ds != nullptr);
   double gt[6] = {x0, pixel, 0, y0, 0, -pixel};
   GDALSetGeoTransform(ds, gt);
-  OGRSpatialReferenceH srs = OSRNewSpatialReference(nullptr);
-  OSRImportFromEPSG(srs, 32633);
-  char* wkt = nullptr;
-  OSRExportToWkt(srs, &wkt);
-  GDALSetProjection(ds, wkt);
-  CPLFree(wkt);
-  OSRDestroySpatialReference(srs);
+  copgen::test::set_epsg(ds, 32633);
   GDALRasterBandH band = GDALGetRasterBand(ds, 1);
   GDALSetRasterNoDataValue(band, -9999.0);
   torch::Tensor data = dem.to(torch::kFloat32).contiguous();
