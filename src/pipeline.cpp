@@ -92,9 +92,9 @@ std::vector<std::uint8_t> tile_nodata_mask(const std::vector<GivenSource>& given
 
 // Writes sample k's generated images (masked where the inputs are nodata) and the latents
 // the plan saves, adding them to result.
-void write_sample(const OutputOptions& o, const TupleOutputs& out, int k, const std::vector<Modality>& generated,
-                  const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask, const OutputPlan& plan,
-                  const std::map<std::string, std::string>& meta, RunResult& result) {
+void write_tile_sample(const OutputOptions& o, const TupleOutputs& out, int k, const std::vector<Modality>& generated,
+                       const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask,
+                       const OutputPlan& plan, const std::map<std::string, std::string>& meta, RunResult& result) {
   for (size_t g = 0; g < generated.size(); ++g) {
     throw_if_stop_requested();
     const Modality m = generated[g];
@@ -179,8 +179,8 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
     result.cost.samples += b;
 
     for (int64_t j = 0; j < b; ++j) {
-      write_sample(out, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan, meta,
-                   result);
+      write_tile_sample(out, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan,
+                        meta, result);
     }
   }
   result.cost.backbone_passes = models.backbone_calls() - passes_before;  // counted by the models themselves

@@ -14,9 +14,9 @@
 //   ScenePlan plan = prepare_scene(o, models);
 //   WorkDir work(dir);
 //   auto rendered = render_inputs(plan, o.scene, work.path());
-//   auto moments = encode_inputs(models, plan, rendered, o.batch_size);
+//   auto moments = encode_inputs(models, plan, rendered, o.sampling.batch_size);
 //   at::Generator gen = at::detail::createCPUGenerator(plan.seed);
-//   torch::Tensor x0 = sample_canvas(models, plan, moments, o, gen, on_call);
+//   torch::Tensor x0 = sample_canvas(models, plan, moments, o, gen, 0, [](const RunCost&) {});
 //   write_sample(models, plan, o, rendered, x0, 0);
 #pragma once
 
