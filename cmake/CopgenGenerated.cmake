@@ -28,3 +28,16 @@ file(CONFIGURE OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/generated/copgen/torch_found_v
 #define COPGEN_FOUND_TORCH_VERSION \"${Torch_VERSION}\"
 #define COPGEN_FOUND_TORCH_LIBRARY_DIR \"${COPGEN_TORCH_LIBRARY_DIR}\"
 ")
+
+# build_commit.hpp: the git commit of the source tree (kGitCommit, "-dirty" with uncommitted
+# changes), refreshed at every build by the copgen_build_commit target, which copgen_lib
+# depends on (CMakeLists.txt); written at configure time too, so that it always exists.
+set(copgen_build_commit_args -DSOURCE_DIR=${CMAKE_CURRENT_SOURCE_DIR}
+    -DOUTPUT=${CMAKE_CURRENT_BINARY_DIR}/generated/copgen/build_commit.hpp
+    -P ${CMAKE_CURRENT_LIST_DIR}/CopgenBuildCommit.cmake)
+execute_process(COMMAND ${CMAKE_COMMAND} ${copgen_build_commit_args})
+add_custom_target(copgen_build_commit
+  COMMAND ${CMAKE_COMMAND} ${copgen_build_commit_args}
+  BYPRODUCTS ${CMAKE_CURRENT_BINARY_DIR}/generated/copgen/build_commit.hpp
+  COMMENT "copgen: the git commit of the source tree"
+  VERBATIM)

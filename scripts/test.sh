@@ -9,6 +9,8 @@
 #   COPGEN_SKIP_CUDA_BUILD=1  only the Debian LibTorch build (CI runs both: docs/performance.md
 #                           gives each part's time)
 #   COPGEN_CUDA_TORCH_VENV  where install_cuda_torch.sh puts torch (default /opt/copgen-torch-2.11.0)
+#   COPGEN_SKIP_GPU_ROOT=1  leave out the last part: the CUDA build's GPU-machine bundle run
+#                           with --cpu inside a minimal Debian root (scripts/gpu/gpu_root.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${COPGEN_BUILD_DIR:-$root/build}"
@@ -64,4 +66,22 @@ t=$SECONDS
 # No GPU in CI: the gpu label would only report skips.
 (cd "$cuda_build_dir" && ctest --output-on-failure -j "$jobs" -L 'unit|e2e|python' "$@")
 elapsed "2.11 tests" $t
+
+if [ "${COPGEN_SKIP_GPU_ROOT:-0}" = 1 ]; then
+  stamp "no GPU check in the GPU-like root (COPGEN_SKIP_GPU_ROOT=1)"
+else
+  # The GPU machine's path without a GPU: the bundle of the CUDA build, then
+  # `gpu_check.sh --run BUNDLE --cpu` inside a minimal Debian with only the pip torch
+  # (scripts/gpu/gpu_root.sh; needs root, cached in /var/cache/copgen-gpu-root). Fails when
+  # a step fails, the ldd step included. The time limit is generous: no timed tests.
+  stamp "GPU check from the bundle in the GPU-like root (CPU)"
+  t=$SECONDS
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  bash "$root/scripts/gpu/gpu_check.sh" --prepare "$cuda_build_dir/gpu-bundle" --build "$cuda_build_dir"
+  $SUDO env COPGEN_CUDA_TORCH_VENV="$(dirname "$(dirname "$venv_python")")" \
+    bash "$root/scripts/gpu/gpu_root.sh" --bundle "$cuda_build_dir/gpu-bundle" \
+    --out "$cuda_build_dir/gpu-root-out" -- --time-limit 1800
+  elapsed "gpu check in the root" $t
+fi
 stamp "done"

@@ -18,13 +18,17 @@
 #include <torch/version.h>
 
 #include "copgen/cancel.hpp"
+#include "copgen/contact_sheet.hpp"
 #include "copgen/inputs.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/outputs.hpp"
+#include "copgen/pictures.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/previews.hpp"
 #include "copgen/provenance.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/runtime.hpp"
+#include "copgen/sha256.hpp"
 #include "copgen/stac.hpp"
 #include "copgen/tuples.hpp"
 #include "copgen/version.hpp"
@@ -34,6 +38,9 @@ namespace copgen {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+// The longer side of a contact sheet's pictures, pixels.
+constexpr int kSheetPictureSide = 128;
 
 namespace {
 
@@ -82,6 +89,7 @@ TupleFailure failure_of(const std::exception_ptr& e, const std::string& key) {
 struct Planned {
   const TupleSource* src = nullptr;
   std::vector<std::string> outputs;  // one per generated modality
+  std::vector<std::string> pictures;  // the contact sheet's: one per --from modality (sorted), then per output
   std::vector<bool> write;           // per output: missing (or --overwrite)
   std::string item;                  // --stac-out: its STAC item, beside its outputs ("" without)
   bool write_item = false;           // the item is missing (or --overwrite)
@@ -197,6 +205,7 @@ struct Plan {
   std::vector<std::size_t> work;                  // indices into batches
   int complete = 0;                               // tuples with every planned file present
   std::string report_path;
+  std::vector<std::string> index_pages;  // the contact sheet's pages (none with --no-index)
   OutputGate gate;
 };
 
@@ -240,6 +249,25 @@ void check_output_dir_is_not_input_dir(const BatchOptions& o) {
   }
 }
 
+// The contact sheet's pages and pictures (default_index_path), replaced by every run.
+void plan_index(const BatchOptions& o, const std::vector<Modality>& generated, Plan& plan) {
+  const fs::path index(default_index_path(o));
+  const fs::path dir = index.parent_path();
+  for (const std::string& name : contact_sheet_page_names(index.stem().string(), plan.tuples.size(),
+                                                         static_cast<std::size_t>(o.index_page_size))) {
+    plan.index_pages.push_back(plan.gate.add_replaced((dir / name).string(), FileKind::Page, "--output-dir"));
+  }
+  for (Planned& p : plan.tuples) {
+    const fs::path folder = dir / ".index" / sha256_hex(p.src->key.data(), p.src->key.size()).substr(0, 16);
+    std::vector<std::string> names;
+    for (Modality m : sorted_modalities(o.from)) names.push_back(modality_name(m) + "-given.png");
+    for (Modality m : generated) names.push_back(modality_name(m) + ".png");
+    for (const std::string& n : names) {
+      p.pictures.push_back(plan.gate.add_replaced((folder / n).string(), FileKind::Preview, "--output-dir"));
+    }
+  }
+}
+
 // The one plan of a batch run, for run_batch and plan_batch alike: the options validated
 // (validate: no file touched), the tuples found, every output planned in one gate.
 Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated, const std::string& models_dir) {
@@ -262,6 +290,7 @@ Plan plan_run(const BatchOptions& o, const std::vector<Modality>& generated, con
     plan.tuples.push_back(plan_tuple(o, t, generated, plan.gate));
     if (plan.tuples.back().complete) ++plan.complete;
   }
+  if (o.index) plan_index(o, generated, plan);
   const std::size_t n = plan.tuples.size(), b = static_cast<std::size_t>(o.sampling.batch_size);
   for (std::size_t first = 0; first < n; first += b) {
     std::vector<std::size_t> batch;
@@ -378,6 +407,7 @@ nlohmann::json make_report(const BatchOptions& o, const BatchResult& result, con
         {"device", models.device().str()},
         {"dtype", std::string(c10::toString(models.dtype()))},
         {"torch_threads", at::get_num_threads()}}},
+      {"environment", to_json(system_info(ModelsDirChoice{models.directory(), kRunModelsOrigin}))},
   };
   return report;
 }
@@ -386,6 +416,13 @@ nlohmann::json make_report(const BatchOptions& o, const BatchResult& result, con
 
 std::uint64_t batch_seed(std::uint64_t seed, const std::string& key) {
   return splitmix64(seed ^ splitmix64(tuple_key_hash(key))) & ((std::uint64_t{1} << 53) - 1);
+}
+
+std::string default_index_path(const BatchOptions& o) {
+  const std::string name = o.shard.count > 1 ? "index.shard-" + std::to_string(o.shard.index) + "-of-" +
+                                                   std::to_string(o.shard.count) + ".html"
+                                             : "index.html";
+  return (fs::path(o.output.path) / name).string();
 }
 
 std::string default_report_path(const BatchOptions& o) {
@@ -420,6 +457,13 @@ void validate(const BatchOptions& o) {
   if (generated_of(o).empty()) throw UsageError("--to: nothing to generate (every modality is given with --from)");
   if (!o.output.save_latents_dir.empty()) throw UsageError("--save-latents cannot be used with --input-dir/--inputs-from");
   if (o.readers < 1) throw UsageError("--readers: must be at least 1, got " + std::to_string(o.readers));
+  if (o.index_page_size < 1) {
+    throw UsageError("--index-page-size: must be at least 1, got " + std::to_string(o.index_page_size));
+  }
+  if (!o.output.preview.empty()) {
+    throw UsageError("--preview is for single runs; a batch writes its contact sheet, index.html, in --output-dir "
+                     "(--no-index leaves it out)");
+  }
   if (o.shard.count < 1 || o.shard.index < 0 || o.shard.index >= o.shard.count) {
     throw UsageError("--shard " + shard_name(o.shard) + ": expected I/N with 0 <= I < N");
   }
@@ -463,6 +507,7 @@ class BatchRunner {
   void translate_one(const Loaded& l);
   void write_missing_items();
   void write(const WriteJob& job);
+  void write_index();
   void finish();
   void shutdown();
 
@@ -728,6 +773,7 @@ void BatchRunner::finish() {
   const double wall = result_.wall_seconds;
   write_text_atomically(result_.report_path,
                         make_report(o_, result_, plan_.found, generated_, window_, models_).dump(2) + "\n", "--report");
+  if (o_.index) write_index();
 
   spdlog::info("batch: {} written, {} skipped (complete), {} failed, {} not done; {:.2f} tuples/s; network busy {:.0f}% of "
                "{:.1f} s; report {}",
@@ -742,6 +788,95 @@ void BatchRunner::finish() {
                                    "the output folder) and rerun to go on"
                                  : "stopped at the first failure (--fail-fast); rerun to go on");
   }
+}
+
+namespace {
+
+// `relative` to `dir` as an href ('/' separators); both made absolute first.
+std::string relative_href(const std::string& path, const std::string& dir) {
+  std::error_code ec;
+  const fs::path rel = fs::relative(fs::absolute(path, ec), fs::absolute(dir, ec), ec);
+  return ec ? std::string() : rel.generic_string();
+}
+
+// The contact sheet's picture `png` of `source` (a small PNG, nodata drawn as the
+// checkerboard), made unless it is newer than its source; the note to show instead when
+// there is none.
+std::string make_sheet_picture(const std::string& source, const std::string& png, std::optional<double> s2_offset,
+                               const std::string& what) {
+  std::error_code ec;
+  if (source.empty() || !fs::is_regular_file(source, ec)) return "no picture (not a local raster)";
+  if (fs::exists(png, ec) && fs::last_write_time(png, ec) >= fs::last_write_time(source, ec) && !ec) return "";
+  try {
+    const ImageU8 picture = flatten_nodata(picture_of_file(source, kSheetPictureSide, s2_offset, what));
+    fs::create_directories(fs::path(png).parent_path());
+    write_png(png, picture);
+    return "";
+  } catch (const std::exception& e) {
+    spdlog::debug("no contact sheet picture of '{}': {}", source, e.what());
+    return std::string("no picture: ") + e.what();
+  }
+}
+
+}  // namespace
+
+// The contact sheet: every tuple of the shard, its state, its pictures, its files.
+void BatchRunner::write_index() {
+  std::map<std::string, const TupleFailure*> failed;
+  for (const TupleFailure& f : result_.failures) failed.emplace(f.key, &f);
+  const std::string dir = fs::path(plan_.index_pages.at(0)).parent_path().string();
+  const std::vector<Modality> from = sorted_modalities(o_.from);
+  std::vector<SheetEntry> entries;
+  for (const Planned& p : plan_.tuples) {
+    SheetEntry e;
+    e.key = p.src->key;
+    std::error_code ec;
+    const bool all = std::all_of(p.outputs.begin(), p.outputs.end(), [&](const std::string& f) { return fs::exists(f, ec); });
+    if (const auto it = failed.find(e.key); it != failed.end()) {
+      e.state = "failed";
+      e.error = it->second->reason;
+    } else {
+      e.state = all ? "done" : "not done";  // the same page whether a run was resumed or not
+    }
+    std::size_t k = 0;
+    for (Modality m : from) {
+      const std::string input = p.src->inputs.at(m);
+      std::string source = input;
+      if (fs::is_directory(input, ec)) source = find_product_thumbnail(input);  // a Major TOM product folder
+      SheetPicture pic;
+      pic.label = modality_name(m) + " (given)";
+      const std::string& png = p.pictures.at(k++);
+      pic.note = make_sheet_picture(source, png, std::nullopt, modality_name(m) + " input");
+      if (pic.note.empty()) pic.image = relative_href(png, dir);
+      if (fs::exists(input, ec)) pic.link = relative_href(input, dir);
+      e.pictures.push_back(std::move(pic));
+    }
+    for (std::size_t g = 0; g < p.outputs.size(); ++g) {
+      const Modality m = generated_[g];
+      SheetPicture pic;
+      pic.label = modality_name(m);
+      const std::string& png = p.pictures.at(k++);
+      if (fs::exists(p.outputs[g], ec)) {
+        pic.note = make_sheet_picture(p.outputs[g], png, physical_dn_offset(o_.scene, m), modality_name(m) + " output");
+        if (pic.note.empty()) pic.image = relative_href(png, dir);
+        pic.link = relative_href(p.outputs[g], dir);
+      } else {
+        pic.note = "not written";
+      }
+      e.pictures.push_back(std::move(pic));
+    }
+    entries.push_back(std::move(e));
+  }
+  std::string title = "copgen batch: " + (o_.input_dir.empty() ? o_.inputs_from : o_.input_dir);
+  if (o_.shard.count > 1) title += " (shard " + shard_name(o_.shard) + ")";
+  std::vector<std::string> names;
+  for (const std::string& page : plan_.index_pages) names.push_back(fs::path(page).filename().string());
+  for (std::size_t i = 0; i < plan_.index_pages.size(); ++i) {
+    write_text_atomically(plan_.index_pages[i],
+                          contact_sheet_page(title, entries, i, static_cast<std::size_t>(o_.index_page_size), names),
+                          "the contact sheet");
+  }
+  spdlog::info("contact sheet: {} ({} page(s))", plan_.index_pages.at(0), plan_.index_pages.size());
 }
 
 void BatchRunner::shutdown() {
@@ -795,6 +930,7 @@ BatchPlan plan_batch(const BatchOptions& o, const std::string& models_dir) {
   p.in_shard = static_cast<int>(plan.tuples.size());
   p.complete = plan.complete;
   p.report = plan.report_path;
+  p.index = plan.index_pages;
   for (const Planned& t : plan.tuples) {
     if (t.complete) continue;
     p.keys.push_back(t.src->key);
@@ -818,6 +954,7 @@ std::string describe(const BatchPlan& p) {
     out += "\n";
   }
   out += "report: " + p.report + "\n";
+  for (const std::string& page : p.index) out += "index: " + page + "\n";
   return out;
 }
 

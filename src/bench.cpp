@@ -21,6 +21,7 @@
 #include "copgen/cancel.hpp"
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/runtime.hpp"
 #include "copgen/scripts_dirs.hpp"
 #include "copgen/tuples.hpp"
@@ -222,6 +223,8 @@ void run_reference(const BenchOptions& o, const std::string& python, const std::
       f.e2e_seconds = r.value("e2e_seconds", 0.0);
       f.e2e_cpu_seconds = r.value("e2e_cpu_seconds", 0.0);
       f.peak_host_rss_bytes = r.value("peak_host_rss_bytes", std::int64_t{-1});
+      f.peak_device_bytes = r.value("peak_device_bytes", std::int64_t{-1});
+      f.peak_device_allocated_bytes = r.value("peak_device_allocated_bytes", std::int64_t{-1});
       row->reference = f;
     }
   }
@@ -401,6 +404,7 @@ BenchReport run_bench(const BenchOptions& o, const BenchLog& log) {
   report.models_dir = o.models_dir;
   report.peak_tflops = o.peak_tflops;
   report.load_average = load_average();
+  report.environment = to_json(system_info(ModelsDirChoice{o.models_dir, kRunModelsOrigin}));
 
   BenchInputs reference;
   if (o.compare_reference) {
@@ -443,7 +447,10 @@ void add_reference_json(const BenchRow& row, nlohmann::json& j) {
   json ref = {{"seconds_per_call", f.seconds_per_call},
               {"cpu_seconds_per_call", f.cpu_seconds_per_call},
               {"calls_per_s", f.seconds_per_call > 0 ? 1.0 / f.seconds_per_call : 0.0},
-              {"peak_host_rss_bytes", f.peak_host_rss_bytes}};
+              {"peak_host_rss_bytes", f.peak_host_rss_bytes},
+              {"peak_device_bytes", f.peak_device_bytes >= 0 ? json(f.peak_device_bytes) : json(nullptr)},
+              {"peak_device_allocated_bytes",
+               f.peak_device_allocated_bytes >= 0 ? json(f.peak_device_allocated_bytes) : json(nullptr)}};
   // copgen's speed over the reference's: by wall clock, and by CPU time
   json speedup = {{"network_calls", ratio(f.seconds_per_call, row.seconds_per_call)},
                   {"network_calls_cpu", ratio(f.cpu_seconds_per_call, row.cpu_seconds_per_call)}};
@@ -532,6 +539,7 @@ nlohmann::json bench_to_json(const BenchReport& r) {
             {"compare_reference", r.options.compare_reference},
             {"reference_autocast", r.options.reference_autocast}}},
           {"python", r.python.empty() ? json(nullptr) : json(r.python)},
+          {"environment", r.environment.is_null() ? json::object() : r.environment},
           {"rows", rows}};
 }
 
@@ -556,7 +564,10 @@ std::string format_bench_table(const BenchReport& r) {
   std::vector<std::string> head = {"device", "precision", "batch", "graphs", "threads", "s/call", "cpu s/call",
                                    "calls/s", "TFLOP/s", "MFU", "tuples/s", "peak RSS", "peak dev"};
   if (ref) {
-    for (const char* h : {"ref s/call", "ref cpu s/call", "ref tuples/s", "x calls", "x e2e"}) head.push_back(h);
+    for (const char* h : {"ref s/call", "ref cpu s/call", "ref tuples/s", "ref peak RSS", "ref peak dev", "x calls",
+                          "x e2e"}) {
+      head.push_back(h);
+    }
   }
   cells.push_back(head);
   for (const BenchRow& row : r.rows) {
@@ -581,6 +592,8 @@ std::string format_bench_table(const BenchReport& r) {
       c.push_back(fmt_num(f.seconds_per_call, "%.4g"));
       c.push_back(fmt_num(f.cpu_seconds_per_call, "%.4g"));
       c.push_back(row.e2e_steps > 0 ? fmt_num(f.tuples_per_s, "%.4g") : "-");
+      c.push_back(fmt_bytes(f.peak_host_rss_bytes));
+      c.push_back(fmt_bytes(f.peak_device_bytes));
       c.push_back(row.seconds_per_call > 0 ? fmt_num(f.seconds_per_call / row.seconds_per_call, "%.2f") : "-");
       c.push_back(row.e2e_steps > 0 && f.tuples_per_s > 0 ? fmt_num(row.tuples_per_s / f.tuples_per_s, "%.2f")
                                                           : "-");

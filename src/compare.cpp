@@ -13,6 +13,7 @@
 #include "copgen/features.hpp"
 #include "copgen/files.hpp"
 #include "copgen/metrics.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/version.hpp"
 #include "text.hpp"
 
@@ -102,6 +103,7 @@ CompareResult compare_image_sets(const CompareOptions& o, Extractors* extractors
   report["f_score"] = r.scores.f_score;
   report["k"] = o.pr.k;
   report["copgen_version"] = kVersion;
+  report["environment"] = to_json(system_info());  // what `copgen info` reports
   r.report = report;
   if (!o.json.empty()) write_text_atomically(o.json, report.dump(2) + "\n", "--json");
   return r;

@@ -17,6 +17,7 @@
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/Event.h>
 #include <torch/version.h>
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
@@ -37,6 +38,40 @@ bool built_with_cuda() {
 #else
   return false;
 #endif
+}
+
+CudaDescription describe_cuda() {
+  CudaDescription d;
+#ifdef COPGEN_WITH_CUDA
+  d.compiled = true;
+  int v = 0;
+  if (cudaRuntimeGetVersion(&v) == cudaSuccess) d.runtime_version = v;
+  v = 0;
+  if (cudaDriverGetVersion(&v) == cudaSuccess) d.driver_version = v;  // 0 when no driver is installed
+  (void)cudaGetLastError();
+  try {
+    const at::CUDAHooksInterface& hooks = at::detail::getCUDAHooks();
+    if (hooks.compiledWithCuDNN()) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 11)
+      d.cudnn_version = hooks.versionRuntimeCuDNN();
+#else
+      d.cudnn_version = hooks.versionCuDNN();
+#endif
+    }
+  } catch (const std::exception&) {
+    d.cudnn_version = 0;
+  }
+  try {
+    const int n = d.driver_version > 0 ? static_cast<int>(torch::cuda::device_count()) : 0;
+    for (int i = 0; i < n; ++i) {
+      const cudaDeviceProp* prop = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(i));
+      d.gpus.push_back({i, prop->name, prop->major, prop->minor, static_cast<std::int64_t>(prop->totalGlobalMem)});
+    }
+  } catch (const std::exception&) {
+    // a driver that fails to start: the devices are left out, the versions stay
+  }
+#endif
+  return d;
 }
 
 #ifdef COPGEN_WITH_CUDA

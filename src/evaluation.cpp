@@ -17,6 +17,7 @@
 #include "copgen/inputs.hpp"
 #include "copgen/pipeline.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/sampler.hpp"
 #include "copgen/sha256.hpp"
@@ -115,6 +116,9 @@ void validate(const EvalOptions& o) {
     throw UsageError("--feature-batch: must be at least 1, got " + std::to_string(o.feature_batch));
   }
   if (o.pr.k < 1) throw UsageError("--k: must be at least 1, got " + std::to_string(o.pr.k));
+  if (o.report_examples < 0) {
+    throw UsageError("--report-examples: must be 0 or more, got " + std::to_string(o.report_examples));
+  }
   validate(o.sampling);
 }
 
@@ -181,6 +185,17 @@ class Runner {
   ImageFeatures generated_features(const EvalCondition& c, Modality m, bool changed);
   ImageFeatures cached_features(const fs::path& dir, const json& key, const std::string& what,
                                 const std::function<ImageFeatures()>& compute);
+  // report.html's pictures, relative to the output folder: real image e of `m`, and the
+  // generated `m` of example e in row `c`.
+  static std::string report_real(size_t e, Modality m) {
+    return "report/real-" + std::to_string(e) + "-" + modality_name(m) + ".png";
+  }
+  static std::string report_generated(const EvalCondition& c, size_t e, Modality m) {
+    return "report/" + row_dir_name(c) + "-" + std::to_string(e) + "-" + modality_name(m) + ".png";
+  }
+  // Writes the report's pictures (the real crops, copies of the cached samples) and fills
+  // result.examples and each row's examples.
+  void write_report_images(EvalResult& result, size_t examples);
   std::string image_path(const EvalCondition& c, Modality m, const Item& it) const {
     return (cache_ / "generated" / row_dir_name(c) / modality_name(m) /
             (item_name(set_.tuples[it.tuple], it.sample) + ".png"))
@@ -469,14 +484,6 @@ EvalResult Runner::run() {
     throw InputError("--test-set '" + o_.test_set + "': " + std::to_string(n) + " complete tuple(s); precision/recall " +
                      "with k = " + std::to_string(o_.pr.k) + " need at least " + std::to_string(o_.pr.k + 1));
   }
-  // the tables are replaced by every run; the cache beside them is the run's own
-  OutputGate gate({o_.test_set, models_.directory(), ex_.directory()}, true);  // never an input, the models included
-  gate.allow_new_dirs(o_.output);
-  for (const char* name : {"table1.md", "table1.csv", "table1.json"}) {
-    gate.add_replaced((fs::path(o_.output) / name).string(), FileKind::Table, "-o");
-  }
-  prepare_cache();
-
   std::vector<EvalCondition> conditions = table1_conditions();
   for (const EvalCondition& c : o_.extra_conditions) {
     if (std::find(conditions.begin(), conditions.end(), c) == conditions.end()) {
@@ -485,6 +492,26 @@ EvalResult Runner::run() {
       spdlog::info("--conditions: row {} is already a Table 1 row", c.label());
     }
   }
+
+  // the tables and the report are replaced by every run; the cache beside them is the run's own
+  OutputGate gate({o_.test_set, models_.directory(), ex_.directory()}, true);  // never an input, the models included
+  gate.allow_new_dirs(o_.output);
+  for (const char* name : {"table1.md", "table1.csv", "table1.json"}) {
+    gate.add_replaced((fs::path(o_.output) / name).string(), FileKind::Table, "-o");
+  }
+  gate.add_replaced((fs::path(o_.output) / "report.html").string(), FileKind::Report, "-o");
+  const size_t examples = std::min(static_cast<size_t>(o_.report_examples), set_.tuples.size());
+  for (size_t e = 0; e < examples; ++e) {
+    for (Modality m : kAllModalities) {
+      gate.add_replaced((fs::path(o_.output) / report_real(e, m)).string(), FileKind::Image, "-o");
+    }
+    for (const EvalCondition& c : conditions) {
+      for (Modality m : c.generated()) {
+        gate.add_replaced((fs::path(o_.output) / report_generated(c, e, m)).string(), FileKind::Image, "-o");
+      }
+    }
+  }
+  prepare_cache();
   spdlog::info("eval: {} tuple(s) from '{}' ({}), {} row(s), {} sample(s) per tuple, {} steps of {}, seed {}", n,
                o_.test_set, layout_name(set_.layout), conditions.size(), o_.samples_per_tuple,
                o_.sampling.sampler.steps, solver_name(o_.sampling.sampler.solver), seed_);
@@ -512,6 +539,8 @@ EvalResult Runner::run() {
   result.seed = seed_;
   result.cache = stats_;
   result.provenance = provenance(n);
+  result.environment = to_json(system_info(ModelsDirChoice{models_.directory(), kRunModelsOrigin}));
+  result.precision = "backbone " + precision_name(models_.dtype()) + ", autoencoder " + precision_name(models_.ae_dtype());
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   const std::string md = (fs::path(o_.output) / "table1.md").string();
@@ -520,8 +549,47 @@ EvalResult Runner::run() {
   write_text_atomically(md, table1_markdown(result, o_.compare_paper), "output");
   write_text_atomically(csv, table1_csv(result, o_.compare_paper), "output");
   write_text_atomically(js, table1_json(result, o_.compare_paper).dump(2) + "\n", "output");
-  result.outputs = {md, csv, js};
+  gate.make_dirs();  // report/
+  write_report_images(result, examples);
+  const std::string html = (fs::path(o_.output) / "report.html").string();
+  write_text_atomically(html, eval_report_html(result), "output");
+  result.outputs = {md, csv, js, html};
   return result;
+}
+
+void Runner::write_report_images(EvalResult& result, size_t examples) {
+  const fs::path out(o_.output);
+  WriteOptions w;
+  w.format = "PNG";
+  result.examples.resize(examples);
+  for (size_t e = 0; e < examples; ++e) result.examples[e].key = set_.tuples[e].key;
+  if (examples > 0) {
+    for (Modality m : kAllModalities) {
+      throw_if_stop_requested();
+      const torch::Tensor pixels = real_pixels(m, 0, examples);  // as scored: the crop or the decoding
+      for (size_t e = 0; e < examples; ++e) {
+        const std::string rel = report_real(e, m);
+        write_image_u8((out / rel).string(), tensor_to_image(pixels[static_cast<std::int64_t>(e)], GeoInfo{}), w);
+        result.examples[e].real[m] = rel;
+      }
+    }
+  }
+  for (EvalRow& row : result.rows) {
+    row.examples.assign(examples, {});
+    for (size_t e = 0; e < examples; ++e) {
+      for (Modality m : row.condition.generated()) {
+        throw_if_stop_requested();
+        const std::string rel = report_generated(row.condition, e, m);
+        const std::string cached = image_path(row.condition, m, Item{e, 0});
+        std::ifstream in(cached, std::ios::binary);
+        std::ostringstream bytes;
+        bytes << in.rdbuf();
+        if (!in) throw OutputError("eval cache '" + cached + "': cannot read it for report.html");
+        write_text_atomically((out / rel).string(), bytes.str(), "output");
+        row.examples[e][m] = rel;
+      }
+    }
+  }
 }
 
 }  // namespace

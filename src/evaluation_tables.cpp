@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "copgen/html.hpp"
 #include "text.hpp"
 
 namespace copgen {
@@ -70,6 +71,7 @@ struct TableLine {
   std::string condition;
   TableValues values;
   bool signed_values = false;
+  const char* kind = "measured";  // the HTML row's class: measured, paper, difference
 };
 
 std::vector<TableLine> table_lines(const EvalResult& r, bool compare_paper) {
@@ -79,8 +81,8 @@ std::vector<TableLine> table_lines(const EvalResult& r, bool compare_paper) {
     lines.push_back({"COP-GEN-Beta (copgen)", row.condition.label(), mine, false});
     if (!compare_paper) continue;
     if (const auto paper = paper_values(row.condition)) {
-      lines.push_back({"COP-GEN-Beta (paper)", row.condition.label(), *paper, false});
-      lines.push_back({"copgen - paper", row.condition.label(), difference(mine, *paper), true});
+      lines.push_back({"COP-GEN-Beta (paper)", row.condition.label(), *paper, false, "paper"});
+      lines.push_back({"copgen - paper", row.condition.label(), difference(mine, *paper), true, "difference"});
     }
   }
   return lines;
@@ -208,6 +210,7 @@ json table1_json(const EvalResult& r, bool compare_paper) {
               {"units", {{"f_score", "percent"}, {"precision", "percent"}, {"recall", "percent"}, {"fid", "FID"}}},
               {"rows", rows},
               {"provenance", r.provenance},
+              {"environment", r.environment.is_null() ? json::object() : r.environment},
               {"cache",
                {{"chunks_generated", r.cache.chunks_generated},
                 {"chunks_reused", r.cache.chunks_reused},
@@ -216,6 +219,37 @@ json table1_json(const EvalResult& r, bool compare_paper) {
                 {"features_reused", r.cache.features_reused},
                 {"network_calls", r.cache.network_calls}}},
               {"seconds", r.seconds}};
+}
+
+std::string table1_html(const EvalResult& r, bool compare_paper) {
+  std::ostringstream s;
+  s << "<table id=\"table1\">\n<thead>\n<tr><th rowspan=\"2\">Model</th><th rowspan=\"2\">Condition</th>";
+  for (Metric k : kMetrics) {
+    s << "<th colspan=\"" << kAllModalities.size() << "\" class=\"metric\">" << metric_column(k)
+      << (k == Metric::Fid ? "" : " (%)") << "</th>";
+  }
+  s << "</tr>\n<tr>";
+  for (size_t k = 0; k < std::size(kMetrics); ++k) {
+    for (Modality m : kAllModalities) {
+      s << "<th" << (m == kAllModalities.front() ? " class=\"metric\"" : "") << ">" << html_escape(modality_name(m))
+        << "</th>";
+    }
+  }
+  s << "</tr>\n</thead>\n<tbody>\n";
+  for (const TableLine& line : table_lines(r, compare_paper)) {
+    const std::vector<std::string> c = cells(line, 2);
+    s << "<tr class=\"" << line.kind << "\"><th scope=\"row\">" << html_escape(c[0]) << "</th><td>"
+      << html_escape(c[1]) << "</td>";
+    for (size_t i = 2; i < c.size(); ++i) {
+      const bool first_of_metric = (i - 2) % kAllModalities.size() == 0;
+      std::string cls = c[i] == "NA" ? "na" : "num";
+      if (first_of_metric) cls += " metric";
+      s << "<td class=\"" << cls << "\">" << html_escape(c[i]) << "</td>";
+    }
+    s << "</tr>\n";
+  }
+  s << "</tbody>\n</table>\n";
+  return s.str();
 }
 
 }  // namespace copgen

@@ -181,6 +181,8 @@ std::string file_kind_name(FileKind kind) {
     case FileKind::Table: return "table";
     case FileKind::Json: return "JSON";
     case FileKind::Features: return "features";
+    case FileKind::Preview: return "preview";
+    case FileKind::Page: return "HTML page";
   }
   return "file";
 }

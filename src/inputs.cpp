@@ -8,6 +8,7 @@
 #include "copgen/error.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/safe.hpp"
 #include "copgen/stac.hpp"
 #include "text.hpp"
 
@@ -48,6 +49,7 @@ GivenProbe probe_file(const std::string& path, const std::string& what, int imag
 GivenProbe probe_given(Modality modality, const std::string& path, const std::string& what, int image_size,
                        InputKind requested) {
   if (ends_with_ci(path, ".npy")) return {GivenForm::Npy, path};
+  if (is_safe_product(path)) return {GivenForm::Scene, path};  // physical bands; resolve_input reads it
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return probe_file(path, what, image_size, requested);
   // a product folder: as resolve_input reads it

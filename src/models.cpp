@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include <spdlog/spdlog.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include "copgen/error.hpp"
 #include "copgen/runtime.hpp"
@@ -113,10 +114,13 @@ torch::ScalarType resolve_ae_precision(Precision p, const torch::Device& device)
   return resolve_precision(p, device, "--ae-precision");
 }
 
-std::string default_models_dir() {
-  if (const char* env = std::getenv("COPGEN_MODELS"); env != nullptr && *env != '\0') return env;
-  return kDefaultModelsDir;
+ModelsDirChoice choose_models_dir(const std::string& flag) {
+  if (!flag.empty()) return {flag, "--models"};
+  if (const char* env = std::getenv("COPGEN_MODELS"); env != nullptr && *env != '\0') return {env, "COPGEN_MODELS"};
+  return {kDefaultModelsDir, "installed default"};
 }
+
+std::string default_models_dir() { return choose_models_dir().dir; }
 
 namespace {
 
@@ -215,10 +219,20 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
                      "': attribute 'scale_factor' is missing or differs from the manifest's");
   }
 
+  // Cast and move in place: each parameter's data is replaced, the old copy freed.
   m.backbone_->eval();
   m.backbone_->to(m.device_, m.dtype_);
   m.autoencoder_->eval();
   m.autoencoder_->to(m.device_, m.ae_dtype_);
+  // The first call of a method under TorchScript's profiling executor (its profiling run)
+  // keeps every intermediate tensor to the end of the call; on the CPU, where it fuses
+  // nothing, the simple executor runs the same operators without it (process wide; read
+  // when a method first runs). CUDA keeps the profiling executor and its fusions.
+  const bool profiling = !m.device_.is_cpu();
+  torch::jit::getExecutorMode() = profiling;
+  torch::jit::getProfilingMode() = profiling;
+  // fp32 weights after a cast, CPU weights after a move: back to the system.
+  release_freed_host_memory();
   if (options.cuda_graphs && m.device_.is_cuda() && built_with_cuda()) {
     m.graphs_ = std::make_shared<GraphCache>(m.device_);
   }
@@ -229,6 +243,18 @@ Models Models::load(const std::string& models_dir, const ModelOptions& options) 
                 precision_name(m.ae_dtype_), m.tf32_ ? "on" : "off", mf.backbone.parameters / 1000000,
                 mf.backbone.source);
   return m;
+}
+
+std::map<std::string, std::int64_t> Models::weight_bytes(bool autoencoder) const {
+  const torch::jit::Module& module = autoencoder ? *autoencoder_ : *backbone_;
+  std::map<std::string, std::int64_t> bytes;
+  auto add = [&](const torch::Tensor& t) {
+    if (!t.defined() || !t.is_floating_point()) return;
+    bytes[precision_name(t.scalar_type()) + " " + t.device().str()] += t.numel() * static_cast<std::int64_t>(t.element_size());
+  };
+  for (const torch::Tensor& p : module.parameters(/*recurse=*/true)) add(p);
+  for (const torch::Tensor& b : module.buffers(/*recurse=*/true)) add(b);
+  return bytes;
 }
 
 std::map<std::string, std::string> Models::settings_metadata() const {

@@ -33,11 +33,17 @@ void validate(const OutputOptions& o) {
   if (o.format != "GTiff" && o.format != "COG") {
     throw UsageError("--format: unknown format '" + o.format + "' (expected GTiff or COG)");
   }
+  if (!o.preview.empty()) check_preview_name(o.preview, "--preview");
 }
 
 void check_stac_item_name(const std::string& path, const std::string& flag) {
   if (detail::ends_with_ci(path, ".json") || detail::ends_with_ci(path, ".geojson")) return;
   throw UsageError(flag + " '" + path + "': a STAC item is JSON; name it with .json");
+}
+
+void check_preview_name(const std::string& path, const std::string& flag) {
+  if (detail::ends_with_ci(path, ".png")) return;
+  throw UsageError(flag + " '" + path + "': a preview is a PNG picture; name it with .png");
 }
 
 namespace {
@@ -89,6 +95,10 @@ OutputPlan plan_outputs(const OutputOptions& o, int samples, const std::vector<M
   if (!o.stac_item.empty()) {
     check_stac_item_name(o.stac_item, "--stac-out");
     plan.stac_item = plan.gate.add(o.stac_item, FileKind::StacItem, "--stac-out");
+  }
+  if (!o.preview.empty()) {
+    check_preview_name(o.preview, "--preview");
+    plan.preview = plan.gate.add(o.preview, FileKind::Preview, "--preview");
   }
   return plan;
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <set>
 
@@ -18,7 +19,9 @@
 #include "copgen/inputs.hpp"
 #include "copgen/npy.hpp"
 #include "copgen/outputs.hpp"
+#include "copgen/pictures.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/previews.hpp"
 #include "copgen/provenance.hpp"
 #include "copgen/raster_io.hpp"
 #include "copgen/scene_pipeline.hpp"
@@ -94,7 +97,8 @@ std::vector<std::uint8_t> tile_nodata_mask(const std::vector<GivenSource>& given
 // the plan saves, adding them to result.
 void write_tile_sample(const OutputOptions& o, const TupleOutputs& out, int k, const std::vector<Modality>& generated,
                        const std::optional<GeoInfo>& geo, const std::vector<std::uint8_t>& mask,
-                       const OutputPlan& plan, const std::map<std::string, std::string>& meta, RunResult& result) {
+                       const OutputPlan& plan, const std::map<std::string, std::string>& meta, RunResult& result,
+                       std::vector<ImageU8>* pictures) {
   for (size_t g = 0; g < generated.size(); ++g) {
     throw_if_stop_requested();
     const Modality m = generated[g];
@@ -115,6 +119,10 @@ void write_tile_sample(const OutputOptions& o, const TupleOutputs& out, int k, c
     }
     const std::string& path = plan.images[static_cast<size_t>(k)][g];
     write_image_u8(path, image, w);
+    if (pictures != nullptr) {
+      pictures->push_back(image);
+      pictures->back().valid = mask;
+    }
     result.outputs.push_back(path);
     spdlog::info("wrote {} ({})", path, modality_name(m));
   }
@@ -125,6 +133,37 @@ void write_tile_sample(const OutputOptions& o, const TupleOutputs& out, int k, c
       result.latents.push_back(lp);
     }
   }
+}
+
+// The --preview of a tile run (pictures.hpp's layout): per sample, the given images (a .npy
+// input has no picture: all nodata), then the generated ones, at 256 x 256 (downsampled
+// only past kPreviewMaxWidth, which four panels never reach).
+void write_tile_preview(const std::string& path, const std::vector<GivenSource>& given,
+                        const std::vector<Modality>& generated, const std::vector<std::vector<ImageU8>>& pictures) {
+  const int panels = static_cast<int>(given.size() + generated.size());
+  std::vector<std::vector<Panel>> rows;
+  for (const std::vector<ImageU8>& sample : pictures) {
+    std::vector<Panel> row;
+    for (const GivenSource& g : given) {
+      ImageU8 image;
+      if (g.data.pixels.defined()) {
+        image = tensor_to_image(g.data.pixels, GeoInfo{});
+        image.valid = g.data.valid;
+      }
+      row.push_back({modality_name(g.modality) + " given", std::move(image)});
+    }
+    for (size_t i = 0; i < generated.size(); ++i) {
+      row.push_back({modality_name(generated[i]) + " generated", sample[i]});
+    }
+    const int width = sample.empty() ? 0 : sample[0].width;
+    const int f = preview_factor(width, panels);
+    for (Panel& p : row) {
+      if (p.image.width > 0) p.image = downsample(p.image, f);
+    }
+    rows.push_back(std::move(row));
+  }
+  write_png(path, compose_preview(rows));
+  spdlog::info("wrote {} (preview)", path);
 }
 
 // What a tile run of `samples` samples costs (conditioning.hpp's rule).
@@ -166,6 +205,7 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
   const std::map<std::string, std::string> meta =
       run_metadata(s, samples, models, result.seed, mode, given_mods, roles);
 
+  std::vector<std::vector<ImageU8>> pictures;  // [sample][generated], for --preview
   for (int first = 0; first < samples; first += s.batch_size) {
     throw_if_stop_requested();
     const int b = std::min(s.batch_size, samples - first);
@@ -179,10 +219,12 @@ RunResult run(const SamplingOptions& s, const OutputOptions& out, int samples, s
     result.cost.samples += b;
 
     for (int64_t j = 0; j < b; ++j) {
+      if (!plan.preview.empty()) pictures.emplace_back();
       write_tile_sample(out, outs[static_cast<size_t>(j)], first + static_cast<int>(j), generated, geo, mask, plan,
-                        meta, result);
+                        meta, result, plan.preview.empty() ? nullptr : &pictures.back());
     }
   }
+  if (!plan.preview.empty()) write_tile_preview(plan.preview, given, generated, pictures);
   result.cost.backbone_passes = models.backbone_calls() - passes_before;  // counted by the models themselves
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
@@ -200,9 +242,7 @@ void validate(const TranslateOptions& o) {
   if (o.inputs.empty()) throw UsageError("--from: at least one given modality with an input is required");
   std::set<Modality> given;
   for (const GivenInput& g : o.inputs) {
-    if (!given.insert(g.modality).second) {
-      throw UsageError("--from/--input: modality " + modality_name(g.modality) + " is given more than once");
-    }
+    given.insert(g.modality);  // several inputs of one modality: a mosaic (the scene path's; route_translate)
     if (g.path.empty()) throw UsageError("--input: empty path for " + modality_name(g.modality));
   }
   for (Modality m : o.to) {
@@ -233,7 +273,18 @@ TranslateRoute route_translate(const TranslateOptions& o, int image_size) {
   TranslateRoute r;
   r.probes = probe_tile_run(o.inputs, o.scene, image_size);
   r.scene = r.probes.empty();
-  if (!r.scene) return r;
+  if (!r.scene) {
+    std::map<Modality, int> count;
+    for (const GivenInput& g : o.inputs) {
+      if (++count[g.modality] == 2) {
+        throw UsageError("--input: " + modality_name(g.modality) + " is given more than once, a mosaic, and "
+                         "mosaics are made on the scene path only, where these " + std::to_string(image_size) +
+                         "-pixel tiles are not taken; give a region (--projwin or --srcwin) for the scene path, "
+                         "or one input per modality");
+      }
+    }
+    return r;
+  }
   for (const GivenInput& g : o.inputs) {
     if (detail::ends_with_ci(g.path, ".npy")) {
       throw InputError(modality_name(g.modality) + " input '" + g.path +

@@ -527,10 +527,44 @@ void init_gdal() {
   });
 }
 
+GdalDescription describe_gdal() {
+  init_gdal();
+  GdalDescription d;
+  d.version = GDALVersionInfo("RELEASE_NAME");
+  d.cog = GDALGetDriverByName("COG") != nullptr;
+  for (const char* name : {"JP2OpenJPEG", "JP2KAK", "JP2ECW", "JP2MrSID", "JPEG2000"}) {
+    if (GDALGetDriverByName(name) != nullptr) d.jpeg2000_drivers.emplace_back(name);
+  }
+  // /vsicurl/ is registered only when GDAL was built with curl
+  char** prefixes = VSIGetFileSystemsPrefixes();
+  for (char** p = prefixes; p != nullptr && *p != nullptr; ++p) {
+    if (std::strcmp(*p, "/vsicurl/") == 0) d.http = true;
+  }
+  CSLDestroy(prefixes);
+  return d;
+}
+
 bool path_exists(const std::string& path) {
   init_gdal();
   VSIStatBufL st;
   return stat_path(path, &st, VSI_STAT_EXISTS_FLAG);
+}
+
+std::vector<FolderEntry> list_folder(const std::string& path) {
+  init_gdal();
+  std::vector<FolderEntry> out;
+  char** names = VSIReadDir(path.c_str());
+  for (char** n = names; n != nullptr && *n != nullptr; ++n) {
+    const std::string name = *n;
+    if (name.empty() || name == "." || name == "..") continue;
+    VSIStatBufL st;
+    const bool folder = stat_path(path + "/" + name, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG) &&
+                        VSI_ISDIR(st.st_mode);
+    out.push_back({name, folder});
+  }
+  CSLDestroy(names);
+  std::sort(out.begin(), out.end(), [](const FolderEntry& a, const FolderEntry& b) { return a.name < b.name; });
+  return out;
 }
 
 namespace {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <atomic>
 #include <limits>
@@ -50,6 +51,7 @@ struct RasterSource::Handle {
   DatasetPtr ds;
   std::string vsimem_path;  // the warped VRT's in-memory file, if any
   std::shared_ptr<Handle> parent;  // keeps the source of a warped VRT open
+  int alpha_band = 0;  // the alpha band a warp added (0: none): where it is 0, no source pixel
   ~Handle() {
     ds.reset();
     if (!vsimem_path.empty()) VSIUnlink(vsimem_path.c_str());
@@ -69,7 +71,13 @@ std::optional<double> RasterSource::nodata(int band) const {
   int has = 0;
   const double v = handle_->ds->GetRasterBand(band)->GetNoDataValue(&has);
   if (has) return v;
-  return std::nullopt;
+  return nodata_default_;
+}
+
+RasterSource RasterSource::with_nodata(double value) const {
+  RasterSource out = *this;
+  out.nodata_default_ = value;
+  return out;
 }
 
 Grid RasterSource::grid() const { return grid_of(*this); }
@@ -122,6 +130,11 @@ RasterSource RasterSource::warped(const Grid& target, const std::string& resampl
   // Cells outside the source must be recognisable: give sources without nodata an alpha band.
   bool has_nodata = false;
   for (int b = 1; b <= info_.bands; ++b) has_nodata = has_nodata || nodata(b).has_value();
+  if (nodata_default_) {  // the value with_nodata named: not a pixel to warp, the destination's nodata
+    char v[32];
+    std::snprintf(v, sizeof v, "%.17g", *nodata_default_);
+    args.insert(args.end(), {"-srcnodata", v, "-dstnodata", v});
+  }
   if (!has_nodata) args.push_back("-dstalpha");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -137,6 +150,7 @@ RasterSource RasterSource::warped(const Grid& target, const std::string& resampl
     throw InputError("input '" + info_.path + "': cannot be warped onto the target grid (" + capture.message() + ")");
   }
   out.handle_->ds.reset(GDALDataset::FromHandle(dst));
+  if (!has_nodata) out.handle_->alpha_band = info_.bands + 1;
   out.info_ = info_;
   out.info_.width = target.width;
   out.info_.height = target.height;
@@ -185,6 +199,27 @@ torch::Tensor RasterSource::read_valid(const std::vector<int>& bands, int x, int
                                       0, 0) != CE_None) {
       throw InputError("input '" + info_.path + "': cannot read the validity mask of band " + std::to_string(b) +
                        " (" + capture.message() + ")");
+    }
+    region.logical_and_(torch::from_blob(buf.data(), {y1 - y0, x1 - x0}, torch::kUInt8).ne(0));
+  }
+  // with_nodata's value, in bands whose file sets no nodata of its own
+  if (nodata_default_ && handle_->parent == nullptr) {
+    for (int b : bands) {
+      int has = 0;
+      handle_->ds->GetRasterBand(b)->GetNoDataValue(&has);
+      if (has) continue;
+      region.logical_and_(read({b}, x0, y0, x1 - x0, y1 - y0)[0].ne(*nodata_default_));
+    }
+  }
+  // GDAL takes a warp's alpha band as the mask of bands 1-3 of a 4-band dataset and of the
+  // first of two only: a warped DEM (1 band) or S1 pair (2 bands) would read as valid
+  // everywhere, outside the source included. The alpha band says where the source is.
+  if (handle_->alpha_band > 0) {
+    ErrorCapture capture;
+    if (handle_->ds->GetRasterBand(handle_->alpha_band)
+            ->RasterIO(GF_Read, x0, y0, x1 - x0, y1 - y0, buf.data(), x1 - x0, y1 - y0, GDT_Byte, 0, 0) != CE_None) {
+      throw InputError("input '" + info_.path + "': cannot read where the warped source has pixels (" +
+                       capture.message() + ")");
     }
     region.logical_and_(torch::from_blob(buf.data(), {y1 - y0, x1 - x0}, torch::kUInt8).ne(0));
   }

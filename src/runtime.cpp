@@ -8,11 +8,14 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <set>
 #include <thread>
 
 #include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <ATen/Version.h>
 #include <torch/torch.h>
 
 namespace copgen {
@@ -100,6 +103,14 @@ bool keep_freed_host_memory() {
 #endif
 }
 
+bool release_freed_host_memory() {
+#ifdef __GLIBC__
+  return malloc_trim(0) == 1;
+#else
+  return false;
+#endif
+}
+
 std::string user_environment_prefix() {
   const char* set = std::getenv(kDefaultedEnvMarker);
   if (set == nullptr || std::string(set) != "OMP_WAIT_POLICY") return "";
@@ -119,6 +130,36 @@ std::string blas_library() {
   char resolved[PATH_MAX];
   if (realpath(info.dli_fname, resolved) != nullptr) return resolved;
   return info.dli_fname;
+}
+
+std::string torch_blas_info() {
+  const std::string config = at::show_config();
+  const std::string key = "BLAS_INFO=";
+  const auto pos = config.find(key);
+  if (pos == std::string::npos) return "";
+  const auto begin = pos + key.size();
+  const auto end = config.find_first_of(", \n", begin);
+  return config.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+std::vector<std::string> loaded_blas_libraries() {
+  std::set<std::string> found;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    const auto slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    const std::string name = path.substr(path.rfind('/') + 1);
+    for (const char* lib : {"libopenblas", "libblas", "liblapack", "libmkl", "libblis"}) {
+      if (name.rfind(lib, 0) == 0) {
+        char resolved[PATH_MAX];
+        found.insert(realpath(path.c_str(), resolved) != nullptr ? std::string(resolved) : path);
+        break;
+      }
+    }
+  }
+  return {found.begin(), found.end()};
 }
 
 bool is_reference_blas(const std::string& library) {

@@ -15,6 +15,7 @@
 #include "copgen/error.hpp"
 #include "copgen/inputs.hpp"
 #include "copgen/render.hpp"
+#include "copgen/safe.hpp"
 #include "copgen/stac.hpp"
 
 namespace copgen {
@@ -61,6 +62,14 @@ bool parse_union_extent(const std::string& s) {
   if (s == "intersection") return false;
   if (s == "union") return true;
   throw UsageError("--extent: expected intersection or union, got '" + s + "'");
+}
+
+std::string mosaic_order_name(MosaicOrder m) { return m == MosaicOrder::Listed ? "listed" : "recent"; }
+
+MosaicOrder parse_mosaic_order(const std::string& s) {
+  if (s == "listed") return MosaicOrder::Listed;
+  if (s == "recent") return MosaicOrder::Recent;
+  throw UsageError("--mosaic-order: unknown order '" + s + "' (expected listed or recent)");
 }
 
 void parse_summary(const std::string& s, SceneOptions& o) {
@@ -402,6 +411,35 @@ void settle_s2_offset(ModalityInput& in, S2Offset mode, std::optional<S2OffsetEv
   }
 }
 
+// "YYYY-MM-DDTHH:MM:SS" of an RFC 3339 date-time (as written; its zone is not applied), or empty.
+std::string normal_datetime(const std::string& v) {
+  static const std::regex kDate(R"(^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2}))");
+  std::smatch m;
+  return std::regex_search(v, m, kDate) ? m[1].str() + "T" + m[2].str() : std::string();
+}
+
+// When a STAC item was acquired: its datetime, else its start_datetime; empty when neither.
+std::string item_datetime(const StacItem& item) {
+  const auto props = item.json.find("properties");
+  if (props == item.json.end() || !props->is_object()) return "";
+  for (const char* key : {"datetime", "start_datetime"}) {
+    const auto it = props->find(key);
+    if (it != props->end() && it->is_string()) {
+      if (std::string d = normal_datetime(it->get<std::string>()); !d.empty()) return d;
+    }
+  }
+  return "";
+}
+
+// The acquisition time in a product's name ("S2B_MSIL2A_20240419T095549_N0510_...",
+// Major TOM's "..._20200416T102021_..."): the first _YYYYMMDDTHHMMSS_; empty when none.
+std::string name_datetime(const std::string& path) {
+  static const std::regex kStamp(R"((?:^|[_/\\])(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?=[_./\\]|$))");
+  std::smatch m;
+  if (!std::regex_search(path, m, kStamp)) return "";
+  return m[1].str() + "-" + m[2].str() + "-" + m[3].str() + "T" + m[4].str() + ":" + m[5].str() + ":" + m[6].str();
+}
+
 }  // namespace
 
 ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
@@ -430,6 +468,20 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
     // the item's words alone: its band files are not probed again (a COG over HTTP)
     if (offset == S2Offset::Auto) said = stac_s2_offset(item, keys).value_or(S2OffsetEvidence{0.0, "none"});
     spdlog::info("{}: '{}' is the STAC item {}", modality_name(modality), path, item.id());
+    in.datetime = item_datetime(item);
+  } else if (is_safe_product(path)) {  // a Sentinel-2 SAFE folder or .zip (safe.hpp)
+    if (requested == InputKind::Thumbnail) {
+      throw UsageError("--input-kind thumbnail: " + what + " '" + path + "' is a SAFE product, whose bands are "
+                       "physical");
+    }
+    const SafeProduct safe = read_safe_product(path, modality, what);
+    in.kind = InputKind::Physical;
+    in.files = safe.bands;
+    in.bands.assign(in.files.size(), 1);
+    in.nodata = safe.nodata;
+    if (offset == S2Offset::Auto) said = safe.offset;  // unset: the band files and the name, as for other files
+    spdlog::info("{}: '{}' is the {} SAFE product {}, granule {}", modality_name(modality), path, safe.level,
+                 safe.name, safe.granule);
   } else if (fs::is_directory(path, ec)) {
     resolve_product_folder(in, modality, path, requested, what, names);
   } else if (path.find(',') != std::string::npos && !fs::exists(path, ec)) {
@@ -438,6 +490,7 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
     resolve_single_file(in, modality, path, requested, what, names);
   }
   if (in.kind == InputKind::Thumbnail) in.bands = {1, 2, 3};
+  if (in.datetime.empty()) in.datetime = name_datetime(path);
   const std::string from = describe_source(in);
   spdlog::info("{}: '{}' read as {}", modality_name(modality), path, from);
   if (in.kind == InputKind::Physical && (modality == Modality::S2L1C || modality == Modality::S2L2A)) {
@@ -449,7 +502,12 @@ ModalityInput resolve_input(Modality modality, const std::string& path, InputKin
 std::string s2_offset_record(const std::vector<ModalityInput>& inputs) {
   std::string out;
   bool said = false;
+  std::vector<ModalityInput> flat;  // a mosaic's parts each say their own offset
   for (const ModalityInput& in : inputs) {
+    if (in.parts.empty()) flat.push_back(in);
+    flat.insert(flat.end(), in.parts.begin(), in.parts.end());
+  }
+  for (const ModalityInput& in : flat) {
     if (in.offset_source.empty()) continue;
     said = said || in.offset_source != "none";
     out += (out.empty() ? "" : "; ") + fmt::format("{}:{:g} ({})", modality_name(in.modality), in.dn_offset,
@@ -461,6 +519,98 @@ std::string s2_offset_record(const std::vector<ModalityInput>& inputs) {
 
 bool has_band_files(const std::string& dir, Modality modality) {
   return band_files(dir, band_names(modality)).has_value();
+}
+
+std::vector<std::size_t> mosaic_order_of(const std::vector<ModalityInput>& parts, MosaicOrder order) {
+  std::vector<std::size_t> idx(parts.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  if (order == MosaicOrder::Listed) return idx;
+  for (const ModalityInput& p : parts) {
+    if (p.datetime.empty()) {
+      throw UsageError("--mosaic-order recent: " + modality_name(p.modality) + " input '" + p.label +
+                       "' carries no date (a STAC item's datetime, or _YYYYMMDDTHHMMSS_ in a product's name); "
+                       "give the inputs top first with --mosaic-order listed");
+    }
+  }
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](std::size_t a, std::size_t b) { return parts[a].datetime > parts[b].datetime; });
+  return idx;
+}
+
+ModalityInput mosaic_input(std::vector<ModalityInput> parts, MosaicOrder order) {
+  if (parts.empty()) throw std::invalid_argument("mosaic_input: no parts");
+  if (parts.size() == 1) return parts[0];
+  const std::string name = modality_name(parts[0].modality);
+  for (const ModalityInput& p : parts) {
+    if (p.modality != parts[0].modality || !p.parts.empty()) {
+      throw std::invalid_argument("mosaic_input: parts of one modality, none a mosaic, expected");
+    }
+    if (p.kind != parts[0].kind) {
+      throw InputError(name + " inputs '" + parts[0].label + "' and '" + p.label +
+                       "': a mosaic cannot mix a rendered thumbnail with physical bands; give every part as "
+                       "physical bands or every part as a thumbnail");
+    }
+  }
+  ModalityInput m;
+  m.modality = parts[0].modality;
+  m.kind = parts[0].kind;
+  std::string listing;
+  for (std::size_t i : mosaic_order_of(parts, order)) m.parts.push_back(std::move(parts[i]));
+  for (const ModalityInput& p : m.parts) {
+    m.label += (m.label.empty() ? "" : " + ") + p.label;
+    m.files.insert(m.files.end(), p.files.begin(), p.files.end());
+    m.bands.insert(m.bands.end(), p.bands.begin(), p.bands.end());
+    m.dn_offset = std::max(m.dn_offset, p.dn_offset);
+    listing += (listing.empty() ? "'" : ", '") + p.label + "'" + (p.datetime.empty() ? "" : " (" + p.datetime + ")");
+  }
+  m.datetime = m.parts[0].datetime;
+  spdlog::info("{}: a mosaic of {} inputs, top first ({}): {}", name, m.parts.size(),
+               order == MosaicOrder::Listed ? "--mosaic-order listed: as given" : "--mosaic-order recent: the most recent first",
+               listing);
+  return m;
+}
+
+torch::Tensor MosaicCoverage::add(const std::vector<torch::Tensor>& valid) {
+  if (valid.empty()) throw std::invalid_argument("MosaicCoverage::add: no parts");
+  if (covered.empty()) {
+    covered.assign(valid.size(), 0);
+    shown.assign(valid.size(), 0);
+  }
+  if (covered.size() != valid.size()) throw std::invalid_argument("MosaicCoverage::add: another number of parts");
+  torch::Tensor any = torch::zeros(valid[0].sizes(), torch::kBool);
+  for (std::size_t j = 0; j < valid.size(); ++j) {
+    const torch::Tensor v = valid[j].to(torch::kBool);
+    covered[j] += v.sum().item<std::int64_t>();
+    shown[j] += v.logical_and(any.logical_not()).sum().item<std::int64_t>();
+    any = any.logical_or(v);
+  }
+  pixels += valid[0].numel();
+  return any;
+}
+
+std::string describe_coverage(const ModalityInput& in, const MosaicCoverage& c) {
+  const auto pct = [&](std::int64_t n) { return c.pixels > 0 ? 100.0 * static_cast<double>(n) / c.pixels : 0.0; };
+  std::size_t covering = 0;
+  for (std::int64_t n : c.covered) covering += n > 0 ? 1 : 0;
+  std::string s = fmt::format("{}: {} of {} items cover the region:", modality_name(in.modality), covering,
+                              in.parts.size());
+  for (std::size_t j = 0; j < in.parts.size() && j < c.covered.size(); ++j) {
+    s += fmt::format("{} '{}' ({:.1f}% of the region; on top in {:.1f}%)", j ? "," : "", in.parts[j].label,
+                     pct(c.covered[j]), pct(c.shown[j]));
+  }
+  return s;
+}
+
+std::string mosaic_record(const std::vector<ModalityInput>& inputs, MosaicOrder order) {
+  std::string out;
+  for (const ModalityInput& in : inputs) {
+    if (in.parts.empty()) continue;
+    std::string parts;
+    for (const ModalityInput& p : in.parts) parts += (parts.empty() ? "'" : " over '") + p.label + "'";
+    out += (out.empty() ? "" : "; ") + modality_name(in.modality) + ": " + parts + " (--mosaic-order " +
+           mosaic_order_name(order) + ")";
+  }
+  return out;
 }
 
 namespace {
@@ -487,6 +637,27 @@ Grid region_of_interest(const Grid& grid, const SceneOptions& o) {
   return window_grid(grid, w);
 }
 
+// The grid of an input: its first file's; for a mosaic, the union of its parts' in its top
+// part's CRS and pixels (choose_grid with the top part as the reference), or --target-crs.
+Grid input_grid(const ModalityInput& in, const SceneOptions& o) {
+  const std::string what = modality_name(in.modality) + " input";
+  if (in.parts.empty()) return RasterSource::open(in.files[0], what).grid();
+  std::vector<Grid> grids;
+  std::vector<std::string> labels;
+  for (const ModalityInput& p : in.parts) {
+    grids.push_back(RasterSource::open(p.files[0], what).grid());
+    labels.push_back(p.label);
+    if (!grids.back().georeferenced) {
+      throw InputError(what + " '" + p.label + "': no georeferencing; the parts of a mosaic are placed by theirs");
+    }
+  }
+  GridOptions go;
+  go.reference = 0;
+  go.target_crs = o.target_crs;
+  go.union_extent = true;
+  return choose_grid(grids, labels, go);
+}
+
 }  // namespace
 
 Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o) {
@@ -494,9 +665,8 @@ Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o)
   std::vector<std::string> labels;
   int reference = -1;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const RasterSource src = RasterSource::open(inputs[i].files[0], modality_name(inputs[i].modality) + " input");
-    grids.push_back(src.grid());
-    labels.push_back(inputs[i].files[0]);
+    grids.push_back(input_grid(inputs[i], o));
+    labels.push_back(inputs[i].parts.empty() ? inputs[i].files[0] : inputs[i].parts[0].files[0]);
     if (o.grid_from && *o.grid_from == inputs[i].modality) reference = static_cast<int>(i);
   }
   if (o.grid_from && reference < 0) {
@@ -517,6 +687,9 @@ Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& o)
   go.target_resolution = o.grid_from ? o.target_resolution : o.target_resolution.value_or(10.0);
   go.union_extent = o.union_extent;
   Grid g = choose_grid(grids, labels, go);
+  for (const Grid& m : grids) {  // a mosaic of inputs in degrees: the zone chosen for it
+    if (g.chosen.empty() && !m.chosen.empty() && same_crs(m.crs_wkt, g.crs_wkt)) g.chosen = m.chosen;
+  }
   if (o.projwin || o.srcwin) g = region_of_interest(g, o);
   const double rx = std::abs(g.geotransform[1]), ry = std::abs(g.geotransform[5]);
   if (g.georeferenced && (std::abs(rx / 10.0 - 1.0) > 0.01 || std::abs(ry / 10.0 - 1.0) > 0.01)) {
@@ -565,6 +738,7 @@ struct BandReader {
   BandReader(const ModalityInput& in, const Grid& grid, const std::string& resampling) {
     for (size_t i = 0; i < in.files.size(); ++i) {
       RasterSource s = RasterSource::open(in.files[i], modality_name(in.modality) + " input");
+      if (in.nodata) s = s.with_nodata(*in.nodata);
       int dx = 0, dy = 0;
       const bool own = pixel_window_of(s.grid(), grid, dx, dy);
       sources.push_back(own ? s : s.warped(grid, resampling));
@@ -607,6 +781,48 @@ torch::Tensor bilinear_at(const torch::Tensor& img, const torch::Tensor& u, cons
          at(v1, u1) * fu * fv;
 }
 
+// The grid a DEM of grid `sg` is warped onto for the cell (x, y, w, h) of `grid` when it
+// is in another CRS or rotated: about the DEM's pixel size (30 m when unknown; a
+// geographic DEM's pixels, in degrees, measured in metres where the cell lies), anchored
+// at the cell's corner.
+Grid dem_cell_grid(const Grid& sg, const Grid& grid, int x, int y, int w, int h) {
+  const auto& g = grid.geotransform;
+  const double res = grid.resolution();
+  double native = same_crs(sg.crs_wkt, grid.crs_wkt) ? sg.resolution() : 0.0;
+  if (!(native > 0)) native = geographic_pixel_size(sg, grid.crs_wkt).value_or(30.0);
+  Grid dg;
+  dg.georeferenced = true;
+  dg.crs_wkt = grid.crs_wkt;
+  dg.width = std::max(2, static_cast<int>(std::ceil(w * res / native)));
+  dg.height = std::max(2, static_cast<int>(std::ceil(h * res / native)));
+  dg.geotransform = {g[0] + x * res, native, 0, g[3] - y * res, 0, -native};
+  return dg;
+}
+
+// A mosaic's elevation over one cell: every part warped onto the cell's grid of the top
+// part's pixel size (dem_cell_grid), the top valid part's elevation at each pixel.
+std::pair<torch::Tensor, torch::Tensor> read_dem_mosaic_cell(const ModalityInput& in, const Grid& grid, int x, int y,
+                                                             int w, int h, std::array<double, 6>& gt,
+                                                             MosaicCoverage* coverage) {
+  const Grid dg = dem_cell_grid(RasterSource::open(in.parts[0].files[0], "DEM input").grid(), grid, x, y, w, h);
+  std::vector<torch::Tensor> elevs, valids;
+  for (const ModalityInput& p : in.parts) {
+    const RasterSource src = RasterSource::open(p.files[0], "DEM input");
+    const RasterSource warped = src.warped(dg, "bilinear");
+    const int band = p.bands.empty() ? 1 : p.bands[0];
+    elevs.push_back(warped.read({band}, 0, 0, dg.width, dg.height)[0]);
+    // read_valid: outside the part is invalid (a warp's alpha band where no nodata is set)
+    valids.push_back(
+        warped.read_valid({band}, 0, 0, dg.width, dg.height).logical_and(torch::isfinite(elevs.back())));
+  }
+  MosaicCoverage local;
+  const torch::Tensor valid = (coverage ? *coverage : local).add(valids);
+  torch::Tensor elev = torch::zeros_like(elevs[0]);
+  for (std::size_t j = elevs.size(); j-- > 0;) elev = torch::where(valids[j], elevs[j], elev);  // the top one last
+  gt = dg.geotransform;
+  return {elev, valid};
+}
+
 // The DEM's elevation and validity over one cell at its native resolution, as a Major TOM
 // DEM product holds it: the cell's extent and nothing beyond, so that the hillshade's
 // gradient is one-sided at the cell's edges. In the grid's CRS, a north-up DEM is read on
@@ -614,7 +830,9 @@ torch::Tensor bilinear_at(const torch::Tensor& img, const torch::Tensor& u, cons
 // onto a grid of about its pixel size anchored at the cell's corner. `gt` gets the
 // geotransform of the result.
 std::pair<torch::Tensor, torch::Tensor> read_dem_cell(const ModalityInput& in, const Grid& grid, int x, int y,
-                                                      int w, int h, std::array<double, 6>& gt) {
+                                                      int w, int h, std::array<double, 6>& gt,
+                                                      MosaicCoverage* coverage) {
+  if (!in.parts.empty()) return read_dem_mosaic_cell(in, grid, x, y, w, h, gt, coverage);
   const RasterSource src = RasterSource::open(in.files[0], "DEM input");
   const Grid sg = src.grid();
   const int band = in.bands.empty() ? 1 : in.bands[0];
@@ -635,16 +853,7 @@ std::pair<torch::Tensor, torch::Tensor> read_dem_cell(const ModalityInput& in, c
     valid = src.read_valid({band}, c0, r0, c1 - c0, r1 - r0);
     gt = {s[0] + c0 * s[1], s[1], 0, s[3] + r0 * s[5], 0, s[5]};
   } else {
-    // another CRS or a rotated grid: about the DEM's pixel size (30 m when unknown); a
-    // geographic DEM's pixels (degrees) measured in metres where the cell lies
-    double native = same_crs(sg.crs_wkt, grid.crs_wkt) ? sg.resolution() : 0.0;
-    if (!(native > 0)) native = geographic_pixel_size(sg, grid.crs_wkt).value_or(30.0);
-    Grid dg;
-    dg.georeferenced = true;
-    dg.crs_wkt = grid.crs_wkt;
-    dg.width = std::max(2, static_cast<int>(std::ceil(w * res / native)));
-    dg.height = std::max(2, static_cast<int>(std::ceil(h * res / native)));
-    dg.geotransform = {x0, native, 0, y0, 0, -native};
+    const Grid dg = dem_cell_grid(sg, grid, x, y, w, h);
     const RasterSource warped = src.warped(dg, "bilinear");
     elev = warped.read({band}, 0, 0, dg.width, dg.height)[0];
     valid = warped.read_valid({band}, 0, 0, dg.width, dg.height);
@@ -658,14 +867,14 @@ std::pair<torch::Tensor, torch::Tensor> read_dem_cell(const ModalityInput& in, c
 // (read_dem_cell), then bilinear to the grid's pixels, as Major TOM resizes its DEM
 // thumbnails. A pixel is valid where its four DEM pixels are.
 std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in, const Grid& grid, int x, int y,
-                                                        int w, int h) {
+                                                        int w, int h, MosaicCoverage* coverage = nullptr) {
   if (!grid.georeferenced) {
     // no georeferencing: the DEM is already on the target pixel grid
     auto [elev, valid] = BandReader(in, grid, "bilinear").read({0}, x, y, w, h);
     return {render_dem(elev[0].to(torch::kFloat64), valid), valid};
   }
   std::array<double, 6> dgt{};
-  const auto [elev, dvalid] = read_dem_cell(in, grid, x, y, w, h, dgt);
+  const auto [elev, dvalid] = read_dem_cell(in, grid, x, y, w, h, dgt, coverage);
   const torch::Tensor thumb = render_dem(elev, dvalid);  // uint8 [3, dh, dw]
   // the grid's pixel centres in DEM pixel coordinates (pixel-centred bilinear)
   const auto& g = grid.geotransform;
@@ -681,10 +890,79 @@ std::pair<torch::Tensor, torch::Tensor> render_dem_cell(const ModalityInput& in,
   return {out, v};
 }
 
+// One part of a mosaic over a window, in the domain parts are combined in: thumbnail
+// pixels, S1 linear power, S2 DNs less the part's own offset (float64); and its validity.
+std::pair<torch::Tensor, torch::Tensor> read_part(const ModalityInput& part, const BandReader& reader, int x, int y,
+                                                  int w, int h) {
+  if (part.kind == InputKind::Thumbnail) {
+    const torch::Tensor v = reader.read({0, 0, 0}, x, y, w, h).second;  // validity of band 1
+    const torch::Tensor rgb = reader.read_file(0, {1, 2, 3}, x, y, w, h);
+    return {rgb, v.logical_and(torch::isfinite(rgb).all(0))};
+  }
+  if (part.modality == Modality::S1RTC) {
+    auto [data, v] = reader.read({0, 1}, x, y, w, h);
+    return {s1_linear_power(data, part.s1_scale), v};
+  }
+  auto [data, v] = reader.read({0, 1, 2}, x, y, w, h);
+  return {data.to(torch::kFloat64) - part.dn_offset, v};
+}
+
+// render_to_file's loop for a mosaic: per cell, the parts combined top first, rendered once.
+std::int64_t render_mosaic_cells(const ModalityInput& in, const Grid& grid, RasterSink& sink, int bw, int bh) {
+  std::vector<BandReader> readers;
+  if (in.modality != Modality::DEM || in.kind == InputKind::Thumbnail) {
+    for (const ModalityInput& p : in.parts) readers.emplace_back(p, grid, "bilinear");
+  }
+  MosaicCoverage coverage;
+  std::int64_t valid_pixels = 0;
+  for (int y = 0; y < grid.height; y += bh) {
+    for (int x = 0; x < grid.width; x += bw) {
+      throw_if_stop_requested();
+      const int w = std::min(bw, grid.width - x), h = std::min(bh, grid.height - y);
+      torch::Tensor rgb, valid;
+      if (readers.empty()) {
+        std::tie(rgb, valid) = render_dem_cell(in, grid, x, y, w, h, &coverage);
+      } else {
+        std::vector<torch::Tensor> data, valids;
+        for (std::size_t j = 0; j < readers.size(); ++j) {
+          auto [d, v] = read_part(in.parts[j], readers[j], x, y, w, h);
+          data.push_back(d);
+          valids.push_back(v);
+        }
+        valid = coverage.add(valids);
+        torch::Tensor top = torch::zeros_like(data[0]);
+        for (std::size_t j = data.size(); j-- > 0;) top = torch::where(valids[j].unsqueeze(0), data[j], top);
+        if (in.kind == InputKind::Thumbnail) {
+          rgb = torch::nan_to_num(top, 0.0).round().clamp(0, 255).to(torch::kUInt8);
+        } else if (in.modality == Modality::S1RTC) {
+          const torch::Tensor nod = torch::full_like(top[0], -32768.0f);
+          rgb = render_s1(torch::where(valid, top[0], nod), torch::where(valid, top[1], nod), -32768.0);
+        } else {
+          rgb = render_s2(top, 0.0);  // each part's offset is already subtracted
+        }
+      }
+      rgb = torch::where(valid.unsqueeze(0), rgb, torch::zeros_like(rgb));
+      valid_pixels += valid.sum().item<std::int64_t>();
+      sink.write(rgb, x, y);
+      sink.write_mask(valid, x, y);
+    }
+  }
+  sink.commit();
+  spdlog::info("{}", describe_coverage(in, coverage));
+  for (std::size_t j = 0; j < in.parts.size(); ++j) {
+    if (coverage.covered[j] == 0) {
+      spdlog::warn("{} input '{}' covers none of the region (outside it, or nodata everywhere in it); it adds "
+                   "nothing to the mosaic",
+                   modality_name(in.modality), in.parts[j].label);
+    }
+  }
+  return valid_pixels;
+}
+
 }  // namespace
 
 std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std::string& path,
-                            [[maybe_unused]] const SceneOptions& o, const std::string& format,
+                            const SceneOptions& o, const std::string& format,
                             bool overwrite) {
   SinkSpec spec;
   spec.grid = grid;
@@ -699,10 +977,12 @@ std::int64_t render_to_file(const ModalityInput& in, const Grid& grid, const std
   if (in.modality == Modality::S2L2A) spec.metadata["COPGEN_L2A_OFFSET"] = std::to_string(in.dn_offset);
   if (const std::string r = s2_offset_record({in}); !r.empty()) spec.metadata["COPGEN_S2_OFFSET"] = r;
   if (!grid.chosen.empty()) spec.metadata["COPGEN_GRID_CRS_CHOSEN"] = grid.chosen;
+  if (const std::string r = mosaic_record({in}, o.mosaic_order); !r.empty()) spec.metadata["COPGEN_MOSAIC"] = r;
   RasterSink sink = RasterSink::create(path, spec);
   // statistics per scene, or per Major TOM cell for larger scenes
   const int bw = grid.width <= kCell && grid.height <= kCell ? grid.width : kCell;
   const int bh = grid.width <= kCell && grid.height <= kCell ? grid.height : kCell;
+  if (!in.parts.empty()) return render_mosaic_cells(in, grid, sink, bw, bh);
   std::optional<BandReader> reader;
   std::int64_t valid_pixels = 0;
   if (!(in.kind == InputKind::Physical && in.modality == Modality::DEM)) {

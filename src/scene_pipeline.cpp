@@ -13,7 +13,9 @@
 #include "copgen/error.hpp"
 #include "copgen/models.hpp"
 #include "copgen/pipeline.hpp"
+#include "copgen/pictures.hpp"
 #include "copgen/pixels.hpp"
+#include "copgen/previews.hpp"
 #include "copgen/provenance.hpp"
 #include "copgen/raster_scene.hpp"
 #include "copgen/render.hpp"
@@ -170,12 +172,11 @@ std::map<std::string, std::string> scene_metadata(const TranslateOptions& o, con
   if (const std::string r = s2_offset_record(p.inputs); !r.empty()) meta["COPGEN_S2_OFFSET"] = r;
   meta["COPGEN_FILL_NODATA"] = o.scene.fill_nodata ? "yes" : "no";
   if (!p.grid.chosen.empty()) meta["COPGEN_GRID_CRS_CHOSEN"] = p.grid.chosen;
+  if (const std::string r = mosaic_record(p.inputs, o.scene.mosaic_order); !r.empty()) meta["COPGEN_MOSAIC"] = r;
   return meta;
 }
 
-bool physical_output(const SceneOptions& s, Modality m) {
-  return s.output_kind == OutputKind::Physical && (m == Modality::S2L1C || m == Modality::S2L2A);
-}
+bool physical_output(const SceneOptions& s, Modality m) { return physical_dn_offset(s, m).has_value(); }
 
 // The sink of sample k's output of generated modality g.
 RasterSink create_sink(const ScenePlan& plan, const TranslateOptions& o, std::size_t g, int k) {
@@ -218,11 +219,9 @@ void write_core(RasterSink& sink, const torch::Tensor& px, const ScenePlan& plan
     for (const RasterSource& r : rendered) valid.logical_and_(r.read_valid({1}, x0p, y0p, x1p - x0p, y1p - y0p));
   }
   torch::Tensor data = tile;
-  if (physical_output(scene, m)) {
+  if (const std::optional<double> offset = physical_dn_offset(scene, m)) {
     torch::Tensor saturated;
-    // as before --s2-offset: DNs carry the offset only where it is forced on (docs/scenes.md)
-    const double offset = m == Modality::S2L2A && scene.s2_offset == S2Offset::On ? 1000.0 : 0.0;
-    const torch::Tensor dn = s2_dn_from_pixels(tile, offset, &saturated);
+    const torch::Tensor dn = s2_dn_from_pixels(tile, *offset, &saturated);
     data = torch::cat({dn, saturated.unsqueeze(0).to(dn.scalar_type())}, 0);
   }
   sink.write(torch::where(valid.unsqueeze(0), data, torch::zeros_like(data)), x0p, y0p);
@@ -291,16 +290,25 @@ ScenePlan prepare_scene(const TranslateOptions& o, const Models& models) {
   ScenePlan p;
   const std::vector<Modality> generated = generated_of(o);
   std::vector<Modality> given_mods;
+  std::vector<std::vector<ModalityInput>> groups;  // per modality, as first given; several: a mosaic
   for (const GivenInput& g : o.inputs) {
-    p.inputs.push_back(resolve_input(g.modality, g.path, o.scene.input_kind, o.scene.assets, o.scene.s2_offset));
-    given_mods.push_back(g.modality);
+    ModalityInput in = resolve_input(g.modality, g.path, o.scene.input_kind, o.scene.assets, o.scene.s2_offset);
+    const auto it = std::find(given_mods.begin(), given_mods.end(), g.modality);
+    if (it == given_mods.end()) {
+      given_mods.push_back(g.modality);
+      groups.push_back({std::move(in)});
+    } else {
+      groups[static_cast<std::size_t>(it - given_mods.begin())].push_back(std::move(in));
+    }
   }
+  for (auto& parts : groups) p.inputs.push_back(mosaic_input(std::move(parts), o.scene.mosaic_order));
   p.grid = scene_grid(p.inputs, o.scene);
   p.roles = Roles::make(given_mods, generated);
   check_canvas_fits(p.grid, models, p.inputs[0].label);
   std::vector<std::string> input_paths;
   for (const ModalityInput& in : p.inputs) {
-    input_paths.push_back(in.label);
+    if (in.parts.empty()) input_paths.push_back(in.label);
+    for (const ModalityInput& part : in.parts) input_paths.push_back(part.label);
     input_paths.insert(input_paths.end(), in.files.begin(), in.files.end());
   }
   std::vector<std::string> summaries;
@@ -451,6 +459,31 @@ SceneCost scene_cost(const ScenePlan& plan, const TranslateOptions& o, const Mod
 
 namespace {
 
+// The --preview of a scene (pictures.hpp's layout): the renderings of the given modalities
+// (as the model saw them, with their own nodata) and each sample's outputs read back (with
+// their mask; physical S2 outputs through the S2 rendering), all downsampled by one factor
+// so that the picture is at most kPreviewMaxWidth wide.
+void write_scene_preview(const ScenePlan& plan, const TranslateOptions& o, const std::vector<RasterSource>& rendered) {
+  const std::size_t panels = plan.order.size() + plan.roles.generated.size();
+  const int f = preview_factor(plan.grid.width, static_cast<int>(panels));
+  std::vector<Panel> given;
+  for (std::size_t i : plan.order) {
+    given.push_back({modality_name(plan.inputs[i].modality) + " given", read_picture(rendered[i], f, std::nullopt)});
+  }
+  std::vector<std::vector<Panel>> rows;
+  for (int k = 0; k < o.samples; ++k) {
+    std::vector<Panel> row = given;
+    for (std::size_t g = 0; g < plan.roles.generated.size(); ++g) {
+      const Modality m = plan.roles.generated[g];
+      const RasterSource out = RasterSource::open(plan.outputs.images[static_cast<std::size_t>(k)][g], "output");
+      row.push_back({modality_name(m) + " generated", read_picture(out, f, physical_dn_offset(o.scene, m))});
+    }
+    rows.push_back(std::move(row));
+  }
+  write_png(plan.outputs.preview, compose_preview(rows));
+  spdlog::info("wrote {} (preview, {} x downsampled)", plan.outputs.preview, f);
+}
+
 // The cost, logged before the first network call.
 void log_cost(const ScenePlan& plan, const SceneCost& c, const TranslateOptions& o) {
   spdlog::info("scene plan: {} x {} pixels, {} window(s), {} ({} tiling), latent canvas about {:.1f} MB",
@@ -494,6 +527,7 @@ RunResult translate_scene(const TranslateOptions& o, Models& models, const Progr
       ++result.cost.samples;
       for (const std::string& f : write_sample(models, plan, o, rendered, x0, k)) result.outputs.push_back(f);
     }
+    if (!plan.outputs.preview.empty()) write_scene_preview(plan, o, rendered);
   } catch (...) {
     rethrow_with_out_of_memory_message({"windows of " + plan.inputs[0].label}, batch, models.device().str());
   }

@@ -56,4 +56,24 @@ inline void write_s2_band(const std::string& path, int seed) {
   write_s2_band(path, f);
 }
 
+// Every pixel of the three bands of a rendering, band after band.
+inline std::vector<std::uint8_t> pixels_of(const std::string& path) {
+  Ds d(path);
+  REQUIRE(d.ds != nullptr);
+  std::vector<std::uint8_t> all;
+  for (int b = 1; b <= 3; ++b) {
+    const auto px = band(d.ds, b);
+    all.insert(all.end(), px.begin(), px.end());
+  }
+  return all;
+}
+
+// `copgen render --modality S2L2A -i INPUT -o OUT FLAGS`, which must succeed; its log.
+inline std::string render_s2l2a(const std::string& input, const std::string& out, const std::string& flags) {
+  const auto r = run_copgen("render --modality S2L2A -i " + quote(input) + " -o " + quote(out) + flags);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  return r.output;
+}
+
 }  // namespace copgen::test

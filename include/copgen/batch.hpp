@@ -56,7 +56,14 @@ struct BatchOptions {
   int readers = 2;               // --readers: reader threads
   SceneOptions scene;            // the scene flags, for tuples that go through translate(); with
                                  // --input-kind physical or --output-kind physical, every tuple does
+  bool index = true;             // false: --no-index, no contact sheet
+  int index_page_size = 100;     // --index-page-size: tuples per page of the contact sheet
 };
+
+// The contact sheet of a run (contact_sheet.hpp): <output>/index.html (index-2.html, ... for
+// more pages), <output>/index.shard-I-of-N.html with N > 1; its small pictures under
+// <output>/.index/<first 16 hex digits of the SHA-256 of the tuple key>/.
+std::string default_index_path(const BatchOptions& options);
 
 // Throws UsageError naming the flags in conflict.
 void validate(const BatchOptions& options);
@@ -95,6 +102,7 @@ struct BatchPlan {
   std::vector<std::string> keys;                  // the tuples to do, in order
   std::vector<std::vector<std::string>> outputs;  // per tuple to do: the files it writes (images, STAC item)
   std::string report;                             // the run report, replaced by every run
+  std::vector<std::string> index;                 // the contact sheet's pages, replaced by every run
 };
 // `models_dir`: the models the run would load (never written over).
 BatchPlan plan_batch(const BatchOptions& options, const std::string& models_dir);

@@ -62,7 +62,9 @@ struct ReferenceFigures {
   double tuples_per_s = 0.0;  // 0 when not measured
   double e2e_seconds = 0.0;
   double e2e_cpu_seconds = 0.0;
-  std::int64_t peak_host_rss_bytes = -1;
+  std::int64_t peak_host_rss_bytes = -1;        // as copgen's row measures it (VmHWM after loading)
+  std::int64_t peak_device_bytes = -1;          // CUDA: peak reserved; -1 on the CPU
+  std::int64_t peak_device_allocated_bytes = -1;  // CUDA: peak allocated; -1 on the CPU
 };
 
 struct BenchRow {
@@ -105,6 +107,7 @@ struct BenchReport {
   double peak_tflops = 0.0;
   std::string load_average;       // "1.23 0.98 0.75" when the run started
   std::string python;             // interpreter of the reference, when compared
+  nlohmann::json environment;     // to_json(system_info(models_dir)): what `copgen info` reports
   BenchOptions options;
   std::vector<BenchRow> rows;
 };
@@ -121,6 +124,11 @@ BenchReport run_bench(const BenchOptions& options, const BenchLog& log = {});
 nlohmann::json bench_to_json(const BenchReport& report);
 // A fixed-width table: one line per row, then the machine and model notes.
 std::string format_bench_table(const BenchReport& report);
+// The figures as an SVG chart (bench --svg; src/bench_chart.cpp): backbone calls per
+// second, and with --peak-tflops the MFU in percent, one bar per measured row
+// (<rect class="bar copgen" data-row="i">; skipped rows have none), the reference's bar
+// beside it (class "bar reference") with --compare-reference. Valid standalone XML.
+std::string bench_svg(const BenchReport& report);
 
 // CPU time (user + system, every thread) this process has used, in seconds.
 double process_cpu_seconds();

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -24,6 +25,28 @@ namespace copgen {
 
 // True when this copgen was built against a LibTorch with CUDA (COPGEN_WITH_CUDA).
 bool built_with_cuda();
+
+// One visible CUDA device, as `copgen info` reports it.
+struct GpuDescription {
+  int index = 0;
+  std::string name;
+  int cc_major = 0;
+  int cc_minor = 0;
+  std::int64_t memory_bytes = 0;  // total device memory
+};
+
+// The CUDA side of this process. Versions are CUDA's numbers (runtime and driver
+// 1000 * major + 10 * minor; cuDNN as cudnnGetVersion gives it), 0 where there is none:
+// no driver, no cuDNN, or a build without CUDA (then every field is 0 or empty). Never
+// throws; safe on a machine without a GPU or a driver.
+struct CudaDescription {
+  bool compiled = false;        // built_with_cuda()
+  int runtime_version = 0;      // the CUDA runtime copgen runs with
+  int driver_version = 0;       // the newest CUDA the installed driver supports; 0: no driver
+  long cudnn_version = 0;       // the cuDNN loaded (LibTorch >= 2.11), else the one LibTorch was built with
+  std::vector<GpuDescription> gpus;  // every visible device
+};
+CudaDescription describe_cuda();
 
 // `t` on `device`. From the CPU to a CUDA device the data are copied (synchronously) into
 // a reused pinned staging buffer, then asynchronously to the device on the current

@@ -10,6 +10,7 @@
 //   copgen::Models models = copgen::Models::load(models_dir, model_options);
 //   copgen::Extractors ex = copgen::Extractors::load(extractors_dir);
 //   copgen::EvalResult r = copgen::run_eval(o, models, ex);   // writes OUT/table1.{md,csv,json}
+//                                                            // and OUT/report.html (+ OUT/report/)
 //
 // Everything expensive is cached under OUT/cache (generated images as PNG, per chunk of
 // --batch-size samples, and feature matrices as .npy), so an interrupted eval resumes
@@ -109,6 +110,7 @@ struct EvalOptions {
   PrecisionRecallOptions pr;                // --k
   bool compare_paper = false;               // --compare-paper: paper values and differences beside
   bool overwrite = false;                   // --overwrite: discard a cache made with other settings
+  int report_examples = 4;                  // --report-examples: tuples shown in report.html's grids (0: none)
 };
 
 // Throws UsageError naming the flag of a bad value.
@@ -119,6 +121,17 @@ struct EvalRow {
   EvalCondition condition;
   std::map<Modality, SetScores> scores;  // generated modalities only
   std::int64_t generated_images = 0;     // per modality: tuples x samples per tuple
+  // report.html's grid: per example tuple (EvalResult::examples), sample 0 of each
+  // generated modality, as a PNG path relative to the output folder ("report/DEM-0-S1RTC.png")
+  std::vector<std::map<Modality, std::string>> examples;
+};
+
+// One tuple of report.html's grids: the first report_examples tuples by key.
+struct EvalExample {
+  std::string key;
+  // each modality's real image as scored (the centre crop, or the decoding of a .npy), as a
+  // PNG path relative to the output folder ("report/real-0-DEM.png")
+  std::map<Modality, std::string> real;
 };
 
 // Where each step's work came from, this run.
@@ -135,15 +148,19 @@ struct EvalResult {
   std::vector<EvalRow> rows;
   EvalCacheStats cache;
   nlohmann::json provenance;  // models and extractors hashes, seed, steps, solver, counts, ...
+  nlohmann::json environment;  // to_json(system_info(models dir)): what `copgen info` reports
   std::uint64_t seed = 0;
   double seconds = 0.0;
-  std::vector<std::string> outputs;  // table1.md, table1.csv, table1.json
+  std::vector<EvalExample> examples;  // report.html's example tuples
+  std::string precision;              // "backbone fp32, autoencoder fp32" (report.html)
+  std::vector<std::string> outputs;   // table1.md, table1.csv, table1.json, report.html
 };
 
 // Called with a one-line description of the step and (done, total) within it.
 using EvalProgress = std::function<void(const std::string&, std::int64_t, std::int64_t)>;
 
-// Runs the protocol and writes OUT/table1.md, OUT/table1.csv and OUT/table1.json.
+// Runs the protocol and writes OUT/table1.md, OUT/table1.csv, OUT/table1.json and
+// OUT/report.html with its pictures in OUT/report/.
 // Throws UsageError (bad options, a cache of other settings without --overwrite),
 // InputError (test set), ModelError, OutputError, RuntimeError or Interrupted; whatever
 // was cached before an interruption is kept.
@@ -158,5 +175,14 @@ EvalResult run_eval(const EvalOptions& options, Models& models, Extractors& extr
 std::string table1_markdown(const EvalResult& result, bool compare_paper);
 std::string table1_csv(const EvalResult& result, bool compare_paper);
 nlohmann::json table1_json(const EvalResult& result, bool compare_paper);
+// The same table as an HTML <table id="table1"> (two header lines: the metrics, then the
+// modalities); every line is a <tr> in <tbody>, of class "measured", "paper" or "difference".
+std::string table1_html(const EvalResult& result, bool compare_paper);
+
+// report.html: Table 1 with the paper's values and the differences, a grid of examples per
+// row (given, generated and real images of result.examples, linked by relative paths), and
+// the provenance. One static page: no script, no font or file from the network, print CSS.
+// Every string from the run (keys, paths, labels) is HTML-escaped.
+std::string eval_report_html(const EvalResult& result);
 
 }  // namespace copgen

@@ -53,8 +53,8 @@ void check_output_extension(const std::string& path, const std::string& flag);
 void check_writable_dir(const std::string& dir, const std::string& what);
 
 // What a planned file is, for the dry run and for messages.
-enum class FileKind { Image, Latent, Summary, StacItem, Report, Table, Json, Features };
-std::string file_kind_name(FileKind kind);  // "image", "latent", "STAC item", ...
+enum class FileKind { Image, Latent, Summary, StacItem, Report, Table, Json, Features, Preview, Page };
+std::string file_kind_name(FileKind kind);  // "image", "latent", "STAC item", "preview", "HTML page", ...
 
 struct PlannedFile {
   std::string path;

@@ -9,6 +9,13 @@
 // Loading checks the manifest's format version, each file's SHA-256, that each module
 // has the interface models/README.md documents, and that the dimensions the modules carry
 // agree with the manifest; every failure is a ModelError naming the file.
+// Memory: the files are hashed in 1 MiB chunks and loaded from their paths (no copy of
+// the file bytes is kept); the weights are cast and moved in place, and the superseded
+// copies handed back to the system (release_freed_host_memory, runtime.hpp). On the CPU
+// TorchScript runs with its simple executor (no profiling run, whose first call holds
+// every intermediate tensor to the end: +0.9 GB for the full-size backbone, more with
+// freed memory kept; outputs are the same bytes); on CUDA the profiling executor stays,
+// for its fusions.
 // All tensors returned are float32 on the models' device.
 #pragma once
 
@@ -61,6 +68,13 @@ struct ModelOptions {
   bool keep_freed_host_memory = true;  // after loading, keep freed host memory for reuse (runtime.hpp)
 };
 
+// The models directory a command uses, and where that choice came from: `flag` (the
+// command's --models) when given, else $COPGEN_MODELS, else the installed one.
+struct ModelsDirChoice {
+  std::string dir;
+  std::string origin;  // "--models", "COPGEN_MODELS" or "installed default"
+};
+ModelsDirChoice choose_models_dir(const std::string& flag = "");
 // The directory used when --models is not given: $COPGEN_MODELS, else the installed one.
 std::string default_models_dir();
 
@@ -98,6 +112,12 @@ class Models {
   torch::Tensor encode_moments(const torch::Tensor& x);
   // Images in model range (unclamped) from scaled latents.
   torch::Tensor decode(const torch::Tensor& z);
+
+  // Bytes of the floating-point parameters and buffers the backbone (or the autoencoder)
+  // holds, per dtype and device ("fp32 cpu", "bf16 cuda:0", ...): after loading, exactly one entry,
+  // the module's precision on the models' device - the weights are resident once, in one
+  // precision (docs/performance.md, "Memory").
+  std::map<std::string, std::int64_t> weight_bytes(bool autoencoder) const;
 
  private:
   Manifest manifest_;

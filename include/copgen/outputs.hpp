@@ -26,6 +26,7 @@ struct OutputOptions {
   bool overwrite = false;        // --overwrite: replace existing outputs
   std::string stac_item;         // --stac-out: also a STAC item describing the outputs (stac.hpp);
                                  // in batch mode the file name, beside each tuple's outputs
+  std::string preview;           // --preview: also a PNG picture of the run (previews.hpp); not in batch mode
 };
 // -o given, a known --format; throws UsageError naming the flag.
 void validate(const OutputOptions& options);
@@ -48,18 +49,22 @@ std::vector<std::string> band_descriptions(Modality m);
 // no tool takes the item for a raster.
 void check_stac_item_name(const std::string& path, const std::string& flag);
 
+// Checks a --preview path's name: UsageError unless it ends in .png (any case).
+void check_preview_name(const std::string& path, const std::string& flag);
+
 // Every file a translate or generate run writes, planned in one gate.
 struct OutputPlan {
   std::vector<std::vector<std::string>> images;     // [sample][generated modality]
   std::vector<std::vector<std::string>> latents;    // [sample][modality index], "" when not saved
   std::vector<std::vector<std::string>> summaries;  // [generated modality][summary], per-pixel statistics
   std::string stac_item;                            // --stac-out, "" when not asked for
+  std::string preview;                              // --preview, "" when not asked for
   OutputGate gate;  // every path above, checked; gate.make_dirs() before the first write
 };
 // Resolves and checks every output path of a run before any work, through one OutputGate
 // (files.hpp): the images (a .tif name), the latents, the summaries ("<stem>_<name><ext>"
 // beside the first sample's image, for each of `summaries`: "mean", "std") and the STAC
-// item, against each other and against `inputs` (the paths as given: files, band lists,
+// item and the --preview picture, against each other and against `inputs` (the paths as given: files, band lists,
 // product folders, STAC references). Makes nothing: gate.make_dirs() does, when the run
 // goes ahead (not for --dry-run).
 OutputPlan plan_outputs(const OutputOptions& o, int samples, const std::vector<Modality>& generated,

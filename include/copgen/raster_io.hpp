@@ -102,6 +102,26 @@ void write_image_u8(const std::string& path, const ImageU8& image, const WriteOp
 // True when `path` names an existing file (any GDAL virtual file system).
 bool path_exists(const std::string& path);
 
+// An entry of a folder listed by list_folder.
+struct FolderEntry {
+  std::string name;  // the entry's name in the folder
+  bool folder = false;
+};
+
+// The entries of the folder `path` (any GDAL virtual file system: a local folder, the
+// root of "/vsizip/x.zip" or a folder inside it), sorted by name, without "." and "..";
+// empty when `path` is not a folder GDAL can list.
+std::vector<FolderEntry> list_folder(const std::string& path);
+
+// The GDAL copgen runs with, for `copgen info` and the reports' environment.
+struct GdalDescription {
+  std::string version;                         // GDALVersionInfo("RELEASE_NAME"), e.g. "3.6.2"
+  bool cog = false;                            // the COG driver (--format COG, scene outputs)
+  std::vector<std::string> jpeg2000_drivers;   // those present of JP2OpenJPEG, JP2KAK, JP2ECW, JP2MrSID, JPEG2000
+  bool http = false;                           // /vsicurl/ (GDAL built with curl): remote rasters, STAC assets
+};
+GdalDescription describe_gdal();
+
 // Registers GDAL drivers and routes CPLError into the log, and sets GDAL_HTTP_CONNECTTIMEOUT=30,
 // GDAL_HTTP_LOW_SPEED_TIME=60 and GDAL_HTTP_LOW_SPEED_LIMIT=1 where neither a config option nor
 // the environment sets them. Idempotent and thread-safe; every function above calls it.

@@ -49,8 +49,12 @@ class RasterSource {
   const RasterInfo& info() const { return info_; }
   Grid grid() const;
   const std::string& path() const { return info_.path; }
-  // Nodata of `band` (1-based), if set.
+  // Nodata of `band` (1-based), if set (by the file, else by with_nodata).
   std::optional<double> nodata(int band) const;
+  // The same raster with `value` as the nodata of every band the file gives none (a SAFE
+  // product's 0, which its metadata names but its JPEG 2000 files do not): such pixels are
+  // invalid in read_valid() and are not spread by warped(). The file is not touched.
+  RasterSource with_nodata(double value) const;
 
   // This raster resampled onto `target` ("nearest", "bilinear", "cubic", "average"):
   // pixels outside the source read as its nodata (or NaN for float, 0 for integers) and
@@ -69,6 +73,7 @@ class RasterSource {
   struct Handle;
   std::shared_ptr<Handle> handle_;
   RasterInfo info_;
+  std::optional<double> nodata_default_;  // with_nodata's value
 };
 
 // The grid of a source.

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace copgen {
 
@@ -21,6 +22,12 @@ int configure_threads(int n);
 // (loading a model through it would raise the peak memory). Returns false where it does
 // not apply (not glibc).
 bool keep_freed_host_memory();
+// Hands the C library's free host memory back to the system (glibc: malloc_trim(0), which
+// also releases free pages inside the heap). Models::load calls it after casting and moving
+// the weights and before keep_freed_host_memory(), so that the weights' superseded copies
+// (fp32 before a cast to bf16, CPU before a move to CUDA) do not stay resident. Returns
+// false where it does not apply (not glibc) or nothing was released.
+bool release_freed_host_memory();
 
 // The copgen executable sets OMP_WAIT_POLICY=PASSIVE before the libraries start, unless the
 // user set it (src/cli/main.cpp), and then names it in this variable, so that child
@@ -34,6 +41,12 @@ std::string omp_wait_policy();
 
 // The shared library that provides sgemm_ to this process (resolved path), or "" if none.
 std::string blas_library();
+// The BLAS LibTorch was built against, as its build configuration names it (BLAS_INFO of
+// at::show_config(), e.g. "open" or "mkl"), or "" when it names none.
+std::string torch_blas_info();
+// The BLAS and LAPACK libraries mapped into this process (/proc/self/maps: libopenblas,
+// libblas, liblapack, libmkl, libblis), resolved paths, sorted, each once.
+std::vector<std::string> loaded_blas_libraries();
 // True when that library is the slow reference BLAS (Debian's libblas3), not OpenBLAS/MKL.
 bool is_reference_blas(const std::string& library);
 // Logs a warning when torch runs on the reference BLAS (about 40 times slower here).

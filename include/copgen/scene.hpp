@@ -51,6 +51,14 @@ S2Offset parse_s2_offset(const std::string& s);  // throws UsageError naming --s
 // --extent: "intersection" (false) or "union" (true); throws UsageError naming --extent.
 bool parse_union_extent(const std::string& s);
 
+// --mosaic-order: how several inputs of one modality (a mosaic: --input MOD=A --input
+// MOD=B) are stacked where they overlap. Listed: the first given is on top, each later
+// one fills only where those above are nodata or outside. Recent: the most recent
+// (ModalityInput::datetime) on top; every part must carry a date (docs/scenes.md).
+enum class MosaicOrder { Listed, Recent };
+std::string mosaic_order_name(MosaicOrder m);
+MosaicOrder parse_mosaic_order(const std::string& s);  // throws UsageError naming --mosaic-order
+
 struct SceneOptions {
   InputKind input_kind = InputKind::Auto;  // --input-kind
   Tiling tiling = Tiling::Fused;           // --tiling
@@ -66,6 +74,7 @@ struct SceneOptions {
   std::map<std::string, std::string> assets;  // --asset ROLE=KEY: the STAC asset of a band role
   bool fill_nodata = false;                // --fill-nodata: generate where inputs are nodata
   S2Offset s2_offset = S2Offset::Auto;     // --s2-offset (--l2a-offset: on): DN offset of S2L1C and S2L2A inputs
+  MosaicOrder mosaic_order = MosaicOrder::Listed;  // --mosaic-order: several inputs of one modality
   OutputKind output_kind = OutputKind::Thumbnail;  // --output-kind
   bool summary_mean = false;               // --summary mean
   bool summary_std = false;                // --summary std
@@ -101,6 +110,15 @@ struct ModalityInput {
   std::string offset_source;       // where dn_offset was read ("none": nothing said); empty when
                                    // not S2 physical bands
   S1Scale s1_scale = S1Scale::Power;  // S1 physical bands: the values' scale (rendered from power)
+  std::optional<double> nodata;    // the value its product names no data where the band files set
+                                   // none (a SAFE product's NODATA, 0); unset: the files' own
+  std::string datetime;            // when it was acquired, "YYYY-MM-DDTHH:MM:SS" (UTC, as written): a STAC
+                                   // item's datetime (or start_datetime), else a product name's
+                                   // _YYYYMMDDTHHMMSS_; empty when nothing says
+  // A mosaic (mosaic_input): its parts, top first; then files/bands are all the parts'
+  // (for the output gate and provenance only), dn_offset the largest part's, label the
+  // parts' labels joined with " + ". Empty for one input.
+  std::vector<ModalityInput> parts;
 };
 
 // Finds out what `path` holds for `modality`: a Major TOM product folder, a multi-band
@@ -113,6 +131,34 @@ struct ModalityInput {
 ModalityInput resolve_input(Modality modality, const std::string& path, InputKind requested,
                             const std::map<std::string, std::string>& assets = {},
                             S2Offset offset = S2Offset::Auto);
+
+// Several inputs of one modality as one mosaic input: their order (mosaic_order_of) top
+// first. Throws InputError when the parts mix thumbnails and physical bands or are of
+// different modalities, UsageError for --mosaic-order recent and a part without a date.
+// Logs the order.
+ModalityInput mosaic_input(std::vector<ModalityInput> parts, MosaicOrder order);
+
+// The indices of `parts` top first: as listed, or by datetime, the most recent first
+// (equal dates as listed). Throws UsageError for `recent` when a part has no datetime.
+std::vector<std::size_t> mosaic_order_of(const std::vector<ModalityInput>& parts, MosaicOrder order);
+
+// What each part of a mosaic covers of a grid, counted while it is rendered: `covered`,
+// its valid pixels; `shown`, those where it is the top valid part.
+struct MosaicCoverage {
+  std::int64_t pixels = 0;           // pixels counted
+  std::vector<std::int64_t> covered;  // per part, top first
+  std::vector<std::int64_t> shown;
+  // Adds a window: each part's validity [h, w] (bool), top first; returns where any is valid.
+  torch::Tensor add(const std::vector<torch::Tensor>& valid);
+};
+
+// The log line of a mosaic's coverage, e.g. "S2L2A: 2 items cover the region: 'a.json#A'
+// (61.0% of the region; on top in 61.0%), 'a.json#B' (45.0%; on top in 39.0%)".
+std::string describe_coverage(const ModalityInput& mosaic, const MosaicCoverage& coverage);
+
+// The COPGEN_MOSAIC metadata item of the mosaics among `inputs`, e.g. "S2L2A: 'A' over 'B'
+// (--mosaic-order listed)"; inputs separated by "; ", empty when none is a mosaic.
+std::string mosaic_record(const std::vector<ModalityInput>& inputs, MosaicOrder order);
 
 // The offset items of S2 inputs for an output's metadata, e.g. "S2L2A:1000
 // (s2:processing_baseline 05.10 >= 04.00)", inputs separated by "; "; empty when no S2
@@ -127,12 +173,17 @@ bool has_band_files(const std::string& dir, Modality modality);
 // `path` (a 3-band Byte GeoTIFF with an internal validity mask). Statistics (S1 dB range,
 // hillshade range) are taken per scene, or per 1068-pixel cell for larger scenes.
 // Returns the number of valid pixels: not nodata, not NaN or infinite, inside the input.
+// A mosaic is combined in the physical domain (each part's S2 DN offset subtracted, S1 as
+// linear power; a DEM's parts warped onto one grid of the top part's pixel size), then
+// rendered once; its coverage (describe_coverage) is logged, a part covering nothing of
+// the grid warned of, and both recorded (COPGEN_MOSAIC).
 std::int64_t render_to_file(const ModalityInput& input, const Grid& grid, const std::string& path,
                             const SceneOptions& options, const std::string& format = "GTiff", bool overwrite = true);
 
 // The target grid of resolved inputs: choose_grid's (raster_scene.hpp), with the
 // --grid-from input as the reference, else the first input of 10 m pixels, else the
-// first; cut to --projwin or --srcwin when given. Throws UsageError for a --grid-from
+// first; cut to --projwin or --srcwin when given. A mosaic counts as one input: the union
+// of its parts (in its top part's CRS and pixels), whatever --extent says. Throws UsageError for a --grid-from
 // modality that is not an input, and choose_grid's errors.
 Grid scene_grid(const std::vector<ModalityInput>& inputs, const SceneOptions& options);
 

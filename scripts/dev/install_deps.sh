@@ -11,6 +11,8 @@ PACKAGES=(
   libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
   python3-torch python3-numpy
   jq time                      # the benchmarks in bench/
+  debootstrap                  # scripts/gpu/gpu_root.sh: the GPU-machine-like root of CI's GPU check
+  chromium fonts-dejavu-core   # tests/browser: the HTML pages opened in headless Chromium
 )
 
 missing=()

@@ -3,6 +3,7 @@
 
     gpu_check.sh --prepare DIR [--build build-cuda]   # dev machine: bundle what the GPU machine lacks
     gpu_check.sh --run DIR                            # GPU machine, from the repository root
+    gpu_check.sh --run DIR --cpu                      # the same on the CPU, tiny models (CI: gpu_root.sh)
     gpu_check.sh --dry-run [--build build]            # any machine: every step on the CPU, tiny models
 
 --prepare copies the copgen binary and the GPU test binary of a build (against CUDA
@@ -14,9 +15,12 @@ and fails when DIR exceeds 64 MiB (what the GPU machine may be given).
 unpacks the bundle, points LD_LIBRARY_PATH at the machine's pip torch (torch/lib and its
 nvidia/*/lib) and the bundle, exports full-size random models with sdpa attention (and
 tiny ones for the GPU tests) with scripts/models/export_models.py, and runs the steps below, each
-with a time limit, all within --time-limit seconds (default 480):
+within its budget (RUN_BUDGETS), all within --time-limit seconds from the start, unpacking
+included (default 480; a step with too little time left is skipped, never started late):
 
-  environment     torch, CUDA, the GPU and its compute capability
+  environment     unpack the bundle; torch, CUDA, the GPU and its compute capability
+  libraries       ldd of each bundled binary: every library from the bundle, the pip torch
+                  or the C library (C_LIBRARY), none missing, none from elsewhere
   export          full-size random models (sdpa), tiny models for the tests
   gpu_tests       copgen_gpu_tests (the ctest -L gpu tests)
   translate       the demo tile: cuda fp32 and bf16 against cpu fp32 (max abs difference of the
@@ -28,6 +32,10 @@ with a time limit, all within --time-limit seconds (default 480):
 
 writing OUT/gpu_check.json (every step, its status ok/failed/skipped, seconds and figures)
 and OUT/gpu_check.log (every command and its output); OUT is $OUT, else ./gpu-check-out.
+The JSON is rewritten (temporary file, then rename) after each step with status "running",
+at the end "ok" or "failed", on SIGTERM "interrupted": a call cut short keeps what ran.
+--run DIR --cpu does all of --run with the CPU as the device and tiny models (as --dry-run):
+scripts/gpu/gpu_root.sh runs it in CI inside a root file system like the GPU machine's.
 --dry-run does the same steps with the given build on the CPU (tiny models, fp32 and
 bf16, fewer steps and batch sizes) so that CI checks the script itself.
 """
@@ -39,6 +47,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -59,18 +68,41 @@ SKIP_PREFIXES = ("libtorch", "libc10", "libcuda", "libcudart", "libcublas", "lib
 SYSTEM_LIBS = ("libc.so", "libm.so", "libdl.so", "libpthread.so", "librt.so", "libresolv.so", "ld-linux",
                "libutil.so", "libanl.so", "linux-vdso")
 FALLBACK_LIBS = ("libstdc++.so", "libgcc_s.so")
+# What the `libraries` step accepts from the system: glibc's libraries (Debian's libc6) and
+# GCC's runtime (libgcc-s1, libstdc++6), by soname prefix, in the system's library
+# directories (resolved links). Everything else must come from the bundle or the pip torch.
+C_LIBRARY = ("libc.so.", "libm.so.", "libmvec.so.", "libdl.so.", "libpthread.so.", "librt.so.", "libresolv.so.",
+             "libutil.so.", "libanl.so.", "ld-linux-x86-64.so.", "ld-linux-aarch64.so.", "libgcc_s.so.",
+             "libstdc++.so.")
+C_LIBRARY_DIRS = {os.path.realpath(d) for d in ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/lib/x86_64-linux-gnu",
+                                                "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu",
+                                                "/usr/lib/aarch64-linux-gnu")}
 
 
 class Checker:
-    def __init__(self, out_dir: str, time_limit: float):
+    """Runs the steps in order within one time limit and writes the JSON summary after each
+    one (a temporary file renamed over gpu_check.json), so that a run cut short still leaves
+    every finished step on disk."""
+
+    RESERVE = 10.0  # seconds kept after the last step: the summary, removing the work directory
+
+    def __init__(self, out_dir: str, time_limit: float, mode: str = "", extra=None):
         self.out = os.path.abspath(out_dir)
         os.makedirs(self.out, exist_ok=True)
         self.log_path = os.path.join(self.out, "gpu_check.log")
         self.log_file = open(self.log_path, "w", encoding="utf-8")
         self.start = time.monotonic()
         self.deadline = self.start + time_limit
+        self.step_deadline = float("inf")
         self.steps = []
         self.env = dict(os.environ)
+        self.mode = mode
+        self.extra = extra if extra is not None else {}
+        self.current = None
+        self.proc = None
+        # test hook (tests/python/test_gpu_check.py): SIGKILL this process right after the
+        # summary of the N-th step is written, as a call cut short would
+        self.kill_after = int(os.environ.get("COPGEN_GPU_CHECK_KILL_AFTER_STEP", "0") or 0)
 
     def log(self, msg: str) -> None:
         line = f"[gpu_check {time.monotonic() - self.start:6.1f}s] {msg}"
@@ -79,19 +111,27 @@ class Checker:
         self.log_file.flush()
 
     def left(self) -> float:
-        return self.deadline - time.monotonic()
+        """Seconds the running step may still use: its own budget, and the whole run's
+        time limit less RESERVE."""
+        return min(self.deadline - self.RESERVE, self.step_deadline) - time.monotonic()
 
     def sh(self, args, timeout: float, env=None, check=True) -> subprocess.CompletedProcess:
         """Runs args (a list), logging the command and its output; raises on failure."""
         timeout = max(1.0, min(timeout, self.left()))
         self.log("$ " + " ".join(shlex.quote(str(a)) for a in args))
-        try:
-            r = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env=env or self.env, timeout=timeout, cwd=ROOT)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode("utf-8", "replace")
-            self.log_file.write(out)
-            raise RuntimeError(f"timed out after {timeout:.0f} s: {args[0]}")
+        with subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env or self.env, cwd=ROOT) as proc:
+            self.proc = proc  # on_sigterm stops it
+            try:
+                stdout, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, _ = proc.communicate()
+                self.log_file.write((stdout or b"").decode("utf-8", "replace"))
+                raise RuntimeError(f"timed out after {timeout:.0f} s: {args[0]}")
+            finally:
+                self.proc = None
+        r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout)
         out = r.stdout.decode("utf-8", "replace")
         self.log_file.write(out + ("" if out.endswith("\n") else "\n"))
         self.log_file.flush()
@@ -101,15 +141,20 @@ class Checker:
         r.text = out
         return r
 
-    def step(self, name: str, fn, min_seconds: float = 5.0) -> dict:
+    def step(self, name: str, fn, min_seconds: float = 5.0, budget: float = float("inf")) -> dict:
+        """Runs fn as step `name` when at least min_seconds of the time limit are left (else
+        records it as skipped), its commands within `budget` seconds; then writes the summary."""
         rec = {"name": name, "status": "ok", "seconds": 0.0}
-        if self.left() < min_seconds:
+        left = self.deadline - self.RESERVE - time.monotonic()
+        if left < min_seconds:
             rec["status"] = "skipped"
-            rec["reason"] = "out of time"
+            rec["reason"] = f"out of time ({max(left, 0):.0f} s left, the step needs {min_seconds:.0f})"
             self.log(f"step {name}: skipped, out of time")
         else:
-            self.log(f"step {name}: start")
+            self.log(f"step {name}: start (budget {min(budget, left):.0f} s)")
             t0 = time.monotonic()
+            self.step_deadline = t0 + budget
+            self.current = (name, t0)
             try:
                 details = fn()
                 if details:
@@ -117,22 +162,58 @@ class Checker:
             except Exception as e:  # a step's failure is reported, the next steps still run
                 rec["status"] = "failed"
                 rec["error"] = str(e)[-2000:]
+            self.step_deadline = float("inf")
+            self.current = None
             rec["seconds"] = round(time.monotonic() - t0, 2)
             self.log(f"step {name}: {rec['status']} in {rec['seconds']} s" +
                      (f" ({rec.get('error')})" if rec["status"] != "ok" else ""))
         self.steps.append(rec)
+        self.write_summary(final=False)
+        if self.kill_after and len(self.steps) == self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
         return rec
 
-    def write_summary(self, mode: str, extra: dict) -> dict:
-        summary = {"mode": mode, "status": "ok" if all(s["status"] == "ok" for s in self.steps) else "failed",
-                   "seconds": round(time.monotonic() - self.start, 1), "steps": self.steps, "log": self.log_path}
-        summary.update(extra)
+    def summary(self, final: bool) -> dict:
+        if final:
+            status = "ok" if self.steps and all(s["status"] == "ok" for s in self.steps) else "failed"
+        else:
+            status = "running"  # what a call cut short leaves: the steps that finished
+        s = {"mode": self.mode, "status": status, "seconds": round(time.monotonic() - self.start, 1),
+             "steps": self.steps, "log": self.log_path}
+        s.update(self.extra)
+        return s
+
+    def write_summary(self, final: bool = True, interrupted: str = "") -> dict:
+        summary = self.summary(final)
+        if interrupted:
+            summary["status"] = "interrupted"
+            summary["interrupted"] = interrupted
         path = os.path.join(self.out, "gpu_check.json")
-        with open(path, "w", encoding="utf-8") as f:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2)
             f.write("\n")
-        self.log(f"wrote {path}: {summary['status']}")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if final or interrupted:
+            self.log(f"wrote {path}: {summary['status']}")
         return summary
+
+    def on_sigterm(self, signum, frame):
+        """A timeout's SIGTERM: stop the command in progress, record its step as interrupted, exit."""
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+            except OSError:
+                pass
+        what = f"signal {signum}"
+        if self.current:
+            name, t0 = self.current
+            self.steps.append({"name": name, "status": "interrupted", "seconds": round(time.monotonic() - t0, 2)})
+            what += f" during step {name}"
+        self.write_summary(final=False, interrupted=what)
+        os._exit(128 + signum)
 
 
 # ---- reading outputs without numpy or GDAL ----------------------------------------------
@@ -277,16 +358,89 @@ def torch_lib_dirs(python: str):
             "print('\\n'.join([os.path.join(d, 'lib')] + sorted(glob.glob(os.path.join(sp, 'nvidia', '*', 'lib'))) "
             "+ sorted(glob.glob(os.path.join(sp, 'nvidia', 'cu*', 'lib')))))")
     out = subprocess.run([python, "-c", code], stdout=subprocess.PIPE, check=True).stdout.decode().split()
-    return [d for d in out if os.path.isdir(d)]
+    return [d for i, d in enumerate(out) if os.path.isdir(d) and d not in out[:i]]
+
+
+def classify_library(path: str, bundle_dir: str, torch_dirs) -> str:
+    """Where a library ldd resolved comes from: "bundle", "torch" (the pip torch's torch/lib
+    and nvidia/*/lib), "c-library" (glibc's and GCC's runtime from the system's /lib or
+    /usr/lib), else "elsewhere"."""
+    def under(p, d):
+        return os.path.commonpath([p, d]) == d
+
+    real = os.path.realpath(path)
+    norm = os.path.normpath(path)
+    for p in (norm, real):
+        if under(p, os.path.realpath(bundle_dir)) or under(p, os.path.normpath(bundle_dir)):
+            return "bundle"
+        if any(under(p, os.path.normpath(d)) or under(p, os.path.realpath(d)) for d in torch_dirs):
+            return "torch"
+    name = os.path.basename(norm)
+    if name.startswith(C_LIBRARY) and os.path.dirname(real) in C_LIBRARY_DIRS:
+        return "c-library"
+    return "elsewhere"
+
+
+def check_libraries(ldd_outputs, bundle_dir: str, torch_dirs) -> dict:
+    """The `libraries` step's verdict from {binary: ldd output}: every library resolved from
+    the bundle, the pip torch or the C library; raises listing any other or any not found."""
+    res = {"binaries": {}, "c_library": set(), "bad": []}
+    for binary, out in ldd_outputs.items():
+        counts = {"bundle": 0, "torch": 0, "c-library": 0}
+        for line in out.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            if "not found" in line:
+                res["bad"].append(f"{binary}: {line}")
+                continue
+            if "=>" in line:
+                name, target = (x.strip() for x in line.split("=>", 1))
+                target = target.split(" (")[0].strip()
+            else:  # the dynamic loader itself and the vDSO: "path (address)"
+                name = target = line.split(" (")[0].strip()
+                if not target.startswith("/"):
+                    continue  # linux-vdso.so.1: no file
+            if not target.startswith("/"):
+                res["bad"].append(f"{binary}: {line}")
+                continue
+            where = classify_library(target, bundle_dir, torch_dirs)
+            if where == "elsewhere":
+                res["bad"].append(f"{binary}: {name} => {target}")
+            else:
+                counts[where] += 1
+                if where == "c-library":
+                    res["c_library"].add(f"{name} => {target}")
+        res["binaries"][binary] = counts
+    if res["bad"]:
+        raise RuntimeError("libraries from outside the bundle, the pip torch and the C library: " +
+                           "; ".join(res["bad"]))
+    del res["bad"]
+    res["c_library"] = sorted(res["c_library"])
+    return res
+
+
+# Time budgets of --run's steps on the GPU machine, seconds: (min, budget). A step starts
+# only with `min` seconds of the time limit left (else it is skipped), and its commands are
+# stopped after `budget`; bench has the rest. The budgets before bench add up to 360 s, so
+# bench keeps at least 110 s of --time-limit's default 480 less Checker.RESERVE (10 s).
+# Measured on the 2-core build machine: unpacking the bundle 2.8 s, exporting the full-size
+# random models 8.8 s; the CPU run in the GPU-like root: docs/performance.md.
+RUN_BUDGETS = {"environment": (5, 60), "libraries": (5, 20), "export": (20, 90), "gpu_tests": (10, 60),
+               "translate": (30, 60), "cuda_graphs": (30, 40), "ae_precision": (20, 30),
+               "bench": (60, float("inf"))}
 
 
 def run(args) -> int:
     dry = args.mode == "dry-run"
-    c = Checker(args.out, args.time_limit)
+    cpu_run = args.mode == "run-cpu"
+    tiny_models = dry or cpu_run
     py = args.python
-    device = "cpu" if dry else "cuda"
+    device = "cpu" if tiny_models else "cuda"
     work = tempfile.mkdtemp(prefix="copgen-gpu-check-")
-    extra = {"device": device, "work_dir": work}
+    extra = {"device": device, "time_limit": args.time_limit, "work_dir": work}
+    c = Checker(args.out, args.time_limit, args.mode, extra)
+    signal.signal(signal.SIGTERM, c.on_sigterm)
     paths = {}
 
     def environment():
@@ -300,17 +454,29 @@ def run(args) -> int:
             paths["gpu_tests"] = os.path.join(paths["bin"], "tests", "copgen_gpu_tests")
             paths["copgen"] = os.path.join(paths["bin"], "copgen")
         else:
-            if not d["cuda_available"]:
-                raise RuntimeError("python torch sees no CUDA device")
+            if not cpu_run and not d["cuda_available"]:
+                raise RuntimeError("python torch sees no CUDA device (--cpu runs the same steps on the CPU)")
             unpack = os.path.join(work, "bundle")
-            with tarfile.open(os.path.join(args.bundle, "bundle.tar.xz")) as tar:
-                tar.extractall(unpack)
+            archive = os.path.join(args.bundle, "bundle.tar.xz")
+            if not os.path.isfile(archive):
+                raise RuntimeError(f"{archive} is missing (gpu_check.sh --prepare {args.bundle})")
+            t0 = time.monotonic()
+            with tarfile.open(archive) as tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(unpack, filter="tar")
+                else:
+                    tar.extractall(unpack)
+            d["bundle_mib"] = round(os.path.getsize(archive) / 2**20, 1)
+            d["unpack_seconds"] = round(time.monotonic() - t0, 2)
+            paths["bundle"] = unpack
             paths["copgen"] = os.path.join(unpack, "bin", "copgen")
             paths["gpu_tests"] = os.path.join(unpack, "bin", "copgen_gpu_tests")
-            lib = torch_lib_dirs(py) + [os.path.join(unpack, "lib")]
+            paths["torch_dirs"] = torch_lib_dirs(py)
+            lib = paths["torch_dirs"] + [os.path.join(unpack, "lib")]
             c.env["LD_LIBRARY_PATH"] = ":".join(lib + [p for p in [os.environ.get("LD_LIBRARY_PATH", "")] if p])
-            missing = c.sh(["ldd", paths["copgen"]], 30, check=False).text
-            if "not found" in missing or "version `" in missing:
+            missing = [l for l in c.sh(["ldd", paths["copgen"]], 30, check=False).text.splitlines()
+                       if "not found" in l]
+            if any(name in l for l in missing for name in FALLBACK_LIBS + ("GLIBCXX_", "GCC_", "CXXABI_")):
                 c.log("system libstdc++/libgcc_s too old or missing: using the bundle's")
                 c.env["LD_LIBRARY_PATH"] += ":" + os.path.join(unpack, "lib-fallback")
             if os.path.isdir(os.path.join(unpack, "share", "proj")):
@@ -322,28 +488,43 @@ def run(args) -> int:
             if not os.path.isfile(b):
                 raise RuntimeError(f"{b} is missing")
         d["copgen_version"] = c.sh([paths["copgen"], "--version"], 30).text.strip().splitlines()[-1]
+        # what `copgen info --json` says here: CUDA runtime and driver, cuDNN, each GPU and the
+        # precision auto picks on it, GDAL's drivers, BLAS (the bug-report facts of this machine)
+        info = c.sh([paths["copgen"], "info", "--json"], 60, check=False).text
+        try:
+            d["copgen_info"] = json.loads(info[info.index("{"):])
+        except ValueError:
+            d["copgen_info"] = None
         return d
 
+    def libraries():
+        # ldd of each bundled binary with the LD_LIBRARY_PATH the steps use
+        outs = {os.path.basename(b): c.sh(["ldd", b], 30, check=False).text
+                for b in sorted(glob.glob(os.path.join(paths["bundle"], "bin", "*")))}
+        res = check_libraries(outs, paths["bundle"], paths["torch_dirs"])
+        res["ld_library_path"] = c.env["LD_LIBRARY_PATH"]
+        return res
+
     def export():
-        full = os.path.join(work, "models-full" if not dry else "models-tiny-run")
+        full = os.path.join(work, "models-full" if not tiny_models else "models-tiny-run")
         tiny = os.path.join(work, "models-tiny")
-        size = [] if not dry else ["--tiny"]
+        size = [] if not tiny_models else ["--tiny"]
         c.sh([py, "scripts/models/export_models.py", "--out", full, "--seed", "0", "--attention",
-              "sdpa" if not dry else "auto", "--quiet"] + size, 240)
+              "sdpa" if not tiny_models else "auto", "--quiet"] + size, 240)
         c.sh([py, "scripts/models/export_models.py", "--tiny", "--seed", "7", "--out", tiny, "--quiet"], 120)
         paths["models"], paths["tiny"] = full, tiny
-        return {"models": full, "full_size": not dry, "tiny": tiny}
+        return {"models": full, "full_size": not tiny_models, "tiny": tiny}
 
     def gpu_tests():
         env = dict(c.env, COPGEN_TEST_MODELS=paths["tiny"])
         r = c.sh([paths["gpu_tests"]], 180, env=env)
         lines = [l for l in r.text.splitlines() if "test cases" in l or "All tests passed" in l]
         skipped = r.text.count("COPGEN_GPU_SKIP")
-        if not dry and skipped:
+        if device == "cuda" and skipped:
             raise RuntimeError(f"{skipped} GPU test(s) skipped on a GPU machine")
         return {"summary": lines[-1] if lines else "", "skip_markers": skipped}
 
-    steps = "3" if dry else "10"
+    steps = "3" if tiny_models else "10"
 
     done = {}
 
@@ -381,7 +562,7 @@ def run(args) -> int:
 
     def ae_precision():
         r = c.sh([py, "scripts/research/ae_precision.py", "--models", paths["models"], "--device", device, "--precisions",
-                  "bf16" if dry else "bf16,fp16", "--batch", "2" if dry else "8"], 240)
+                  "bf16" if tiny_models else "bf16,fp16", "--batch", "2" if tiny_models else "8"], 240)
         return json.loads(r.text[r.text.index("{"):])["results"]
 
     def bench():
@@ -389,11 +570,11 @@ def run(args) -> int:
         args_ = [paths["copgen"], "bench", "--models", paths["models"], "--devices", device, "--precisions",
                  "fp32,bf16", "--peak-tflops", "989", "--compare-reference", "--python", py, "--reference-script",
                  os.path.join(ROOT, "scripts", "research", "reference_pipeline.py"), "--json", js]
-        if dry:
+        if tiny_models:
             args_ += ["--batch-sizes", "1,2", "--steps", "2", "--repeat", "1", "--warmup", "0"]
         else:
             args_ += ["--batch-sizes", "1,8,32", "--steps", "20", "--repeat", "3"]
-        c.sh(args_, c.left() - 5)
+        c.sh(args_, c.left())
         with open(js, encoding="utf-8") as f:
             rows = json.load(f)["rows"]
         keep = ("device", "precision", "ae_precision", "batch_size", "cuda_graphs", "peak_device_bytes",
@@ -411,16 +592,25 @@ def run(args) -> int:
             out.append(o)
         return {"json": js, "rows": out}
 
-    env = c.step("environment", environment)
+    def step(name, fn):
+        # budgets bind the GPU run only: on the CPU (--cpu, --dry-run) the time limit alone
+        low, budget = RUN_BUDGETS[name]
+        return c.step(name, fn, low, budget if args.mode == "run" else float("inf"))
+
+    env = step("environment", environment)
+    if not dry and "torch_dirs" in paths:
+        # also after a failed environment step, once the bundle is unpacked: ldd says why a
+        # binary does not start
+        step("libraries", libraries)
     if env["status"] == "ok":
-        exp = c.step("export", export)
+        exp = step("export", export)
         if exp["status"] == "ok":
-            c.step("gpu_tests", gpu_tests)
-            c.step("translate", translate, 30)
-            c.step("cuda_graphs", cuda_graphs, 30)
-            c.step("ae_precision", ae_precision, 20)
-            c.step("bench", bench, 60)
-    summary = c.write_summary("dry-run" if dry else "run", extra)
+            step("gpu_tests", gpu_tests)
+            step("translate", translate)
+            step("cuda_graphs", cuda_graphs)
+            step("ae_precision", ae_precision)
+            step("bench", bench)
+    summary = c.write_summary()
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if summary["status"] == "ok" else 1
@@ -432,16 +622,23 @@ def main(argv=None) -> int:
     g.add_argument("--prepare", metavar="DIR", help="write the bundle into DIR (dev machine)")
     g.add_argument("--run", metavar="DIR", help="run every check with the bundle in DIR (GPU machine)")
     g.add_argument("--dry-run", action="store_true", help="every step on the CPU with tiny models and --build")
+    p.add_argument("--cpu", action="store_true",
+                   help="with --run: every step on the CPU with tiny models, from the bundle (no GPU needed)")
     p.add_argument("--build", default=os.path.join(ROOT, "build"), help="build directory (default: build)")
     p.add_argument("--out", default=os.environ.get("OUT") or "gpu-check-out",
                    help="where gpu_check.json and gpu_check.log go (default: $OUT, else ./gpu-check-out)")
     p.add_argument("--python", default=sys.executable, help="python with torch (default: this one)")
-    p.add_argument("--time-limit", type=float, default=480.0, help="seconds for every step together (default 480)")
+    p.add_argument("--time-limit", type=float, default=480.0,
+                   help="seconds for the whole run, unpacking included (default 480)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (models, outputs)")
     a = p.parse_args(argv)
     if a.prepare:
         return prepare(a.prepare, a.build)
-    a.mode = "dry-run" if a.dry_run else "run"
+    if a.cpu and not a.run:
+        p.error("--cpu goes with --run DIR")
+    if a.time_limit <= Checker.RESERVE:
+        p.error(f"--time-limit must be more than {Checker.RESERVE:.0f} s")
+    a.mode = "dry-run" if a.dry_run else ("run-cpu" if a.cpu else "run")
     a.bundle = a.run
     return run(a)
 

@@ -22,6 +22,7 @@ struct BenchFlags {
   std::vector<std::string> precisions = {"auto"};
   std::string models;
   std::string json;
+  std::string svg;
   std::string cuda_graphs = "on";
   std::string ae_precision = "auto";
   std::string tf32 = "off";
@@ -70,6 +71,10 @@ Command add_bench(CLI::App& app, LogFlags& log) {
                   "its modules (as copgen does)")
       ->capture_default_str();
   cmd->add_option("--json", flags->json, "Also write the figures as JSON to FILE")->check(kOutputPath);
+  cmd->add_option("--svg", flags->svg,
+                  "Also draw the figures as an SVG chart in FILE: calls/s (and MFU with --peak-tflops) per "
+                  "precision and batch size, the reference beside with --compare-reference")
+      ->check(kOutputPath);
   add_log_flags(cmd, log);
   cmd->footer(kExitCodesAndModels);
 
@@ -91,12 +96,17 @@ Command add_bench(CLI::App& app, LogFlags& log) {
             // the figures take minutes to measure: check where they go first
             OutputGate gate({o.models_dir}, true);  // never the models it measures
             if (!flags->json.empty()) gate.add_replaced(flags->json, FileKind::Json, "--json");
+            if (!flags->svg.empty()) gate.add_replaced(flags->svg, FileKind::Report, "--svg");
             configure_threads(flags->threads);
             const BenchReport r = run_bench(o, [](const std::string& line) { spdlog::info("{}", line); });
             std::cout << format_bench_table(r) << std::flush;
             if (!flags->json.empty()) {
               write_text_atomically(flags->json, bench_to_json(r).dump(2) + "\n", "--json");
               spdlog::info("wrote {}", flags->json);
+            }
+            if (!flags->svg.empty()) {
+              write_text_atomically(flags->svg, bench_svg(r), "--svg");
+              spdlog::info("wrote {}", flags->svg);
             }
             return 0;
           }};

@@ -28,7 +28,7 @@ Command add_eval(CLI::App& app, LogFlags& log) {
                   "Test tuples: a Major TOM tree (Core-<MOD>/<row>/<cell>/<product>/*thumbnail.png) or one folder "
                   "per modality (DEM/, S1RTC/, S2L1C/, S2L2A/) with matching file names")
       ->required();
-  cmd->add_option("-o,--output", o.output, "Output folder: table1.md, table1.csv, table1.json and the cache")
+  cmd->add_option("-o,--output", o.output, "Output folder: table1.md, table1.csv, table1.json, report.html (+ report/) and the cache")
       ->required()
       ->check(kOutputPath);
   cmd->add_option("--conditions", flags->conditions,
@@ -39,6 +39,9 @@ Command add_eval(CLI::App& app, LogFlags& log) {
       ->capture_default_str();
   cmd->add_option("--extractors", flags->extractors,
                   "Folder of inception.pt, vgg16.pt, extractors.json (default: the models directory)");
+  cmd->add_option("--report-examples", o.report_examples,
+                  "Tuples (the first by key) shown as pictures in report.html, per row (0: none)")
+      ->capture_default_str();
   cmd->add_option("--k", o.pr.k, "Neighbourhood size of precision/recall")->capture_default_str();
   cmd->add_option("--feature-batch", o.feature_batch, "Images per extractor call")->capture_default_str();
   cmd->add_option("--cond-latent", flags->cond_latent, "Latent of a given image: sample (the reference) or mean")

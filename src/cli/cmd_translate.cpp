@@ -1,4 +1,5 @@
 // copgen translate: the missing modalities from given ones.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -35,7 +36,7 @@ std::vector<GivenInput> parse_inputs(const std::vector<std::string>& from, const
     std::vector<Modality> named;
     for (const std::string& s : specs) {
       auto [m, path] = parse_input_spec(s, "--input");
-      named.push_back(m);
+      if (std::find(named.begin(), named.end(), m) == named.end()) named.push_back(m);  // repeated: a mosaic
       inputs.push_back({m, std::move(path)});
     }
     if (!mods.empty() && sorted_modalities(mods) != sorted_modalities(named)) {
@@ -59,6 +60,7 @@ std::vector<GivenInput> parse_inputs(const std::vector<std::string>& from, const
 struct BatchFlags {
   BatchOptions options;
   std::string shard;
+  bool no_index = false;  // --no-index
   std::vector<CLI::Option*> batch_only;  // meaningless without --input-dir/--inputs-from
   CLI::Option* input_dir = nullptr;
   CLI::Option* inputs_from = nullptr;
@@ -84,6 +86,11 @@ std::shared_ptr<BatchFlags> add_batch_flags(CLI::App* cmd) {
           ->group(group),
       cmd->add_flag("--fail-fast", o.fail_fast, "Stop at the first failed tuple")->group(group),
       cmd->add_option("--readers", o.readers, "Reader threads prefetching the next batches")
+          ->capture_default_str()->group(group),
+      cmd->add_flag("--no-index", b->no_index,
+                    "Do not write the contact sheet OUT/index.html (small pictures of every tuple, failures, links)")
+          ->group(group),
+      cmd->add_option("--index-page-size", o.index_page_size, "Tuples per page of the contact sheet")
           ->capture_default_str()->group(group)};
   cmd->get_option("--output")->required(false);  // batch mode writes to --output-dir
   return b;
@@ -111,6 +118,7 @@ int run_batch_mode(TranslateFlags& flags, BatchFlags& batch) {
   o.from = parse_modality_list(flags.from, "--from");
   o.to = parse_modality_list(flags.to, "--to");
   if (!batch.shard.empty()) o.shard = parse_shard(batch.shard);
+  o.index = !batch.no_index;
   validate(o);
   if (flags.dry_run) {
     std::cout << describe(plan_batch(o, models_dir(flags.sampling))) << std::flush;
@@ -130,7 +138,7 @@ int run_batch_mode(TranslateFlags& flags, BatchFlags& batch) {
 
 struct SceneFlags {
   std::string input_kind = "auto", tiling = "fused", grid_from, extent = "intersection",
-              output_kind = "thumbnail", summary;
+              output_kind = "thumbnail", summary, mosaic_order = "listed";
   S2OffsetFlags offset;
   CLI::Option* target_res = nullptr;
   double target_res_m = 10.0;
@@ -158,6 +166,10 @@ std::shared_ptr<SceneFlags> add_scene_flags(CLI::App* cmd, SceneOptions& s) {
                                   "Target resolution in metres (default: 10, or the --grid-from input's pixel size)")
                       ->group(group);
   cmd->add_option("--extent", f->extent, "intersection or union of the inputs")->capture_default_str()->group(group);
+  cmd->add_option("--mosaic-order", f->mosaic_order,
+                  "Several --input of one modality, where they overlap: listed (the first given on top) or recent "
+                  "(the most recent item on top; each needs a date)")
+      ->capture_default_str()->group(group);
   cmd->add_flag("--fill-nodata", s.fill_nodata, "Generate where inputs are nodata instead of masking")->group(group);
   add_s2_offset_flags(cmd, f->offset, group);
   cmd->add_option("--output-kind", f->output_kind, "thumbnail, or physical (S2 only: uint16 B04,B03,B02 DNs)")
@@ -179,6 +191,7 @@ void apply_scene_flags(const SceneFlags& f, SceneOptions& s) {
   apply_window_flags(f.window, s);
   for (const std::string& a : f.assets) add_asset_override(s.assets, a);
   s.union_extent = parse_union_extent(f.extent);
+  s.mosaic_order = parse_mosaic_order(f.mosaic_order);
   s.output_kind = parse_output_kind(f.output_kind);
   apply_s2_offset_flags(f.offset, s);
   if (!f.summary.empty()) parse_summary(f.summary, s);
@@ -191,7 +204,9 @@ Command add_translate(CLI::App& app, LogFlags& log) {
   cmd->add_option("--from", flags->from, "Given modalities (comma-separated or repeated), one input each")
       ->delimiter(',');
   cmd->add_option("-i", flags->paths, "Input of each --from modality, repeated in the same order");
-  cmd->add_option("--input", flags->specs, "Input as MODALITY=PATH (repeatable)");
+  cmd->add_option("--input", flags->specs,
+                  "Input as MODALITY=PATH (repeatable; one modality repeated: a mosaic of those inputs, scene path "
+                  "only, stacked as --mosaic-order says)");
   cmd->add_option("--to", flags->to, "Modalities to generate (default: every modality not given)")->delimiter(',');
   add_output_flags(cmd, o.output, "Also write the given and generated latents as .npy into DIR");
   cmd->add_option("--samples", o.samples, "Samples per input (files suffixed _s<k>)")->capture_default_str();

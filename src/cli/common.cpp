@@ -63,6 +63,10 @@ CLI::Option* add_output_flags(CLI::App* cmd, OutputOptions& o, const std::string
   cmd->add_option("--save-latents", o.save_latents_dir, latents_help)->check(kOutputPath);
   cmd->add_option("--format", o.format, "GTiff or COG")->capture_default_str();
   cmd->add_flag("--overwrite", o.overwrite, "Replace existing outputs");
+  cmd->add_option("--preview", o.preview,
+                  "Also write FILE.png: the given and generated modalities side by side, one row per sample, "
+                  "nodata as a magenta/grey checkerboard, at most 2048 pixels wide (docs/scenes.md)")
+      ->check(kOutputPath);
   return output;
 }
 
@@ -80,8 +84,8 @@ void add_window_flags(CLI::App* cmd, WindowFlags& f, const std::string& group) {
 
 void add_s2_offset_flags(CLI::App* cmd, S2OffsetFlags& f, const std::string& group) {
   cmd->add_option("--s2-offset", f.mode,
-                  "Sentinel-2 DNs carry the +1000 of processing baseline >= 04.00: auto (read from the STAC item or "
-                  "the band files; none where nothing says), on or off")
+                  "Sentinel-2 DNs carry the +1000 of processing baseline >= 04.00: auto (read from the STAC item, the "
+                  "SAFE product's metadata or the band files; none where nothing says), on or off")
       ->capture_default_str()->group(group);
   cmd->add_flag("--l2a-offset", f.l2a_offset, "Deprecated: --s2-offset on")->group(group);
 }
@@ -116,7 +120,7 @@ CLI::Option* add_seed_option(CLI::App* cmd, std::optional<std::uint64_t>& seed, 
 }
 
 std::string models_dir(const SamplingFlags& f) {
-  return f.models.empty() ? default_models_dir() : f.models;
+  return choose_models_dir(f.models).dir;
 }
 
 }  // namespace copgen::cli

@@ -71,7 +71,7 @@ struct SamplingFlags {
 void add_sampling_flags(CLI::App* cmd, SamplingFlags& f, SamplingOptions& o);
 // Converts the flag strings into `o` and `mo`; throws UsageError naming the flag.
 void apply_sampling_flags(const SamplingFlags& f, SamplingOptions& o, ModelOptions& mo);
-// -o/--output (required), --save-latents (with `latents_help`), --format, --overwrite.
+// -o/--output (required), --save-latents (with `latents_help`), --format, --overwrite, --preview.
 CLI::Option* add_output_flags(CLI::App* cmd, OutputOptions& o, const std::string& latents_help);
 // --seed: a whole number from 0 to 2^64 - 1, parsed strictly ("-1", "1e23", "3.5" and
 // values past 2^64 - 1 are usage errors, never wrapped or clamped).
@@ -106,5 +106,6 @@ Command add_metrics(CLI::App& app, LogFlags& log);
 Command add_eval(CLI::App& app, LogFlags& log);
 Command add_bench(CLI::App& app, LogFlags& log);
 Command add_render(CLI::App& app, LogFlags& log);
+Command add_info(CLI::App& app, LogFlags& log);
 
 }  // namespace copgen::cli

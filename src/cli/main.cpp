@@ -19,6 +19,7 @@
 #include "common.hpp"
 #include "copgen/cancel.hpp"
 #include "copgen/error.hpp"
+#include "copgen/provenance.hpp"
 #include "copgen/runtime.hpp"
 #include "copgen/version.hpp"
 
@@ -79,13 +80,30 @@ void install_signal_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+// `copgen --version --verbose` (either order, -v for --verbose): nothing else on the line.
+bool version_verbose(int argc, char** argv) {
+  bool version = false, verbose = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--version") {
+      version = true;
+    } else if (a == "--verbose" || a == "-v") {
+      verbose = true;
+    } else {
+      return false;
+    }
+  }
+  return version && verbose;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace copgen;
   CLI::App app{"copgen: translate between Earth-observation modalities (DEM, S1RTC, S2L1C, S2L2A)\n"
                "with the COP-GEN-Beta diffusion model."};
-  app.set_version_flag("--version", std::string("copgen ") + kVersion);
+  app.set_version_flag("--version", std::string("copgen ") + kVersion,
+                       "Print the version and exit (with --verbose: also what `copgen info` prints)");
   app.require_subcommand(1);
   app.footer(cli::kExitCodesAndModels);
 
@@ -97,9 +115,16 @@ int main(int argc, char** argv) {
       cli::add_metrics(app, log),
       cli::add_eval(app, log),
       cli::add_bench(app, log),
+      cli::add_info(app, log),
   };
 
   setup_logging(0, false);  // usage errors are logged in the same style as every other error
+  if (version_verbose(argc, argv)) {
+    // `copgen --version --verbose`: the version line, then what `copgen info` prints
+    configure_threads(0);
+    std::cout << "copgen " << kVersion << "\n" << format_system_info(system_info()) << std::flush;
+    return 0;
+  }
   if (argc == 1) {
     // plain `copgen`: the usage, as a usage error
     std::cerr << app.help();

@@ -61,13 +61,14 @@ void make_tree(const std::string& root) {
   std::ofstream(bad, std::ios::trunc) << "\x89PNG\r\n\x1a\n this is not a PNG";
 }
 
-// Relative path -> bytes of every file under root but the reports.
+// Relative path -> bytes of every file under root but the reports and the contact sheet
+// (index*.html and its pictures under .index/, test_preview.cpp's).
 std::map<std::string, std::string> tree(const std::string& root) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     if (!e.is_regular_file()) continue;
     const std::string rel = fs::relative(e.path(), root).generic_string();
-    if (rel.rfind("copgen-report", 0) == 0) continue;
+    if (rel.rfind("copgen-report", 0) == 0 || rel.rfind("index", 0) == 0 || rel.rfind(".index/", 0) == 0) continue;
     out[rel] = read_file_bytes(e.path().string());
   }
   return out;

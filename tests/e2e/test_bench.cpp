@@ -103,6 +103,14 @@ TEST_CASE("cli bench: --compare-reference runs the Python pipeline on the same m
                         row["network"]["seconds_per_call"].get<double>()));
   CHECK(row["speedup"]["end_to_end"].get<double>() ==
         Approx(row["end_to_end"]["tuples_per_s"].get<double>() / row["reference"]["tuples_per_s"].get<double>()));
+  // memory side by side: peak host RSS of both (positive), peak device memory of both (null on the CPU)
+  CHECK_THAT(r.output, Catch::Contains("peak RSS") && Catch::Contains("ref peak RSS") &&
+                           Catch::Contains("ref peak dev"));
+  CHECK(row["peak_host_rss_bytes"].get<std::int64_t>() > 0);
+  CHECK(row["reference"]["peak_host_rss_bytes"].get<std::int64_t>() > 0);
+  CHECK(row["peak_device_bytes"].is_null());
+  CHECK(row["reference"]["peak_device_bytes"].is_null());
+  CHECK(row["reference"]["peak_device_allocated_bytes"].is_null());
 }
 
 TEST_CASE("cli translate: --guidance-scale 0 writes the bytes of no guidance - 0.5 differs with twice the calls",

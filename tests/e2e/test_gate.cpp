@@ -164,6 +164,8 @@ const std::string kNotJson =
 const std::string kOnlyJson =
     "the run's other files are .tif or .npy, which no .json item can name (-o X --stac-out X: tested below)";
 const std::string kMade = "the flag's folder is made";
+const std::string kOnlyPng =
+    "the run's other files are .tif, .npy or .json, which no .png preview can name (test_preview.cpp: -o o.png)";
 const std::string kReplaced = "replaced by every run";
 
 const std::vector<OutputFlag> kOutputFlags = {
@@ -175,6 +177,12 @@ const std::vector<OutputFlag> kOutputFlags = {
      {{Hazard::MissingFolder, kMade}}},
     {"translate tile --stac-out", kTranslate + "-i {FX}/in.tif -o {H}/o.tif --stac-out @", "{H}/item.json",
      "{H}/item.json", "", {}, true, {{Hazard::Input, kNotJson}, {Hazard::Other, kOnlyJson}}},
+    {"translate tile --preview", kTranslate + "-i {FX}/in.png -o {H}/o.tif --preview @", "{H}/p.png", "{H}/p.png",
+     "{FX}/in.png", {}, true, {{Hazard::Other, kOnlyPng}}},
+    {"translate scene --preview", kTranslate + "-i {FX}/scene_mean.tif -o {H}/o.tif --preview @", "{H}/p.png",
+     "{H}/p.png", "", {}, true,
+     {{Hazard::Input, "a .tif input cannot be named by --preview: its name is refused first (exit 2)"},
+      {Hazard::Other, kOnlyPng}}},
     {"translate scene -o", kTranslate + "-i {FX}/scene_mean.tif -o @", "{H}/o.tif", "{H}/o.tif",
      "{FX}/scene_mean.tif", {}, true,
      {{Hazard::Other, "one sample of one modality: one image; the item is .json, no latents for scenes"}}},
@@ -202,6 +210,8 @@ const std::vector<OutputFlag> kOutputFlags = {
      {{Hazard::Input, "generate reads no input file"}}},
     {"generate --save-latents", kGenerate + "-o {H}/o.tif --save-latents @", "{H}/lat", "{H}/lat/S2L2A.npy", "",
      {"{H}/o.tif", ""}, true, {{Hazard::Input, "generate reads no input file"}, {Hazard::MissingFolder, kMade}}},
+    {"generate --preview", kGenerate + "-o {H}/o.tif --preview @", "{H}/p.png", "{H}/p.png", "", {}, true,
+     {{Hazard::Input, "generate reads no input file"}, {Hazard::Other, kOnlyPng}}},
     {"render -o", "render --modality S2L1C -i {FX}/in.tif -o @", "{H}/o.tif", "{H}/o.tif", "{FX}/in.tif", {}, true,
      {{Hazard::Other, "render writes one file"}}},
     {"metrics --json", kMetrics + "--json @", "{H}/m.json", "{H}/m.json", "{FX}/real/img0.png",
@@ -216,13 +226,20 @@ const std::vector<OutputFlag> kOutputFlags = {
      {{Hazard::Other, "eval has one output flag"}, {Hazard::Existing, kReplaced}, {Hazard::MissingFolder, kMade}}},
     {"bench --json", kBench + "--models {FX}/models --json @", "{H}/b.json", "{H}/b.json",
      "{FX}/models/copgen.json",  // the models bench reads
-     {}, false, {{Hazard::Other, "bench writes one file"}, {Hazard::Existing, kReplaced}}},
+     {}, false, {{Hazard::Other, "the pair is the --svg row's"}, {Hazard::Existing, kReplaced}}},
+    {"bench --svg", kBench + "--models {FX}/models --svg @", "{H}/b.svg", "{H}/b.svg",
+     "{FX}/models/copgen.json",  // the models bench reads
+     {"{H}/b.json", "--json {H}/b.json"}, false, {{Hazard::Existing, kReplaced}}},
 };
 
 // The inputs of every row in `fx`.
 void make_matrix_fixture(const std::string& fx) {
   fs::create_directories(fx + "/S2L2A");
   write_synthetic(fx + "/in.tif", SyntheticRaster{});
+  SyntheticRaster png;
+  png.format = "PNG";
+  png.georeferenced = false;
+  write_synthetic(fx + "/in.png", png);  // a tile a --preview could overwrite
   write_synthetic(fx + "/scene_mean.tif", SyntheticRaster{300, 300});  // over 256: the scene path
   write_synthetic(fx + "/S2L2A/a.tif", SyntheticRaster{});
   std::ofstream(fx + "/list.txt") << "S2L1C=S2L2A/a.tif\n";
@@ -293,7 +310,7 @@ TEST_CASE("gate: every output flag of every command refuses every hazard before 
       ++cases;
     }
   }
-  CHECK(cases == 84);
+  CHECK(cases == 106);
 }
 
 // ---- issue 20, items 1, 2 and 8 ------------------------------------------------------------

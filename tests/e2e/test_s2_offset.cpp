@@ -33,24 +33,6 @@ std::string write_item(const TempDir& tmp) {
   return tmp.file("item.json");
 }
 
-// Every pixel of the three bands of a rendering, band after band.
-std::vector<std::uint8_t> pixels_of(const std::string& path) {
-  Ds d(path);
-  REQUIRE(d.ds != nullptr);
-  std::vector<std::uint8_t> all;
-  for (int b = 1; b <= 3; ++b) {
-    const auto px = band(d.ds, b);
-    all.insert(all.end(), px.begin(), px.end());
-  }
-  return all;
-}
-
-std::string render(const std::string& input, const std::string& out, const std::string& flags) {
-  const auto r = run_copgen("render --modality S2L2A -i " + quote(input) + " -o " + quote(out) + flags);
-  INFO(r.output);
-  REQUIRE(r.exit_code == 0);
-  return r.output;
-}
 
 }  // namespace
 
@@ -58,14 +40,14 @@ TEST_CASE("s2 offset: a baseline-05.10 item renders as its bands with --s2-offse
   TempDir tmp;
   const std::string item = write_item(tmp);
   const std::string bands = tmp.file("B04.tif") + "," + tmp.file("B03.tif") + "," + tmp.file("B02.tif");
-  const std::string log = render(item, tmp.file("a.tif"), "");
+  const std::string log = render_s2l2a(item, tmp.file("a.tif"), "");
   CHECK_THAT(log, Catch::Contains("S2L2A input '" + item +
                                   "': DN offset 1000 (s2:processing_baseline 05.10 >= 04.00)"));
-  render(bands, tmp.file("b.tif"), " --s2-offset on");
-  const std::string plain = render(bands, tmp.file("c.tif"), "");
+  render_s2l2a(bands, tmp.file("b.tif"), " --s2-offset on");
+  const std::string plain = render_s2l2a(bands, tmp.file("c.tif"), "");
   CHECK_THAT(plain, Catch::Contains("no offset information; assuming none (--s2-offset on to subtract 1000)"));
-  render(bands, tmp.file("d.tif"), " --s2-offset off");
-  render(item, tmp.file("e.tif"), " --l2a-offset");  // the deprecated alias of on
+  render_s2l2a(bands, tmp.file("d.tif"), " --s2-offset off");
+  render_s2l2a(item, tmp.file("e.tif"), " --l2a-offset");  // the deprecated alias of on
 
   const auto a = pixels_of(tmp.file("a.tif")), b = pixels_of(tmp.file("b.tif"));
   const auto c = pixels_of(tmp.file("c.tif")), d = pixels_of(tmp.file("d.tif"));

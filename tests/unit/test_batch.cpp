@@ -56,6 +56,7 @@ BatchOptions options(const std::string& in, const std::string& out, int batch) {
   o.sampling.sampler.steps = 2;
   o.sampling.seed = 3;
   o.sampling.batch_size = batch;
+  o.index = false;  // these tests compare the GeoTIFFs; the contact sheet is test_preview.cpp's
   return o;
 }
 

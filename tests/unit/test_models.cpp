@@ -3,6 +3,7 @@
 #include "catch_torch.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 #include <cmath>
 #include <filesystem>
@@ -172,4 +173,32 @@ TEST_CASE("models: device and precision flags are checked", "[models]") {
   CHECK(resolve_precision(Precision::Bf16, torch::Device(torch::kCPU)) == torch::kBFloat16);
   CHECK_THROWS_AS(resolve_precision(Precision::Fp16, torch::Device(torch::kCPU)), UsageError);
   CHECK_THROWS_WITH(parse_precision("fp8"), Catch::Contains("--precision"));
+}
+
+TEST_CASE("models: the weights are resident once, in one precision", "[models][memory]") {
+  ModelOptions o;
+  o.device = "cpu";
+  o.precision = Precision::Fp32;
+  Models fp32 = Models::load(COPGEN_TEST_MODELS, o);
+  o.precision = Precision::Bf16;
+  Models bf16 = Models::load(COPGEN_TEST_MODELS, o);
+  const auto bb32 = fp32.weight_bytes(false);
+  const auto bb16 = bf16.weight_bytes(false);
+  // one dtype each: the cast to bf16 left no fp32 copy behind
+  REQUIRE(bb32.size() == 1);
+  REQUIRE(bb16.size() == 1);
+  CHECK(bb32.begin()->first == "fp32 cpu");
+  CHECK(bb16.begin()->first == "bf16 cpu");
+  CHECK(bb16.begin()->second * 2 == bb32.begin()->second);
+  CHECK(bb32.begin()->second >= 4 * fp32.manifest().backbone.parameters);
+  // the autoencoder stays fp32 (--ae-precision auto), once
+  const auto ae = bf16.weight_bytes(true);
+  REQUIRE(ae.size() == 1);
+  CHECK(ae.begin()->first == "fp32 cpu");
+  CHECK(ae.begin()->second == fp32.weight_bytes(true).begin()->second);
+  CHECK(ae.begin()->second >= 4 * fp32.manifest().autoencoder.parameters);
+  // on the CPU TorchScript runs without its profiling executor (no profiling run holding
+  // every intermediate of a method's first call)
+  CHECK_FALSE(torch::jit::getProfilingMode());
+  CHECK_FALSE(torch::jit::getExecutorMode());
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -241,4 +242,37 @@ TEST_CASE("scene grid: scene_grid chooses the zone for a GLO-30-like file alone"
   tile.crs_wkt = "EPSG:4326";
   check_covers(g, tile);
   CHECK(g.chosen.rfind("EPSG:32632 (UTM zone 32N", 0) == 0);
+}
+
+TEST_CASE("scene grid: a warped source without nodata is invalid outside itself, for 1, 2 and 3 bands",
+          "[grid][warp]") {
+  // A warp adds an alpha band to sources without nodata; GDAL takes it as the mask of a
+  // 4-band dataset's first three bands only, so a 1-band DEM or a 2-band S1 pair read as
+  // valid everywhere until read_valid read the alpha band itself.
+  for (int bands : {1, 2, 3}) {
+    TempDir tmp;
+    SyntheticRaster spec;  // 50 x 40 pixels of 10 m in UTM 33N, no nodata
+    spec.width = 50;
+    spec.height = 40;
+    spec.bands = bands;
+    spec.data_type = "Float32";
+    write_synthetic(tmp.file("src.tif"), spec);
+    const RasterSource src = RasterSource::open(tmp.file("src.tif"), "input");
+    Grid target;  // 100 x 40 pixels of 10 m: the source's own and 50 columns east of it
+    target.width = 100;
+    target.height = 40;
+    target.georeferenced = true;
+    target.geotransform = spec.geotransform;
+    target.crs_wkt = src.grid().crs_wkt;
+    const RasterSource warped = src.warped(target, "nearest");
+    std::vector<int> all;
+    for (int b = 1; b <= bands; ++b) all.push_back(b);
+    const torch::Tensor valid = warped.read_valid(all, 0, 0, 100, 40);
+    INFO(bands << " band(s)");
+    CHECK(valid.narrow(1, 0, 50).all().item<bool>());
+    CHECK(valid.narrow(1, 50, 50).logical_not().all().item<bool>());
+    CHECK(valid.sum().item<std::int64_t>() == 50 * 40);
+    // the source's own values are read unchanged
+    CHECK(torch::equal(warped.read(all, 0, 0, 50, 40), src.read(all, 0, 0, 50, 40)));
+  }
 }
