@@ -49,9 +49,7 @@ std::string contact_sheet_page(const std::string& title, const std::vector<Sheet
   for (const auto& [state, n] : counts) summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + state;
   const std::size_t first = page * page_size, last = std::min(entries.size(), first + page_size);
   std::string out =
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-      "<meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'; object-src 'none'\">\n<title>" +
-      html_escape(title) + "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n<h1>" + html_escape(title) +
+      html_page_start(title, kStyle) + "<h1>" + html_escape(title) +
       "</h1>\n<p class=\"summary\">" + std::to_string(entries.size()) + " tuple(s)" +
       (summary.empty() ? "" : ": " + html_escape(summary)) + (page_names.size() > 1
                                                                   ? "; page " + std::to_string(page + 1) + " of " +

@@ -106,15 +106,16 @@ std::string examples_section(const EvalResult& r) {
   return s.str();
 }
 
+// The provenance field at a JSON pointer, as text ("?" where absent).
+std::string provenance_text(const json& p, const char* pointer) {
+  const json::json_pointer ptr(pointer);
+  if (!p.is_object() || !p.contains(ptr)) return "?";
+  const json& v = p.at(ptr);
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
 std::string provenance_section(const EvalResult& r) {
-  const json& p = r.provenance;
-  // the field at a JSON pointer, as text ("?" where absent)
-  const auto f = [&p](const char* pointer) -> std::string {
-    const json::json_pointer ptr(pointer);
-    if (!p.is_object() || !p.contains(ptr)) return "?";
-    const json& v = p.at(ptr);
-    return v.is_string() ? v.get<std::string>() : v.dump();
-  };
+  const auto f = [&r](const char* pointer) { return provenance_text(r.provenance, pointer); };
   std::ostringstream s;
   const auto item = [&s](const std::string& name, const std::string& value, bool code = false) {
     s << "<dt>" << esc(name) << "</dt><dd>" << (code ? "<code>" : "") << esc(value) << (code ? "</code>" : "")
@@ -149,18 +150,9 @@ std::string provenance_section(const EvalResult& r) {
 }  // namespace
 
 std::string eval_report_html(const EvalResult& r) {
-  const json& p = r.provenance;
-  const auto text = [&p](const char* pointer) -> std::string {
-    const json::json_pointer ptr(pointer);
-    if (!p.is_object() || !p.contains(ptr)) return "?";
-    const json& v = p.at(ptr);
-    return v.is_string() ? v.get<std::string>() : v.dump();
-  };
+  const auto text = [&r](const char* pointer) { return provenance_text(r.provenance, pointer); };
   std::ostringstream s;
-  s << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-    << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    << "<meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'; object-src 'none'\">\n"
-    << "<title>copgen eval: COP-GEN-Beta Table 1</title>\n<style>" << kStyle << "</style>\n</head>\n<body>\n";
+  s << html_page_start("copgen eval: COP-GEN-Beta Table 1", kStyle);
   s << "<header>\n<h1>COP-GEN-Beta Table 1, measured by copgen</h1>\n<p class=\"note\">"
     << esc(text("/test_set/tuples")) << " tuple(s) of <code>" << esc(text("/test_set/root")) << "</code>, "
     << esc(text("/samples_per_tuple")) << " sample(s) per tuple; " << esc(text("/sampler/steps")) << " steps of "

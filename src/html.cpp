@@ -37,4 +37,11 @@ std::string url_escape(std::string_view path) {
   return out;
 }
 
+std::string html_page_start(std::string_view title, std::string_view css) {
+  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+         "<meta http-equiv=\"Content-Security-Policy\" content=\"script-src 'none'; object-src 'none'\">\n<title>" +
+         html_escape(title) + "</title>\n<style>" + std::string(css) + "</style>\n</head>\n<body>\n";
+}
+
 }  // namespace copgen

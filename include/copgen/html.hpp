@@ -20,4 +20,9 @@ std::string html_escape(std::string_view text);
 // for its characters, but the rule is kept in one place).
 std::string url_escape(std::string_view path);
 
+// The start of every page copgen writes, up to and including <body>: UTF-8, a viewport,
+// a Content-Security-Policy that forbids scripts and plugins (the pages hold none and load
+// nothing from the network), the escaped `title` and the inline stylesheet `css`.
+std::string html_page_start(std::string_view title, std::string_view css);
+
 }  // namespace copgen
